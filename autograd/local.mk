@@ -1,0 +1,1 @@
+# autograd unit: sources, tests, benches

@@ -1,0 +1,1 @@
+# bench unit: sources, tests, benches

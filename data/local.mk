@@ -1,0 +1,1 @@
+# data unit: sources, tests, benches

@@ -1,0 +1,1 @@
+# nn unit: sources, tests, benches
