@@ -118,6 +118,18 @@ typedef struct {
 mva_gradcheck_report mva_gradcheck(mva_fn f, mva_var *const *inputs, int n, void *ctx,
                                    double eps, double atol, double rtol, uint64_t seed);
 
+/* ---- additions (autograd engineer) ---------------------------------------- */
+/* Tape marks: free only what was recorded after a mark (evaluation loops,
+ * gradcheck), leaving older tape vars alive. mva_tape_reset(0) == mva_tape_clear(). */
+size_t mva_tape_mark(void);
+void mva_tape_reset(size_t mark);
+/* Live recorded nodes (grad-mode ops whose graph has not been consumed by a backward). */
+size_t mva_tape_node_count(void);
+/* Tape constant sharing a's value: the gradient stops here (selection without gradient). */
+mva_var *mva_detach(mva_var *a);
+/* Name of the op that produced v: "leaf" (no node), "spent" (consumed by a backward), or the op. */
+const char *mva_op_name(const mva_var *v);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,8 +1,431 @@
-/* mvead command: dispatches subcommands. */
+/* mvead: one command per experiment. Each subcommand parses the shared
+ * option table (mvead/options.h), writes the run's config.json, and runs one
+ * or more pipeline stages (mvead/pipeline.h). Errors print one line naming
+ * what was wrong and exit non-zero: 2 for usage errors, 1 for failures. */
+#include "config.h"   /* autoconf */
+#include "data/cache.h"
+#include "data/image.h"
+#include "data/synth.h"
+#include "data/transform.h"
+#include "mvead/calibration.h"
+#include "mvead/commands.h"
+#include "mvead/options.h"
+#include "mvead/epilines.h"
+#include "mvead/epipolar.h"
+#include "mvead/pipeline.h"
+#include "mvead/progress.h"
+#include "nn/weights.h"
+#include "tensor/error.h"
+#include "tensor/tensor.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#define EXIT_USAGE 2
+
+static const char *const RUN_OPTS[] = {"name", "runs", "data", "cache", "categories", "seed", "threads", "quiet", NULL};
+
+/* Options of the stages, as NULL-terminated lists. */
+static const char *const EXTRACT_OPTS[] = {"name", "runs", "data", "cache", "categories", "seed", "threads", "quiet",
+                                           "backbone", "layer", "image_size", "final_norm", "pos_interp", "cache_dtype",
+                                           "extract_batch", NULL};
+static const char *const TRAIN_OPTS[] = {"name", "runs", "data", "cache", "categories", "seed", "threads", "quiet",
+                                         "backbone", "layer", "calib", "delta", "fusion", "init", "objective",
+                                         "centers", "n_k", "lambda", "epochs", "batch", "lr", "wd", "mvas_window",
+                                         "mvas_topk", "resume", "nan_policy", "image_size", "pos_interp", NULL};
+static const char *const BANK_OPTS[] = {"name", "runs", "data", "cache", "seed", "threads", "quiet", "calib", "delta",
+                                        "fusion", "mvas_window", "mvas_topk", "bank_mode", "coreset_ratio",
+                                        "coreset_mode", NULL};
+static const char *const EVAL_OPTS[] = {"name", "runs", "data", "cache", "seed", "threads", "quiet", "calib", "delta",
+                                        "fusion", "mvas_window", "mvas_topk", "sigma", "heatmaps", NULL};
+
+static int fail(const char *cmd) {
+    fprintf(stderr, "mvead %s: error: %s\n", cmd, mv_error_last());
+    return 1;
+}
+
+static void apply_runtime(const mvead_config *c) {
+    if (c->threads > 0) mvt_set_num_threads(c->threads);
+    mvead_progress_set_quiet(c->quiet);
+}
+
+/* Parses options; on success writes <run>/config.json when write_cfg. Returns
+ * -1 continue, else the exit code to return. */
+static int parse(mvead_config *c, const char *cmd, const char *summary, const char *const *accepted, int argc,
+                 char **argv, char **pos, int max_pos, int *n_pos, bool write_cfg) {
+    mvead_config_defaults(c);
+    int r = mvead_config_parse(c, cmd, summary, accepted, argc, argv, pos, max_pos, n_pos);
+    if (r == 1) return 0;
+    if (r < 0) {
+        fprintf(stderr, "%s\n", mv_error_last());
+        return EXIT_USAGE;
+    }
+    apply_runtime(c);
+    if (write_cfg) {
+        char dir[1024], path[1100];
+        if (mvead_run_dir(c, dir, sizeof dir, true)) return fail(cmd);
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        if (mvead_config_write_json(c, path)) return fail(cmd);
+    }
+    return -1;
+}
+
+/* ---- synth ------------------------------------------------------------------ */
+
+static void synth_progress(void *ctx, int done, int total) {
+    mvead_progress *p = ctx;
+    if (p->total != total) p->total = total;
+    mvead_progress_update(p, done, NULL);
+}
+
+static int parse_int_arg(const char *opt, const char *v, int lo, int hi, int *out) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < lo || x > hi) {
+        fprintf(stderr, "mvead synth: %s expects an integer in [%d, %d], got '%s'\n", opt, lo, hi, v);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+static int cmd_synth(int argc, char **argv) {
+    mvd_synth_opts o;
+    mvd_synth_default_opts(&o);
+    const char *out = NULL;
+    bool quiet = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: mvead synth [options] OUT_DIR\n\n"
+                   "Renders the built-in synthetic multi-view dataset in the Real-IAD layout\n"
+                   "(OUT_DIR/realiad_1024, OUT_DIR/realiad_jsons) with OUT_DIR/calibration.json.\n\n"
+                   "  --categories N  categories (1..%d) [%d]\n  --train M       good training samples per category [%d]\n"
+                   "  --test-good A   good test samples per category [%d]\n  --test-bad B    defective test samples per category [%d]\n"
+                   "  --size S        image side in pixels [%d]\n  --views V       cameras [%d]\n  --seed X        random seed [%llu]\n"
+                   "  --quiet         no progress\n",
+                   mvd_synth_max_categories(), o.categories, o.train, o.test_good, o.test_bad, o.size, o.views,
+                   (unsigned long long)o.seed);
+            return 0;
+        }
+        const char *names[] = {"--categories", "--train", "--test-good", "--test-bad", "--size", "--views", "--seed"};
+        int *fields[] = {&o.categories, &o.train, &o.test_good, &o.test_bad, &o.size, &o.views, NULL};
+        int k = -1;
+        for (int j = 0; j < 7; j++) if (!strcmp(a, names[j])) k = j;
+        if (k >= 0) {
+            if (i + 1 >= argc) { fprintf(stderr, "mvead synth: %s needs a value\n", a); return EXIT_USAGE; }
+            const char *v = argv[++i];
+            if (k == 6) {
+                char *end;
+                unsigned long long s = strtoull(v, &end, 10);
+                if (!*v || *end || v[0] == '-') { fprintf(stderr, "mvead synth: --seed expects a non-negative integer, got '%s'\n", v); return EXIT_USAGE; }
+                o.seed = s;
+            } else if (parse_int_arg(a, v, 0, 1 << 20, fields[k])) return EXIT_USAGE;
+        } else if (!strcmp(a, "--quiet")) quiet = true;
+        else if (a[0] == '-') { fprintf(stderr, "mvead synth: unknown option '%s' (see mvead synth --help)\n", a); return EXIT_USAGE; }
+        else if (!out) out = a;
+        else { fprintf(stderr, "mvead synth: unexpected argument '%s'\n", a); return EXIT_USAGE; }
+    }
+    if (!out) { fprintf(stderr, "mvead synth: missing OUT_DIR (see mvead synth --help)\n"); return EXIT_USAGE; }
+    if (mvd_synth_check_opts(&o)) { fprintf(stderr, "mvead synth: %s\n", mv_error_last()); return EXIT_USAGE; }
+    mvead_progress_set_quiet(quiet);
+    mvead_progress pr;
+    mvead_progress_start(&pr, "synth", 1);
+    o.progress = synth_progress;
+    o.progress_ctx = &pr;
+    if (mvd_synth_generate(&o, out)) return fail("synth");
+    mvead_progress_finish(&pr);
+    mvead_log("synth: %d categories x (%d train + %d good + %d defective test) samples x %d views, %dx%d -> %s",
+              o.categories, o.train, o.test_good, o.test_bad, o.views, o.size, o.size, out);
+    return 0;
+}
+
+/* ---- import-weights ------------------------------------------------------------ */
+
+static int cmd_import(int argc, char **argv) {
+    if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+        printf("usage: mvead import-weights MODEL.safetensors OUT.h5 [CONFIG.json]\n\n"
+               "Converts DINOv2 weights (HuggingFace or torch-hub key names; F32/F16/BF16) into the\n"
+               "project's HDF5 weights file. CONFIG.json defaults to config.json beside the model.\n");
+        return 0;
+    }
+    for (int i = 0; i < argc; i++)
+        if (argv[i][0] == '-') { fprintf(stderr, "mvead import-weights: unknown option '%s'\n", argv[i]); return EXIT_USAGE; }
+    if (argc < 2 || argc > 3) { fprintf(stderr, "usage: mvead import-weights MODEL.safetensors OUT.h5 [CONFIG.json]\n"); return EXIT_USAGE; }
+    if (mvn_import_weights(argv[0], argc == 3 ? argv[2] : NULL, argv[1])) return fail("import-weights");
+    fprintf(stderr, "import-weights: %s -> %s\n", argv[0], argv[1]);
+    return 0;
+}
+
+/* ---- calibrate / epilines --------------------------------------------------------- */
+
+static int cmd_calibrate(int argc, char **argv) {
+    const char *corr = NULL, *out = NULL;
+    mvg_ransac_opts ro = mvg_ransac_opts_default();
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: mvead calibrate --corr FILE --out CALIB.json [--threshold PX] [--seed N]\n"
+                   "       mvead calibrate --from-cache TRAIN.h5 --out CALIB.json [--threshold PX] [--seed N]\n\n"
+                   "Estimates F for every ordered camera pair by RANSAC around the normalised\n"
+                   "8-point algorithm, (a) from a file of point correspondences (format in\n"
+                   "mvead/calibration.h), or (b) automatically from a feature cache: mutual nearest\n"
+                   "neighbours between the patch features of two views of the same sample, pooled\n"
+                   "over the training samples. Writes the calibration JSON with inlier statistics.\n");
+            return 0;
+        }
+        if (i + 1 >= argc) { fprintf(stderr, "mvead calibrate: %s needs a value\n", a); return EXIT_USAGE; }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--corr")) corr = v;
+        else if (!strcmp(a, "--from-cache")) corr = NULL, out = out, setenv("MVEAD_CALIB_CACHE", v, 1);
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--threshold")) ro.threshold_px = atof(v);
+        else if (!strcmp(a, "--seed")) ro.seed = strtoull(v, NULL, 10);
+        else { fprintf(stderr, "mvead calibrate: unknown option '%s'\n", a); i--; return EXIT_USAGE; }
+    }
+    const char *cache = getenv("MVEAD_CALIB_CACHE");
+    if (!out || (!corr && !cache)) { fprintf(stderr, "mvead calibrate: needs --out and one of --corr / --from-cache (see --help)\n"); return EXIT_USAGE; }
+    if (!(ro.threshold_px > 0)) { fprintf(stderr, "mvead calibrate: --threshold must be > 0\n"); return EXIT_USAGE; }
+    mvg_calibration cal;
+    if (corr) {
+        if (mvg_calibrate_from_correspondences(corr, &cal, &ro)) return fail("calibrate");
+    } else if (mvead_calibrate_from_cache(cache, &ro, &cal)) return fail("calibrate");
+    if (mvg_calibration_write_json(out, &cal)) return fail("calibrate");
+    for (int a = 0; a < cal.V; a++)
+        for (int b = 0; b < cal.V; b++)
+            if (a < b && cal.n_corr[a][b])
+                fprintf(stderr, "calibrate: C%d-C%d: %d/%d inliers, RMS Sampson %.2f px\n", a + 1, b + 1, cal.n_inliers[a][b], cal.n_corr[a][b], cal.rms_px[a][b]);
+    fprintf(stderr, "calibrate: -> %s\n", out);
+    return 0;
+}
+
+static int cmd_epilines(int argc, char **argv) {
+    const char *calib = NULL, *images = NULL, *points = NULL, *out = NULL;
+    int view = 1, P = 14, size = 0;
+    double delta = 1.0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: mvead epilines --calib CALIB.json --images IMG1,IMG2,... --points X,Y[;X,Y...] --out OUT.png\n"
+                   "                      [--view A (1-based, default 1)] [--size S] [--patch P (14)] [--delta D (1.0)]\n\n"
+                   "Draws, for chosen points of view A, their epipolar lines and the patches the EAM\n"
+                   "mask keeps in every other view, all views side by side in one PNG. Points are in\n"
+                   "pixels of the images as given (or of SxS when --size resizes them).\n");
+            return 0;
+        }
+        if (i + 1 >= argc) { fprintf(stderr, "mvead epilines: %s needs a value\n", a); return EXIT_USAGE; }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--calib")) calib = v;
+        else if (!strcmp(a, "--images")) images = v;
+        else if (!strcmp(a, "--points")) points = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--view")) view = atoi(v);
+        else if (!strcmp(a, "--patch")) P = atoi(v);
+        else if (!strcmp(a, "--size")) size = atoi(v);
+        else if (!strcmp(a, "--delta")) delta = atof(v);
+        else { fprintf(stderr, "mvead epilines: unknown option '%s'\n", a); return EXIT_USAGE; }
+    }
+    if (!calib || !images || !points || !out) { fprintf(stderr, "mvead epilines: needs --calib, --images, --points and --out (see --help)\n"); return EXIT_USAGE; }
+    mvg_calibration cal;
+    if (mvg_calibration_read_json(calib, &cal)) return fail("epilines");
+    if (view < 1 || view > cal.V) { fprintf(stderr, "mvead epilines: --view must be in 1..%d\n", cal.V); return EXIT_USAGE; }
+    if (P < 1 || delta < 0) { fprintf(stderr, "mvead epilines: --patch must be >= 1 and --delta >= 0\n"); return EXIT_USAGE; }
+    mvd_image imgs[MVG_MAX_VIEWS] = {{0}};
+    const uint8_t *ptrs[MVG_MAX_VIEWS] = {0};
+    int n = 0, W = 0, H = 0, rc = 1;
+    char *list = strdup(images);
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        if (n >= cal.V) { fprintf(stderr, "mvead epilines: more images than the calibration's %d views\n", cal.V); goto out; }
+        mvd_image raw = {0};
+        if (mvd_image_read_as(tok, 3, &raw)) { fail("epilines"); goto out; }
+        int w = size ? size : raw.width, h = size ? size : raw.height;
+        if (n == 0) { W = w; H = h; }
+        if (w != W || h != H) { mvd_image_free(&raw); fprintf(stderr, "mvead epilines: %s: all views must have the same size (use --size)\n", tok); goto out; }
+        if (raw.width != W || raw.height != H) {
+            if (mvd_image_resize(&raw, W, H, MVD_RESIZE_BILINEAR, MVD_AA_SHRINK, &imgs[n])) { mvd_image_free(&raw); fail("epilines"); goto out; }
+            mvd_image_free(&raw);
+        } else imgs[n] = raw;
+        ptrs[n] = imgs[n].data;
+        n++;
+    }
+    if (n != cal.V) { fprintf(stderr, "mvead epilines: %d images given, the calibration has %d views\n", n, cal.V); goto out; }
+    double pts[64];
+    int np = 0;
+    char *pl = strdup(points);
+    for (char *tok = strtok(pl, ";"); tok && np < 32; tok = strtok(NULL, ";")) {
+        if (sscanf(tok, "%lf,%lf", &pts[2 * np], &pts[2 * np + 1]) != 2) { fprintf(stderr, "mvead epilines: bad point '%s' (expected X,Y)\n", tok); free(pl); goto out; }
+        np++;
+    }
+    free(pl);
+    uint8_t *canvas = NULL;
+    int cw, ch;
+    if (mvg_draw_epilines(&cal, ptrs, W, H, view - 1, pts, np, P, delta, &canvas, &cw, &ch)) { fail("epilines"); goto out; }
+    mvd_image ci = {cw, ch, 3, canvas};
+    if (mvd_image_write_png(out, &ci)) { free(canvas); fail("epilines"); goto out; }
+    free(canvas);
+    fprintf(stderr, "epilines: %d point(s) of view %d -> %s\n", np, view, out);
+    rc = 0;
+out:
+    free(list);
+    for (int i = 0; i < MVG_MAX_VIEWS; i++) mvd_image_free(&imgs[i]);
+    return rc;
+}
+
+/* ---- stages ----------------------------------------------------------------------- */
+
+static int cmd_extract(int argc, char **argv) {
+    mvead_config c;
+    char *pos[1];
+    int np, r = parse(&c, "extract", "Runs the frozen backbone over the dataset (train and test splits) and stores\n"
+                                     "the block-k patch features in <cache>/{train,test}.h5 (resumable).",
+                      EXTRACT_OPTS, argc, argv, pos, 0, &np, true);
+    if (r >= 0) return r;
+    return mvead_stage_extract(&c) ? fail("extract") : 0;
+}
+
+static int cmd_train(int argc, char **argv) {
+    mvead_config c;
+    char *pos[1];
+    int np, r = parse(&c, "train", "Pre-trains the Epipolar Attention Module on the cached training features\n"
+                                   "(objective none | deepsvdd | mcp | mcp+reg); writes checkpoint.h5 every epoch\n"
+                                   "and loss.csv; --resume continues an interrupted run to the same result.",
+                      TRAIN_OPTS, argc, argv, pos, 0, &np, true);
+    if (r >= 0) return r;
+    return mvead_stage_train(&c, c.resume) ? fail("train") : 0;
+}
+
+static int cmd_bank(int argc, char **argv) {
+    mvead_config c;
+    char *pos[1];
+    int np, r = parse(&c, "bank", "Builds the memory bank(s) from the fused features of every training patch\n"
+                                  "(per view or pooled), subsampled by greedy coreset; writes bank.h5.",
+                      BANK_OPTS, argc, argv, pos, 0, &np, true);
+    if (r >= 0) return r;
+    return mvead_stage_bank(&c) ? fail("bank") : 0;
+}
+
+static int cmd_eval(int argc, char **argv) {
+    mvead_config c;
+    char *pos[1];
+    int np, r = parse(&c, "eval", "Scores the test split against the bank (patch, image, sample scores and\n"
+                                  "anomaly maps) and writes metrics.json (AUROC/AP at sample, image and pixel\n"
+                                  "level, AUPRO), scores.h5 and heatmap overlays.",
+                      EVAL_OPTS, argc, argv, pos, 0, &np, true);
+    if (r >= 0) return r;
+    return mvead_stage_eval(&c) ? fail("eval") : 0;
+}
+
+static int cmd_run(int argc, char **argv) {
+    mvead_config c;
+    char *pos[1];
+    int np, r = parse(&c, "run", "One experiment end to end: extract (skipped when the cache exists), train,\n"
+                                 "bank, eval, report. Every option of those stages applies.",
+                      NULL, argc, argv, pos, 0, &np, true);
+    if (r >= 0) return r;
+    if (mvead_stage_extract(&c)) return fail("run");
+    if (mvead_stage_train(&c, c.resume)) return fail("run");
+    if (mvead_stage_bank(&c)) return fail("run");
+    if (mvead_stage_eval(&c)) return fail("run");
+    if (mvead_stage_report(&c)) return fail("run");
+    return 0;
+}
+
+static int cmd_report(int argc, char **argv) {
+    mvead_config c;
+    char *pos[64];
+    int np;
+    bool compare = false;
+    char *args[128];
+    int na = 0;
+    for (int i = 0; i < argc && na < 127; i++) {
+        if (!strcmp(argv[i], "--compare")) compare = true;
+        else args[na++] = argv[i];
+    }
+    int r = parse(&c, "report", "Writes report.html (tables, curves, the worst false positives and negatives)\n"
+                                "and report.md for a run. With --compare RUN_DIR... prints a side-by-side table.",
+                  RUN_OPTS, na, args, pos, 64, &np, false);
+    if (r >= 0) return r;
+    if (compare) return mvead_report_compare((const char *const *)pos, np) ? fail("report") : 0;
+    if (np) { fprintf(stderr, "mvead report: unexpected argument '%s' (did you mean --compare?)\n", pos[0]); return EXIT_USAGE; }
+    return mvead_stage_report(&c) ? fail("report") : 0;
+}
+
+static int cmd_demo(int argc, char **argv) {
+    mvead_config c;
+    char *pos[1];
+    int np, r = parse(&c, "demo", "Synthesises the default dataset (if missing), then extracts, trains, builds the\n"
+                                  "banks, evaluates and writes the report: the whole method in a few minutes.",
+                      NULL, argc, argv, pos, 0, &np, false);
+    if (r >= 0) return r;
+    mvead_config d;
+    mvead_config_defaults(&d);
+    /* demo-sized defaults unless the user chose otherwise */
+    if (!strcmp(c.name, d.name)) snprintf(c.name, sizeof c.name, "demo");
+    if (c.epochs == d.epochs) c.epochs = 5;
+    if (c.centers == d.centers) c.centers = 10;
+    if (c.coreset_ratio == d.coreset_ratio) c.coreset_ratio = 0.25;
+    char calib[1100];
+    snprintf(calib, sizeof calib, "%s/calibration.json", c.data);
+    if (access(calib, F_OK) != 0) {
+        mvd_synth_opts o;
+        mvd_synth_default_opts(&o);
+        o.seed = c.seed;
+        mvead_progress pr;
+        mvead_progress_start(&pr, "synth", 1);
+        o.progress = synth_progress;
+        o.progress_ctx = &pr;
+        if (mvd_synth_generate(&o, c.data)) return fail("demo");
+        mvead_progress_finish(&pr);
+        mvead_log("demo: synthetic dataset -> %s", c.data);
+    }
+    char dir[1024], path[1100];
+    if (mvead_run_dir(&c, dir, sizeof dir, true)) return fail("demo");
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (mvead_config_write_json(&c, path)) return fail("demo");
+    if (mvead_stage_extract(&c) || mvead_stage_train(&c, c.resume) || mvead_stage_bank(&c) || mvead_stage_eval(&c) ||
+        mvead_stage_report(&c)) return fail("demo");
+    printf("demo: report: %s/report.html (summary: %s/report.md, metrics: %s/metrics.json)\n", dir, dir, dir);
+    return 0;
+}
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"demo", cmd_demo, "synthesise data, extract, train, bank, eval, report (the quick tour)"},
+    {"synth", cmd_synth, "render the synthetic multi-view dataset (Real-IAD layout + calibration)"},
+    {"import-weights", cmd_import, "convert DINOv2 safetensors (HF or torch-hub names) to HDF5"},
+    {"calibrate", cmd_calibrate, "estimate F for every camera pair (correspondences or features + RANSAC)"},
+    {"epilines", cmd_epilines, "draw epipolar lines and mask patches to check a calibration"},
+    {"extract", cmd_extract, "backbone features into the HDF5 feature cache (resumable)"},
+    {"train", cmd_train, "pre-train the EAM (MCP + Reg) on cached features (resumable)"},
+    {"bank", cmd_bank, "build the multi-view memory banks (greedy coreset)"},
+    {"eval", cmd_eval, "score the test split, anomaly maps, metrics.json"},
+    {"run", cmd_run, "extract + train + bank + eval + report for one configuration"},
+    {"predict", mvead_cmd_predict, "score one sample's views: scores and heatmaps"},
+    {"ablate", mvead_cmd_ablate, "the paper's ablation grid from one config, skipping finished runs"},
+    {"report", cmd_report, "HTML + Markdown report of a run; --compare runs side by side"},
+    {"grads", mvead_cmd_grads, "every gradient of one batch of the objective, optional gradcheck"},
+};
+#define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: mvead <command> [options]    (mvead <command> --help for its options)\n\n"
+               "Multi-view industrial anomaly detection with epipolar-constrained cross-view fusion.\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].help);
+}
+
 int main(int argc, char **argv) {
-    if (argc > 1 && (!strcmp(argv[1], "--version"))) { puts("mvead 0.1.0"); return 0; }
-    fprintf(stderr, "usage: mvead <command> [options]\n");
-    return argc > 1 ? 2 : 0;
+    if (argc < 2) { usage(stderr); return EXIT_USAGE; }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
+    if (!strcmp(argv[1], "--version")) { printf("mvead %s\n", PACKAGE_VERSION); return 0; }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 2, argv + 2);
+    fprintf(stderr, "mvead: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
 }

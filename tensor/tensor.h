@@ -223,6 +223,22 @@ double mvt_rng_normal(mvt_rng *r);
 void mvt_fill_normal(mvt_tensor *t, mvt_rng *r, double mean, double std);
 void mvt_fill_uniform(mvt_tensor *t, mvt_rng *r, double lo, double hi);
 
+
+/* ---- helpers for kernel writers (tensor kernels, autograd, nn) -------------- */
+/* Normalises a possibly negative axis; aborts when out of range. */
+int mvt_norm_axis(int axis, int ndim);
+/* numpy broadcast of two shapes into out (MVT_MAX_DIMS); false if incompatible. */
+bool mvt_broadcast_shapes(int na, const int64_t *sa, int nb, const int64_t *sb,
+                          int *nout, int64_t *out);
+/* Element offset of row-major flat index `flat` over (shape, stride). */
+int64_t mvt_offset_of(int ndim, const int64_t *shape, const int64_t *stride, int64_t flat);
+/* Merges adjacent dims that are contiguous in all nt stride arrays (drops
+ * size-1 dims); rewrites shape/strides in place and returns the new ndim (>= 1). */
+int mvt_coalesce(int ndim, int64_t *shape, int nt, int64_t **strides);
+/* Reads/writes element `off` (elements) of base as double, any dtype. */
+double mvt_load(const void *base, mvt_dtype dt, int64_t off);
+void mvt_store(void *base, mvt_dtype dt, int64_t off, double v);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,166 @@
+/* bench_bank: speed of the memory-bank pieces at Real-IAD scale (float32,
+ * dim 768 = ViT-B):
+ *   - exact NN search, 10k queries against a 100k-entry bank (blocked GEMM)
+ *   - k-means, K = 20 on 100k points (k-means++ then 10 Lloyd iterations)
+ *   - greedy coreset, 200k points to 10% (exact and projected to 128 dims)
+ * The exact greedy coreset at full size is ~20k passes over 614 MB, far too
+ * long for a default run: by default the first CORESET_PROBE selections are
+ * timed and the full run extrapolated (selections cost the same each).
+ * MVEAD_BENCH_FULL=1 runs all of them; MVEAD_BENCH_QUICK=1 shrinks every
+ * problem 5-10x (coreset to 20k points, run to the full 10%).
+ * Prints time, GFLOP/s, and peak RSS against the bytes the bench holds. */
+#include "mvead/coreset.h"
+#include "mvead/kmeans.h"
+#include "mvead/knn.h"
+#include "tensor/error.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#define CORESET_PROBE 200
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double peak_rss_mb(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_maxrss / 1024.0; /* Linux: KiB */
+}
+
+static int env_flag(const char *name) {
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* x (n) ~ roughly N(0, 1) (sum of 4 uniforms, rescaled): cheap and seeded. */
+static float *random_features(int64_t n, uint64_t seed) {
+    float *x = malloc((size_t)n * sizeof(float));
+    if (!x) return NULL;
+    uint64_t s = seed;
+    for (int64_t i = 0; i < n; i++) {
+        double acc = 0.0;
+        for (int k = 0; k < 4; k++) {
+            uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+            z ^= z >> 31;
+            acc += (double)(z >> 11) * (1.0 / 9007199254740992.0);
+        }
+        x[i] = (float)((acc - 2.0) * 1.7320508075688772); /* var of sum = 1/3 */
+    }
+    return x;
+}
+
+static void row(const char *what, double seconds, double flops, double held_bytes) {
+    printf("%-44s %9.3f s %9.1f GFLOP/s   held %8.1f MB   peak RSS %8.1f MB\n", what, seconds,
+           flops / seconds * 1e-9, held_bytes / 1048576.0, peak_rss_mb());
+    fflush(stdout);
+}
+
+int main(void) {
+    int quick = env_flag("MVEAD_BENCH_QUICK"), full = env_flag("MVEAD_BENCH_FULL");
+    const int64_t dim = 768;
+    int64_t n_query = quick ? 2000 : 10000, n_bank = quick ? 20000 : 100000;
+    int64_t n_kmeans = quick ? 20000 : 100000, k = 20, lloyd_iters = 10;
+    int64_t n_coreset = quick ? 20000 : 200000;
+    printf("bench_bank (float32, dim %lld)%s%s\n", (long long)dim, quick ? " [QUICK]" : "",
+           full ? " [FULL]" : "");
+
+    /* ---- kNN: blocked GEMM distances ---- */
+    float *bank = random_features(n_bank * dim, 1);
+    float *queries = random_features(n_query * dim, 2);
+    float *dist = malloc((size_t)n_query * sizeof(float));
+    int64_t *idx = malloc((size_t)n_query * sizeof(int64_t));
+    if (!bank || !queries || !dist || !idx) { fprintf(stderr, "bench_bank: out of memory\n"); return 1; }
+    double t0 = now_s();
+    if (mvs_knn_f32(queries, n_query, bank, n_bank, dim, dist, idx)) {
+        fprintf(stderr, "bench_bank: %s\n", mv_error_last());
+        return 1;
+    }
+    double t = now_s() - t0;
+    char label[128];
+    snprintf(label, sizeof label, "knn %lldq x %lld bank", (long long)n_query, (long long)n_bank);
+    row(label, t, 2.0 * (double)n_query * (double)n_bank * (double)dim,
+        (double)(n_bank + n_query) * (double)dim * 4.0);
+    free(queries); free(dist); free(idx);
+
+    /* ---- k-means on the first n_kmeans bank rows ---- */
+    float *centers = malloc((size_t)(k * dim) * sizeof(float));
+    int64_t *assign = malloc((size_t)n_kmeans * sizeof(int64_t));
+    t0 = now_s();
+    if (mvs_kmeanspp_init_f32(bank, n_kmeans, dim, k, 7, centers)) {
+        fprintf(stderr, "bench_bank: %s\n", mv_error_last());
+        return 1;
+    }
+    t = now_s() - t0;
+    snprintf(label, sizeof label, "kmeans++ init K=%lld n=%lld", (long long)k, (long long)n_kmeans);
+    row(label, t, 3.0 * (double)k * (double)n_kmeans * (double)dim, (double)n_kmeans * (double)dim * 4.0);
+    int64_t iters_run = 0;
+    t0 = now_s();
+    if (mvs_kmeans_lloyd_f32(bank, n_kmeans, dim, k, lloyd_iters, centers, assign, &iters_run)) {
+        fprintf(stderr, "bench_bank: %s\n", mv_error_last());
+        return 1;
+    }
+    t = now_s() - t0;
+    snprintf(label, sizeof label, "kmeans Lloyd %lld iters (+1 assign)", (long long)iters_run);
+    /* per iteration: GEMM 2nkd + centre sums nd */
+    row(label, t, (double)(iters_run + 1) * 2.0 * (double)n_kmeans * (double)k * (double)dim +
+                      (double)iters_run * (double)n_kmeans * (double)dim,
+        (double)n_kmeans * (double)dim * 4.0);
+    free(centers); free(assign); free(bank);
+
+    /* ---- greedy coreset to 10% ---- */
+    float *feats = random_features(n_coreset * dim, 3);
+    int64_t m_full = mvs_coreset_size(n_coreset, 0.1);
+    int64_t m_run = (quick || full) ? m_full : CORESET_PROBE;
+    int64_t *sel = malloc((size_t)m_full * sizeof(int64_t));
+    if (!feats || !sel) { fprintf(stderr, "bench_bank: out of memory\n"); return 1; }
+    double held = (double)n_coreset * (double)dim * 4.0 + (double)n_coreset * 8.0;
+    t0 = now_s();
+    if (mvs_coreset_greedy_f32(feats, n_coreset, dim, m_run, 0, sel, NULL)) {
+        fprintf(stderr, "bench_bank: %s\n", mv_error_last());
+        return 1;
+    }
+    t = now_s() - t0;
+    snprintf(label, sizeof label, "coreset exact %lld of %lld sel, n=%lld", (long long)m_run, (long long)m_full,
+             (long long)n_coreset);
+    /* each selection: one pass of n*dim (sub, mul, add) */
+    row(label, t, 3.0 * (double)m_run * (double)n_coreset * (double)dim, held);
+    if (m_run < m_full)
+        printf("%-44s %9.1f s (extrapolated, %.1f GB/s streamed)\n", "  -> full 10% exact coreset",
+               t / (double)m_run * (double)m_full,
+               (double)m_run * (double)n_coreset * (double)dim * 4.0 / t * 1e-9);
+
+    const int64_t proj_dim = 128;
+    /* one selection = the projection GEMM alone, to extrapolate only the passes */
+    t0 = now_s();
+    if (mvs_coreset_projected_f32(feats, n_coreset, dim, proj_dim, 11, 1, 0, sel)) {
+        fprintf(stderr, "bench_bank: %s\n", mv_error_last());
+        return 1;
+    }
+    double t_setup = now_s() - t0;
+    t0 = now_s();
+    if (mvs_coreset_projected_f32(feats, n_coreset, dim, proj_dim, 11, m_run, 0, sel)) {
+        fprintf(stderr, "bench_bank: %s\n", mv_error_last());
+        return 1;
+    }
+    t = now_s() - t0;
+    snprintf(label, sizeof label, "coreset proj %lld-d %lld of %lld sel", (long long)proj_dim, (long long)m_run,
+             (long long)m_full);
+    row(label, t,
+        2.0 * (double)n_coreset * (double)dim * (double)proj_dim +
+            3.0 * (double)m_run * (double)n_coreset * (double)proj_dim,
+        held + (double)n_coreset * (double)proj_dim * 4.0);
+    if (m_run < m_full)
+        printf("%-44s %9.1f s (extrapolated; projection GEMM %.2f s)\n", "  -> full 10% projected coreset",
+               t_setup + (t - t_setup) / (double)(m_run - 1) * (double)(m_full - 1), t_setup);
+    free(feats); free(sel);
+    return 0;
+}

@@ -1,0 +1,374 @@
+#include "data/h5io.h"
+#include "tensor/error.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+void mvh5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+int mvh5_fsync_path(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return mv_error("%s: cannot open for fsync: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    close(fd);
+    if (rc) return mv_error("%s: fsync failed: %s", path, strerror(errno));
+    char d[1024];
+    snprintf(d, sizeof d, "%s", path);
+    int dfd = open(dirname(d), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) { fsync(dfd); close(dfd); }
+    return 0;
+}
+
+int mvh5_create(mvh5_writer *w, const char *path, const char *kind, int format) {
+    mvh5_quiet();
+    memset(w, 0, sizeof *w);
+    w->file = -1;
+    if (strlen(path) >= sizeof w->path) return mv_error("%s: path too long", path);
+    snprintf(w->path, sizeof w->path, "%s", path);
+    snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
+    w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (w->file < 0) return mv_error("%s: cannot create HDF5 file", w->tmp);
+    if (mvh5_attr_set_str(w->file, ".", "mvead_kind", kind) || mvh5_attr_set_int(w->file, ".", "mvead_format", format)) {
+        mvh5_abort(w);
+        return -1;
+    }
+    return 0;
+}
+
+int mvh5_commit(mvh5_writer *w) {
+    if (w->file < 0) return mv_error("%s: not open", w->tmp);
+    H5Fflush(w->file, H5F_SCOPE_GLOBAL);
+    if (H5Fclose(w->file) < 0) { w->file = -1; unlink(w->tmp); return mv_error("%s: closing failed", w->tmp); }
+    w->file = -1;
+    if (mvh5_fsync_path(w->tmp)) return -1;
+    if (rename(w->tmp, w->path)) return mv_error("%s: cannot rename into place: %s", w->path, strerror(errno));
+    return mvh5_fsync_path(w->path);
+}
+
+void mvh5_abort(mvh5_writer *w) {
+    if (w->file >= 0) H5Fclose(w->file);
+    w->file = -1;
+    unlink(w->tmp);
+}
+
+void mvh5_close(hid_t f) { if (f >= 0) H5Fclose(f); }
+
+hid_t mvh5_open_read(const char *path, const char *kind, int max_format, int *format) {
+    mvh5_quiet();
+    if (access(path, R_OK)) { mv_error("%s: cannot read: %s", path, strerror(errno)); return -1; }
+    if (H5Fis_hdf5(path) <= 0) { mv_error("%s: not an HDF5 file (truncated or corrupt?)", path); return -1; }
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) { mv_error("%s: cannot open HDF5 file (truncated or corrupt?)", path); return -1; }
+    char k[64] = "";
+    int64_t fmt = 0;
+    if (mvh5_attr_get_str(f, ".", "mvead_kind", k, sizeof k, path) || mvh5_attr_get_int(f, ".", "mvead_format", &fmt, path)) {
+        H5Fclose(f);
+        mv_error_prefix("%s: not an mvead file", path);
+        return -1;
+    }
+    if (kind && strcmp(k, kind)) {
+        H5Fclose(f);
+        mv_error("%s: is an mvead '%s' file, expected '%s'", path, k, kind);
+        return -1;
+    }
+    if (fmt < 1 || fmt > max_format) {
+        H5Fclose(f);
+        mv_error("%s: format version %lld not supported (this build reads 1..%d)", path, (long long)fmt, max_format);
+        return -1;
+    }
+    if (format) *format = (int)fmt;
+    return f;
+}
+
+bool mvh5_exists(hid_t loc, const char *name) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", name);
+    for (char *p = buf; ; p++) {
+        if (*p == '/' || *p == 0) {
+            char c = *p;
+            *p = 0;
+            if (buf[0] && H5Lexists(loc, buf, H5P_DEFAULT) <= 0) return false;
+            if (!c) break;
+            *p = c;
+        }
+    }
+    return true;
+}
+
+static hid_t lcpl(void) {
+    hid_t p = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(p, 1);
+    return p;
+}
+
+static int write_raw(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int ndim, const int64_t *shape,
+                     const void *data, size_t esz) {
+    hsize_t dims[MVT_MAX_DIMS + 3];
+    size_t n = 1;
+    if (ndim > MVT_MAX_DIMS + 3) return mv_error("dataset %s: too many dims", name);
+    for (int i = 0; i < ndim; i++) { dims[i] = (hsize_t)shape[i]; n *= (size_t)shape[i]; }
+    hid_t space = ndim ? H5Screate_simple(ndim, dims, NULL) : H5Screate(H5S_SCALAR);
+    hid_t lp = lcpl();
+    hid_t d = H5Dcreate2(loc, name, ftype, space, lp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lp);
+    int rc = 0;
+    if (d < 0) rc = mv_error("dataset %s: cannot create", name);
+    else if (n && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) rc = mv_error("dataset %s: write failed", name);
+    if (d >= 0) {
+        if (!rc) {
+            uLong crc = crc32(0L, Z_NULL, 0);
+            crc = crc32_z(crc, (const Bytef *)data, n * esz);
+            hid_t as = H5Screate(H5S_SCALAR);
+            hid_t a = H5Acreate2(d, "crc32", H5T_STD_U32LE, as, H5P_DEFAULT, H5P_DEFAULT);
+            uint32_t c32 = (uint32_t)crc;
+            if (a < 0 || H5Awrite(a, H5T_NATIVE_UINT32, &c32) < 0) rc = mv_error("dataset %s: cannot write checksum", name);
+            if (a >= 0) H5Aclose(a);
+            H5Sclose(as);
+        }
+        H5Dclose(d);
+    }
+    H5Sclose(space);
+    return rc;
+}
+
+int mvh5_write_f32(hid_t loc, const char *name, int ndim, const int64_t *shape, const float *data) {
+    return write_raw(loc, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ndim, shape, data, 4);
+}
+int mvh5_write_f64(hid_t loc, const char *name, int ndim, const int64_t *shape, const double *data) {
+    return write_raw(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, ndim, shape, data, 8);
+}
+int mvh5_write_i64(hid_t loc, const char *name, int ndim, const int64_t *shape, const int64_t *data) {
+    return write_raw(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, ndim, shape, data, 8);
+}
+int mvh5_write_u8(hid_t loc, const char *name, int ndim, const int64_t *shape, const uint8_t *data) {
+    return write_raw(loc, name, H5T_STD_U8LE, H5T_NATIVE_UINT8, ndim, shape, data, 1);
+}
+
+int mvh5_write_tensor(hid_t loc, const char *name, const mvt_tensor *t) {
+    mvt_tensor *c = mvt_contiguous(t);
+    int rc;
+    switch (c->dtype) {
+    case MVT_F32: rc = mvh5_write_f32(loc, name, c->ndim, c->shape, mvt_f32(c)); break;
+    case MVT_F64: rc = mvh5_write_f64(loc, name, c->ndim, c->shape, mvt_f64(c)); break;
+    default: rc = mvh5_write_i64(loc, name, c->ndim, c->shape, mvt_i64(c)); break;
+    }
+    mvt_release(c);
+    return rc;
+}
+
+mvt_tensor *mvh5_read_tensor(hid_t loc, const char *name, mvt_dtype dt, int expect_ndim,
+                             const int64_t *expect_shape, const char *file) {
+    if (!mvh5_exists(loc, name)) { mv_error("%s: missing dataset '%s'", file, name); return NULL; }
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d < 0) { mv_error("%s: cannot open dataset '%s'", file, name); return NULL; }
+    hid_t s = H5Dget_space(d), ft = H5Dget_type(d);
+    int nd = H5Sget_simple_extent_ndims(s);
+    hsize_t dims[16] = {0};
+    mvt_tensor *out = NULL, *raw = NULL;
+    if (nd < 0 || nd > MVT_MAX_DIMS) { mv_error("%s: dataset '%s' has %d dims (max %d)", file, name, nd, MVT_MAX_DIMS); goto done; }
+    H5Sget_simple_extent_dims(s, dims, NULL);
+    if (expect_ndim >= 0 && nd != expect_ndim) { mv_error("%s: dataset '%s' has %d dims, expected %d", file, name, nd, expect_ndim); goto done; }
+    int64_t shape[MVT_MAX_DIMS];
+    for (int i = 0; i < nd; i++) {
+        shape[i] = (int64_t)dims[i];
+        if (expect_shape && expect_shape[i] >= 0 && expect_shape[i] != shape[i]) {
+            mv_error("%s: dataset '%s' dim %d is %lld, expected %lld", file, name, i, (long long)shape[i], (long long)expect_shape[i]);
+            goto done;
+        }
+    }
+    H5T_class_t cls = H5Tget_class(ft);
+    size_t sz = H5Tget_size(ft);
+    mvt_dtype rawdt;
+    hid_t mt;
+    if (cls == H5T_FLOAT && sz == 8) { rawdt = MVT_F64; mt = H5T_NATIVE_DOUBLE; }
+    else if (cls == H5T_FLOAT && sz <= 4) { rawdt = MVT_F32; mt = H5T_NATIVE_FLOAT; }
+    else if (cls == H5T_INTEGER) { rawdt = MVT_I64; mt = H5T_NATIVE_INT64; }
+    else { mv_error("%s: dataset '%s' has an unsupported type (expected float or integer)", file, name); goto done; }
+    raw = mvt_empty(rawdt, nd, shape);
+    if (mvt_numel(raw) && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, mvt_data(raw)) < 0) {
+        mv_error("%s: cannot read dataset '%s' (corrupt?)", file, name);
+        goto done;
+    }
+    if (H5Aexists(d, "crc32") > 0) {
+        uint32_t want = 0;
+        hid_t a = H5Aopen(d, "crc32", H5P_DEFAULT);
+        H5Aread(a, H5T_NATIVE_UINT32, &want);
+        H5Aclose(a);
+        /* The checksum covers the stored bytes; only types stored natively are verifiable here. */
+        size_t esz = mvt_dtype_size(rawdt);
+        bool native = (cls == H5T_FLOAT && sz == esz) || (cls == H5T_INTEGER && sz == 8);
+        if (native) {
+            uLong crc = crc32_z(crc32(0L, Z_NULL, 0), (const Bytef *)mvt_data(raw), (size_t)mvt_numel(raw) * esz);
+            if ((uint32_t)crc != want) { mv_error("%s: checksum mismatch in dataset '%s' (file corrupted)", file, name); goto done; }
+        } else if (cls == H5T_INTEGER && sz == 1) {
+            uint8_t *b = malloc((size_t)mvt_numel(raw) + 1);
+            H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, b);
+            uLong crc = crc32_z(crc32(0L, Z_NULL, 0), b, (size_t)mvt_numel(raw));
+            free(b);
+            if ((uint32_t)crc != want) { mv_error("%s: checksum mismatch in dataset '%s' (file corrupted)", file, name); goto done; }
+        }
+    }
+    if (rawdt != MVT_I64 && !mvt_all_finite(raw)) { mv_error("%s: dataset '%s' contains NaN or Inf", file, name); goto done; }
+    out = rawdt == dt ? mvt_retain(raw) : mvt_to_dtype(raw, dt);
+done:
+    mvt_release(raw);
+    H5Tclose(ft);
+    H5Sclose(s);
+    H5Dclose(d);
+    return out;
+}
+
+static hid_t attr_target(hid_t loc, const char *obj) {
+    return H5Oopen(loc, obj ? obj : ".", H5P_DEFAULT);
+}
+
+static int attr_write(hid_t loc, const char *obj, const char *name, hid_t ftype, hid_t mtype, const void *v) {
+    hid_t o = attr_target(loc, obj);
+    if (o < 0) return mv_error("attribute %s: object %s not found", name, obj);
+    if (H5Aexists(o, name) > 0) H5Adelete(o, name);
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(o, name, ftype, s, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = (a < 0 || H5Awrite(a, mtype, v) < 0) ? mv_error("cannot write attribute %s", name) : 0;
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(s);
+    H5Oclose(o);
+    return rc;
+}
+
+int mvh5_attr_set_int(hid_t loc, const char *obj, const char *name, int64_t v) {
+    return attr_write(loc, obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
+}
+int mvh5_attr_set_double(hid_t loc, const char *obj, const char *name, double v) {
+    return attr_write(loc, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
+}
+int mvh5_attr_set_str(hid_t loc, const char *obj, const char *name, const char *v) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    int rc = attr_write(loc, obj, name, t, t, &v);
+    H5Tclose(t);
+    return rc;
+}
+
+bool mvh5_attr_exists(hid_t loc, const char *obj, const char *name) {
+    return H5Aexists_by_name(loc, obj ? obj : ".", name, H5P_DEFAULT) > 0;
+}
+
+static hid_t attr_open(hid_t loc, const char *obj, const char *name, const char *file) {
+    if (!mvh5_attr_exists(loc, obj, name)) {
+        mv_error("%s: missing attribute '%s' on '%s'", file, name, obj ? obj : "/");
+        return -1;
+    }
+    return H5Aopen_by_name(loc, obj ? obj : ".", name, H5P_DEFAULT, H5P_DEFAULT);
+}
+
+int mvh5_attr_get_int(hid_t loc, const char *obj, const char *name, int64_t *v, const char *file) {
+    hid_t a = attr_open(loc, obj, name, file);
+    if (a < 0) return -1;
+    hid_t t = H5Aget_type(a);
+    int rc = 0;
+    if (H5Tget_class(t) != H5T_INTEGER) rc = mv_error("%s: attribute '%s' is not an integer", file, name);
+    else if (H5Aread(a, H5T_NATIVE_INT64, v) < 0) rc = mv_error("%s: cannot read attribute '%s'", file, name);
+    H5Tclose(t);
+    H5Aclose(a);
+    return rc;
+}
+
+int mvh5_attr_get_double(hid_t loc, const char *obj, const char *name, double *v, const char *file) {
+    hid_t a = attr_open(loc, obj, name, file);
+    if (a < 0) return -1;
+    hid_t t = H5Aget_type(a);
+    int rc = 0;
+    H5T_class_t c = H5Tget_class(t);
+    if (c != H5T_FLOAT && c != H5T_INTEGER) rc = mv_error("%s: attribute '%s' is not a number", file, name);
+    else if (H5Aread(a, H5T_NATIVE_DOUBLE, v) < 0) rc = mv_error("%s: cannot read attribute '%s'", file, name);
+    H5Tclose(t);
+    H5Aclose(a);
+    return rc;
+}
+
+int mvh5_attr_get_str(hid_t loc, const char *obj, const char *name, char *buf, size_t n, const char *file) {
+    hid_t a = attr_open(loc, obj, name, file);
+    if (a < 0) return -1;
+    hid_t t = H5Aget_type(a);
+    int rc = 0;
+    if (H5Tget_class(t) != H5T_STRING) rc = mv_error("%s: attribute '%s' is not a string", file, name);
+    else if (H5Tis_variable_str(t) > 0) {
+        char *s = NULL;
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        if (H5Aread(a, mt, &s) < 0 || !s) rc = mv_error("%s: cannot read attribute '%s'", file, name);
+        else { snprintf(buf, n, "%s", s); H5free_memory(s); }
+        H5Tclose(mt);
+    } else {
+        size_t sz = H5Tget_size(t);
+        char *tmp = calloc(sz + 1, 1);
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, sz);
+        if (H5Aread(a, mt, tmp) < 0) rc = mv_error("%s: cannot read attribute '%s'", file, name);
+        else snprintf(buf, n, "%s", tmp);
+        H5Tclose(mt);
+        free(tmp);
+    }
+    H5Tclose(t);
+    H5Aclose(a);
+    return rc;
+}
+
+int mvh5_write_strings(hid_t loc, const char *name, int64_t n, const char *const *s) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t space = H5Screate_simple(1, dims, NULL);
+    hid_t lp = lcpl();
+    hid_t d = H5Dcreate2(loc, name, t, space, lp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lp);
+    const char **tmp = malloc(sizeof(char *) * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++) tmp[i] = s[i] ? s[i] : "";
+    int rc = (d < 0 || (n && H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp) < 0)) ? mv_error("cannot write strings %s", name) : 0;
+    free(tmp);
+    if (d >= 0) H5Dclose(d);
+    H5Sclose(space);
+    H5Tclose(t);
+    return rc;
+}
+
+char **mvh5_read_strings(hid_t loc, const char *name, int64_t *n, const char *file) {
+    if (!mvh5_exists(loc, name)) { mv_error("%s: missing dataset '%s'", file, name); return NULL; }
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    hid_t s = H5Dget_space(d), ft = H5Dget_type(d);
+    char **out = NULL;
+    if (H5Tget_class(ft) != H5T_STRING || H5Sget_simple_extent_ndims(s) != 1) {
+        mv_error("%s: dataset '%s' is not a 1-D string array", file, name);
+    } else {
+        hsize_t dim;
+        H5Sget_simple_extent_dims(s, &dim, NULL);
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, H5T_VARIABLE);
+        char **raw = calloc(dim + 1, sizeof(char *));
+        if (dim && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
+            mv_error("%s: cannot read strings '%s'", file, name);
+            free(raw);
+        } else {
+            out = calloc(dim + 1, sizeof(char *));
+            for (hsize_t i = 0; i < dim; i++) { out[i] = strdup(raw[i] ? raw[i] : ""); if (raw[i]) H5free_memory(raw[i]); }
+            free(raw);
+            *n = (int64_t)dim;
+        }
+        H5Tclose(t);
+    }
+    H5Tclose(ft);
+    H5Sclose(s);
+    H5Dclose(d);
+    return out;
+}
+
+void mvh5_free_strings(char **s, int64_t n) {
+    if (!s) return;
+    for (int64_t i = 0; i < n; i++) free(s[i]);
+    free(s);
+}

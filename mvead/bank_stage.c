@@ -1,0 +1,97 @@
+/* bank_stage: the multi-view memory bank. Fused (EAM) features of every
+ * training patch, per view (or pooled), subsampled by greedy coreset, saved
+ * with their provenance. */
+#include "mvead/pipeline.h"
+#include "data/cache.h"
+#include "data/h5io.h"
+#include "mvead/coreset.h"
+#include "mvead/progress.h"
+#include "tensor/error.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int mvead_stage_bank(const mvead_config *c) {
+    mvead_paths p;
+    if (mvead_paths_init(c, &p, true)) return -1;
+    mvd_cache *cache = mvd_cache_open(p.train_cache);
+    if (!cache) return mv_error_prefix("bank (run `mvead extract` first)");
+    const mvd_cache_info *in = &cache->info;
+    int V = (int)in->V, N = (int)in->N, D = (int)in->D;
+    int64_t S = in->S;
+    int rc = -1;
+    mvead_state st = {0};
+    mvt_tensor *static_mask = NULL;
+    float *z = NULL, *o = NULL, *all = NULL;
+    bool pooled = !strcmp(c->bank_mode, "pooled");
+    int n_banks = pooled ? 1 : V;
+    mvead_fusion_opts fo;
+    mvh5_writer w = {.file = -1};
+    if (mvead_checkpoint_load(p.checkpoint, &st, NULL)) { mv_error_prefix("bank (run `mvead train` first)"); goto done; }
+    if (mvead_pipeline_fusion(c, &p, in, &fo, &static_mask)) goto done;
+    z = malloc(sizeof(float) * (size_t)V * N * D);
+    o = malloc(sizeof(float) * (size_t)V * N * D);
+    /* all[v][i*N + j][:] : view-major so each view's bank is one block */
+    all = malloc(sizeof(float) * (size_t)S * V * N * D);
+    if (!z || !o || !all) { mv_error("bank: out of memory for %lld x %d x %d x %d features", (long long)S, V, N, D); goto done; }
+    mvead_progress pr;
+    mvead_progress_start(&pr, "bank: fuse", S);
+    for (int64_t i = 0; i < S; i++) {
+        if (mvd_cache_read(cache, i, z) || mvead_fuse_sample(&st, &fo, static_mask, z, V, N, D, o)) goto done;
+        for (int v = 0; v < V; v++)
+            memcpy(all + ((size_t)v * S * N + (size_t)i * N) * D, o + (size_t)v * N * D, sizeof(float) * N * D);
+        mvead_progress_update(&pr, i + 1, NULL);
+    }
+    mvead_progress_finish(&pr);
+    if (mvh5_create(&w, p.bank, "bank", MVEAD_BANK_FORMAT)) goto done;
+    int64_t rows = pooled ? S * V * N : S * N;
+    int64_t m = mvs_coreset_size(rows, c->coreset_ratio);
+    int64_t *sel = malloc(sizeof(int64_t) * (size_t)m);
+    float *bank = malloc(sizeof(float) * (size_t)m * D);
+    mvead_progress_start(&pr, "bank: coreset", n_banks);
+    for (int b = 0; b < n_banks; b++) {
+        const float *x = all + (size_t)b * rows * D;
+        int e;
+        if (c->coreset_ratio >= 1.0) {
+            for (int64_t k = 0; k < m; k++) sel[k] = k;
+            e = 0;
+        } else if (!strcmp(c->coreset_mode, "approx")) {
+            e = mvs_coreset_projected_f32(x, rows, D, D < 128 ? D : 128, c->seed, m, 0, sel);
+        } else {
+            e = mvs_coreset_greedy_f32(x, rows, D, m, 0, sel, NULL);
+        }
+        if (e) { free(sel); free(bank); goto done; }
+        mvs_gather_rows_f32(x, D, sel, m, bank);
+        char name[64];
+        int64_t shp[2] = {m, D}, s1[1] = {m};
+        snprintf(name, sizeof name, "bank/%d", b);
+        snprintf(name + 32, 32, "selected/%d", b);
+        if (mvh5_write_f32(w.file, name, 2, shp, bank) || mvh5_write_i64(w.file, name + 32, 1, s1, sel)) { free(sel); free(bank); goto done; }
+        mvead_progress_update(&pr, b + 1, NULL);
+    }
+    mvead_progress_finish(&pr);
+    free(sel);
+    free(bank);
+    if (mvh5_attr_set_int(w.file, ".", "n_banks", n_banks) || mvh5_attr_set_str(w.file, ".", "mode", c->bank_mode) ||
+        mvh5_attr_set_int(w.file, ".", "dim", D) || mvh5_attr_set_int(w.file, ".", "source_rows", rows) ||
+        mvh5_attr_set_double(w.file, ".", "coreset_ratio", c->coreset_ratio) ||
+        mvh5_attr_set_str(w.file, ".", "coreset_mode", c->coreset_mode) ||
+        mvh5_attr_set_str(w.file, ".", "fusion", c->fusion) ||
+        mvh5_attr_set_str(w.file, ".", "checkpoint", p.checkpoint) ||
+        mvh5_attr_set_str(w.file, ".", "cache", p.train_cache) ||
+        mvh5_attr_set_str(w.file, ".", "backbone_hash", in->backbone_hash)) goto done;
+    if (mvh5_commit(&w)) goto done;
+    w.file = -1;
+    mvead_log("bank: %d bank(s) of %lld of %lld patches (%s coreset %.3g) -> %s", n_banks, (long long)m, (long long)rows,
+              c->coreset_mode, c->coreset_ratio, p.bank);
+    rc = 0;
+done:
+    if (w.file >= 0) mvh5_abort(&w);
+    mvead_state_free(&st);
+    mvt_release(static_mask);
+    mvd_cache_close(cache);
+    free(z);
+    free(o);
+    free(all);
+    return rc;
+}

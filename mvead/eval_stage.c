@@ -1,0 +1,321 @@
+/* eval_stage: scores every test view against the memory bank (exact kNN by
+ * blocked GEMM), builds anomaly maps, computes the Real-IAD metrics per
+ * category and averaged like the paper's tables, and writes scores.h5,
+ * metrics.json and heatmap overlays. */
+#include "mvead/pipeline.h"
+#include "data/cache.h"
+#include "data/h5io.h"
+#include "data/image.h"
+#include "data/transform.h"
+#include "mvead/anomaly_map.h"
+#include "mvead/knn.h"
+#include "mvead/metrics.h"
+#include "mvead/progress.h"
+#include "tensor/error.h"
+#include <json-c/json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    float **rows;
+    int64_t *n;
+    int count;
+    int D;
+} banks_t;
+
+static void banks_free(banks_t *b) {
+    for (int i = 0; i < b->count; i++) free(b->rows[i]);
+    free(b->rows);
+    free(b->n);
+}
+
+static int banks_load(const char *path, int D, int V, banks_t *b) {
+    memset(b, 0, sizeof *b);
+    int fmt;
+    hid_t f = mvh5_open_read(path, "bank", MVEAD_BANK_FORMAT, &fmt);
+    if (f < 0) return -1;
+    int64_t nb, dim;
+    int rc = -1;
+    if (mvh5_attr_get_int(f, ".", "n_banks", &nb, path) || mvh5_attr_get_int(f, ".", "dim", &dim, path)) goto done;
+    if (dim != D) { mv_error("%s: bank dim %lld, features have %d", path, (long long)dim, D); goto done; }
+    if (nb != 1 && nb != V) { mv_error("%s: %lld banks, expected 1 (pooled) or %d (per view)", path, (long long)nb, V); goto done; }
+    b->count = (int)nb;
+    b->rows = calloc((size_t)nb, sizeof(float *));
+    b->n = calloc((size_t)nb, sizeof(int64_t));
+    for (int i = 0; i < nb; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "bank/%d", i);
+        int64_t shp[2] = {-1, D};
+        mvt_tensor *t = mvh5_read_tensor(f, name, MVT_F32, 2, shp, path);
+        if (!t) goto done;
+        b->n[i] = t->shape[0];
+        if (b->n[i] < 1) { mvt_release(t); mv_error("%s: bank %d is empty", path, i); goto done; }
+        b->rows[i] = malloc(sizeof(float) * (size_t)b->n[i] * D);
+        memcpy(b->rows[i], mvt_f32(t), sizeof(float) * (size_t)b->n[i] * D);
+        mvt_release(t);
+    }
+    rc = 0;
+done:
+    H5Fclose(f);
+    if (rc) banks_free(b);
+    return rc;
+}
+
+/* jet-like colour map for t in [0, 1] */
+static void colormap(double t, uint8_t *rgb) {
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    double r = 1.5 - fabs(4 * t - 3), g = 1.5 - fabs(4 * t - 2), b = 1.5 - fabs(4 * t - 1);
+    rgb[0] = (uint8_t)(255 * (r < 0 ? 0 : r > 1 ? 1 : r));
+    rgb[1] = (uint8_t)(255 * (g < 0 ? 0 : g > 1 ? 1 : g));
+    rgb[2] = (uint8_t)(255 * (b < 0 ? 0 : b > 1 ? 1 : b));
+}
+
+/* image | overlay, with the ground-truth outline in white. */
+static int write_overlay(const char *out, const char *image_path, const float *map, const uint8_t *mask, int H, int W,
+                         double lo, double hi) {
+    mvd_image src = {0}, img = {0}, canvas = {0};
+    int rc = -1;
+    if (mvd_image_read_as(image_path, 3, &src)) return -1;
+    if (mvd_image_resize(&src, W, H, MVD_RESIZE_BILINEAR, MVD_AA_SHRINK, &img)) goto done;
+    if (mvd_image_alloc(&canvas, 2 * W, H, 3)) goto done;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const uint8_t *p = img.data + ((size_t)y * W + x) * 3;
+            uint8_t *a = canvas.data + ((size_t)y * 2 * W + x) * 3, *b = a + (size_t)W * 3, c[3];
+            memcpy(a, p, 3);
+            colormap((map[(size_t)y * W + x] - lo) / (hi > lo ? hi - lo : 1), c);
+            for (int k = 0; k < 3; k++) b[k] = (uint8_t)(0.5 * p[k] + 0.5 * c[k]);
+            if (mask && mask[(size_t)y * W + x]) {
+                bool edge = x == 0 || y == 0 || x == W - 1 || y == H - 1 || !mask[(size_t)y * W + x - 1] ||
+                            !mask[(size_t)y * W + x + 1] || !mask[(size_t)(y - 1) * W + x] || !mask[(size_t)(y + 1) * W + x];
+                if (edge) memset(b, 255, 3);
+            }
+        }
+    rc = mvd_image_write_png(out, &canvas);
+done:
+    mvd_image_free(&src);
+    mvd_image_free(&img);
+    mvd_image_free(&canvas);
+    return rc;
+}
+
+typedef struct { double v[7]; } metric_row;   /* img auroc, ap, sample auroc, ap, pixel auroc, ap, aupro */
+static const char *metric_names[7] = {"image_auroc", "image_ap", "sample_auroc", "sample_ap", "pixel_auroc", "pixel_ap", "pixel_aupro"};
+
+static json_object *row_json(const metric_row *r) {
+    json_object *o = json_object_new_object();
+    for (int k = 0; k < 7; k++)
+        json_object_object_add(o, metric_names[k], isfinite(r->v[k]) ? json_object_new_double(r->v[k]) : NULL);
+    return o;
+}
+
+/* Metrics of the samples in [idx] (all: every sample). */
+static void compute_metrics(int64_t n_sel, const int64_t *sel, int V, int64_t HW, int H, int W, const double *image_scores,
+                            const int64_t *view_label, const double *sample_scores, const int64_t *sample_label,
+                            const float *maps, const uint8_t *masks, bool pixel, metric_row *out) {
+    double *is = malloc(sizeof(double) * (size_t)(n_sel * V + 1)), *ss = malloc(sizeof(double) * (size_t)(n_sel + 1));
+    uint8_t *il = malloc((size_t)(n_sel * V + 1)), *sl = malloc((size_t)(n_sel + 1));
+    int st;
+    for (int64_t a = 0; a < n_sel; a++) {
+        int64_t i = sel[a];
+        for (int v = 0; v < V; v++) { is[a * V + v] = image_scores[i * V + v]; il[a * V + v] = view_label[i * V + v] != 0; }
+        ss[a] = sample_scores[i];
+        sl[a] = sample_label[i] != 0;
+    }
+    out->v[0] = mvs_auroc(is, il, n_sel * V, &st);
+    out->v[1] = mvs_average_precision(is, il, n_sel * V, &st);
+    out->v[2] = mvs_auroc(ss, sl, n_sel, &st);
+    out->v[3] = mvs_average_precision(ss, sl, n_sel, &st);
+    out->v[4] = out->v[5] = out->v[6] = NAN;
+    if (pixel) {
+        int64_t np = n_sel * V * HW;
+        double *ps = malloc(sizeof(double) * (size_t)np);
+        uint8_t *pl = malloc((size_t)np);
+        if (ps && pl) {
+            for (int64_t a = 0; a < n_sel; a++)
+                for (int64_t k = 0; k < V * HW; k++) {
+                    ps[a * V * HW + k] = maps[sel[a] * V * HW + k];
+                    pl[a * V * HW + k] = masks[sel[a] * V * HW + k] != 0;
+                }
+            out->v[4] = mvs_auroc(ps, pl, np, &st);
+            out->v[5] = mvs_average_precision(ps, pl, np, &st);
+            out->v[6] = mvs_aupro(ps, pl, n_sel * V, H, W, 0.3, &st);
+        }
+        free(ps);
+        free(pl);
+    }
+    free(is);
+    free(ss);
+    free(il);
+    free(sl);
+}
+
+int mvead_stage_eval(const mvead_config *c) {
+    mvead_paths p;
+    if (mvead_paths_init(c, &p, true)) return -1;
+    mvd_cache *cache = mvd_cache_open(p.test_cache);
+    if (!cache) return mv_error_prefix("eval (run `mvead extract` first)");
+    const mvd_cache_info *in = &cache->info;
+    int V = (int)in->V, N = (int)in->N, D = (int)in->D, H = in->H, W = in->W;
+    int64_t S = in->S, HW = (int64_t)H * W;
+    int rc = -1;
+    mvead_state st = {0};
+    mvt_tensor *static_mask = NULL;
+    banks_t banks = {0};
+    float *z = NULL, *o = NULL, *patch = NULL, *maps = NULL;
+    double *image_scores = NULL, *sample_scores = NULL;
+    uint8_t *masks = NULL;
+    mvh5_writer w = {.file = -1};
+    json_object *root = NULL;
+    mvead_fusion_opts fo;
+    if (mvead_checkpoint_load(p.checkpoint, &st, NULL)) { mv_error_prefix("eval (run `mvead train` first)"); goto done; }
+    if (banks_load(p.bank, D, V, &banks)) { mv_error_prefix("eval (run `mvead bank` first)"); goto done; }
+    if (mvead_pipeline_fusion(c, &p, in, &fo, &static_mask)) goto done;
+    if (!in->has_masks) { mv_error("%s: the test cache has no masks", p.test_cache); goto done; }
+    z = malloc(sizeof(float) * (size_t)V * N * D);
+    o = malloc(sizeof(float) * (size_t)V * N * D);
+    patch = malloc(sizeof(float) * (size_t)S * V * N + 1);
+    maps = malloc(sizeof(float) * (size_t)(S * V * HW) + 1);
+    masks = malloc((size_t)(S * V * HW) + 1);
+    image_scores = malloc(sizeof(double) * (size_t)(S * V) + 1);
+    sample_scores = malloc(sizeof(double) * (size_t)S + 1);
+    if (!z || !o || !patch || !maps || !masks || !image_scores || !sample_scores) { mv_error("eval: out of memory"); goto done; }
+    float *dist = malloc(sizeof(float) * (size_t)N);
+    mvead_progress pr;
+    mvead_progress_start(&pr, "eval", S);
+    for (int64_t i = 0; i < S; i++) {
+        if (mvd_cache_read(cache, i, z) || mvd_cache_read_masks(cache, i, masks + i * V * HW) ||
+            mvead_fuse_sample(&st, &fo, static_mask, z, V, N, D, o)) { free(dist); goto done; }
+        double smax = -INFINITY;
+        for (int v = 0; v < V; v++) {
+            int b = banks.count == 1 ? 0 : v;
+            if (mvs_knn_f32(o + (size_t)v * N * D, N, banks.rows[b], banks.n[b], D, dist, NULL)) { free(dist); goto done; }
+            double imax = -INFINITY;
+            for (int j = 0; j < N; j++) {
+                patch[(i * V + v) * N + j] = dist[j];
+                if (dist[j] > imax) imax = dist[j];
+            }
+            image_scores[i * V + v] = imax;
+            if (imax > smax) smax = imax;
+        }
+        sample_scores[i] = smax;
+        if (mvs_anomaly_maps_f32(patch + i * V * N, V, in->grid_h, in->grid_w, H, W, c->sigma, 4.0, maps + i * V * HW)) { free(dist); goto done; }
+        mvead_progress_update(&pr, i + 1, NULL);
+    }
+    mvead_progress_finish(&pr);
+    free(dist);
+
+    /* scores.h5 */
+    if (mvh5_create(&w, p.scores, "scores", MVEAD_SCORES_FORMAT)) goto done;
+    {
+        int64_t s3[3] = {S, V, N}, s2[2] = {S, V}, s1[1] = {S};
+        if (mvh5_write_f32(w.file, "patch_scores", 3, s3, patch) || mvh5_write_f64(w.file, "image_scores", 2, s2, image_scores) ||
+            mvh5_write_f64(w.file, "sample_scores", 1, s1, sample_scores) ||
+            mvh5_write_i64(w.file, "view_label", 2, s2, cache->view_label) ||
+            mvh5_write_i64(w.file, "sample_label", 1, s1, cache->sample_label) ||
+            mvh5_write_strings(w.file, "category", S, (const char *const *)cache->category) ||
+            mvh5_write_strings(w.file, "sample_id", S, (const char *const *)cache->sample_id) ||
+            mvh5_write_strings(w.file, "anomaly_class", S, (const char *const *)cache->anomaly_class) ||
+            mvh5_write_strings(w.file, "image_path", S * V, (const char *const *)cache->image_path) ||
+            mvh5_attr_set_int(w.file, ".", "grid_h", in->grid_h) || mvh5_attr_set_int(w.file, ".", "grid_w", in->grid_w) ||
+            mvh5_attr_set_int(w.file, ".", "image_h", H) || mvh5_attr_set_int(w.file, ".", "image_w", W) ||
+            mvh5_commit(&w)) goto done;
+        w.file = -1;
+    }
+
+    /* metrics per category and averaged over categories (the paper's tables) */
+    {
+        int64_t *cat_of = malloc(sizeof(int64_t) * (size_t)S + 8);
+        char **cats = calloc((size_t)S + 1, sizeof(char *));
+        int n_cat = 0;
+        for (int64_t i = 0; i < S; i++) {
+            int k = 0;
+            while (k < n_cat && strcmp(cats[k], cache->category[i])) k++;
+            if (k == n_cat) cats[n_cat++] = cache->category[i];
+            cat_of[i] = k;
+        }
+        root = json_object_new_object();
+        json_object *per = json_object_new_object();
+        metric_row mean = {{0}}, all;
+        int used[7] = {0};
+        int64_t *sel = malloc(sizeof(int64_t) * (size_t)S + 8);
+        for (int k = 0; k < n_cat; k++) {
+            int64_t n_sel = 0;
+            for (int64_t i = 0; i < S; i++) if (cat_of[i] == k) sel[n_sel++] = i;
+            metric_row r;
+            compute_metrics(n_sel, sel, V, HW, H, W, image_scores, cache->view_label, sample_scores, cache->sample_label, maps, masks, true, &r);
+            json_object_object_add(per, cats[k], row_json(&r));
+            for (int m = 0; m < 7; m++) if (isfinite(r.v[m])) { mean.v[m] += r.v[m]; used[m]++; }
+        }
+        for (int m = 0; m < 7; m++) mean.v[m] = used[m] ? mean.v[m] / used[m] : NAN;
+        for (int64_t i = 0; i < S; i++) sel[i] = i;
+        compute_metrics(S, sel, V, HW, H, W, image_scores, cache->view_label, sample_scores, cache->sample_label, maps, masks, true, &all);
+        json_object_object_add(root, "setting", json_object_new_string(n_cat == 1 ? "single-class" : "multi-class"));
+        json_object_object_add(root, "mean_over_categories", row_json(&mean));
+        json_object_object_add(root, "pooled", row_json(&all));
+        json_object_object_add(root, "per_category", per);
+        json_object *cfg = json_object_new_object();
+        json_object_object_add(cfg, "fusion", json_object_new_string(c->fusion));
+        json_object_object_add(cfg, "init", json_object_new_string(c->init));
+        json_object_object_add(cfg, "objective", json_object_new_string(c->objective));
+        json_object_object_add(cfg, "bank_mode", json_object_new_string(c->bank_mode));
+        json_object_object_add(cfg, "centers", json_object_new_int(c->centers));
+        json_object_object_add(cfg, "epochs", json_object_new_int(st.epochs_done));
+        json_object_object_add(cfg, "backbone", json_object_new_string(in->backbone));
+        json_object_object_add(cfg, "layer", json_object_new_int(in->layer));
+        json_object_object_add(root, "run", cfg);
+        json_object_object_add(root, "test_samples", json_object_new_int64(S));
+        json_object_object_add(root, "views", json_object_new_int(V));
+        char tmp[1200];
+        snprintf(tmp, sizeof tmp, "%s.tmp", p.metrics);
+        int wrc = json_object_to_file_ext(tmp, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
+        if (!wrc && rename(tmp, p.metrics)) wrc = -1;
+        mvead_log("eval: %lld samples, %d categories: sample AUROC %.4f AP %.4f | image AUROC %.4f AP %.4f | pixel AUROC %.4f AUPRO %.4f -> %s",
+                  (long long)S, n_cat, mean.v[2], mean.v[3], mean.v[0], mean.v[1], mean.v[4], mean.v[6], p.metrics);
+        free(sel);
+        free(cats);
+        free(cat_of);
+        if (wrc) { mv_error("%s: cannot write", p.metrics); goto done; }
+    }
+
+    /* heatmaps: every anomalous sample and a few good ones, one colour scale for the run */
+    if (c->heatmaps) {
+        char dir[1100];
+        snprintf(dir, sizeof dir, "%s/heatmaps", p.run);
+        if (mvead_mkdirs(dir)) goto done;
+        double lo = INFINITY, hi = -INFINITY;
+        for (int64_t k = 0; k < S * V * HW; k++) { if (maps[k] < lo) lo = maps[k]; if (maps[k] > hi) hi = maps[k]; }
+        int good = 0;
+        for (int64_t i = 0; i < S; i++) {
+            if (!cache->sample_label[i] && good >= 6) continue;
+            if (!cache->sample_label[i]) good++;
+            for (int v = 0; v < V; v++) {
+                char out[1400];
+                snprintf(out, sizeof out, "%s/%s_%s_%s_C%d.png", dir, cache->category[i], cache->sample_id[i], cache->anomaly_class[i], v + 1);
+                if (write_overlay(out, cache->image_path[i * V + v], maps + (i * V + v) * HW, masks + (i * V + v) * HW, H, W, lo, hi)) {
+                    mvead_log("eval: warning: no heatmap for %s: %s", cache->image_path[i * V + v], mv_error_last());
+                    goto heat_done;
+                }
+            }
+        }
+    heat_done:;
+    }
+    rc = 0;
+done:
+    if (root) json_object_put(root);
+    if (w.file >= 0) mvh5_abort(&w);
+    banks_free(&banks);
+    mvead_state_free(&st);
+    mvt_release(static_mask);
+    mvd_cache_close(cache);
+    free(z);
+    free(o);
+    free(patch);
+    free(maps);
+    free(masks);
+    free(image_scores);
+    free(sample_scores);
+    return rc;
+}

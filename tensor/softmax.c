@@ -1,0 +1,137 @@
+/* Softmax over the last axis, optionally masked, and its backward.
+ * x [..., N] (rows R = numel / N), mask broadcastable to x (nonzero = keep).
+ * Rows are independent: one thread per row, sums in f64, fixed order. */
+#include "config.h"
+#include "tensor/tensor.h"
+
+#include <math.h>
+#include <tgmath.h>
+
+/* mask element j of row r (stride-aware, any dtype) */
+static inline bool mask_keep(const void *m, mvt_dtype dt, int64_t off) {
+    switch (dt) {
+    case MVT_F32: return ((const float *)m)[off] != 0;
+    case MVT_F64: return ((const double *)m)[off] != 0;
+    case MVT_I64: return ((const int64_t *)m)[off] != 0;
+    }
+    return true;
+}
+
+#define DEF_SOFTMAX(NAME, T)                                                                       \
+    static void NAME(const T *x, T *y, int64_t R, int64_t N, const mvt_tensor *mask, int mnd,      \
+                     const int64_t *mshape, const int64_t *mstride) {                              \
+        const void *mp = mask ? mvt_data(mask) : NULL;                                             \
+        mvt_dtype mdt = mask ? mask->dtype : MVT_F32;                                              \
+        int64_t msl = mask ? mstride[mnd - 1] : 0;                                                 \
+        _Pragma("omp parallel for schedule(static) if (R * N > 16384)")                            \
+        for (int64_t r = 0; r < R; r++) {                                                          \
+            const T *xr = x + r * N;                                                               \
+            T *yr = y + r * N;                                                                     \
+            int64_t mo = mask ? mvt_offset_of(mnd - 1, mshape, mstride, r) : 0;                    \
+            T mx = -INFINITY;                                                                      \
+            bool any = false;                                                                      \
+            for (int64_t j = 0; j < N; j++) {                                                      \
+                if (mask && !mask_keep(mp, mdt, mo + j * msl)) continue;                           \
+                any = true;                                                                        \
+                if (xr[j] > mx) mx = xr[j];                                                        \
+            }                                                                                      \
+            if (!any || mx == -INFINITY) { /* nothing to attend to: zero row, never NaN */         \
+                for (int64_t j = 0; j < N; j++) yr[j] = 0;                                         \
+                continue;                                                                          \
+            }                                                                                      \
+            double sum = 0;                                                                        \
+            for (int64_t j = 0; j < N; j++) {                                                      \
+                T e = (mask && !mask_keep(mp, mdt, mo + j * msl)) ? (T)0 : exp(xr[j] - mx);        \
+                yr[j] = e;                                                                         \
+                sum += e;                                                                          \
+            }                                                                                      \
+            T inv = (T)(1.0 / sum);                                                                \
+            for (int64_t j = 0; j < N; j++) yr[j] *= inv;                                          \
+        }                                                                                          \
+    }
+
+DEF_SOFTMAX(softmax_f32, float)
+DEF_SOFTMAX(softmax_f64, double)
+
+/* Shared setup: contiguous x, rows/cols, mask expanded to x's shape. */
+static mvt_tensor *softmax_impl(const mvt_tensor *x_in, const mvt_tensor *mask, bool ref) {
+    MVT_ASSERT(x_in->dtype == MVT_F32 || x_in->dtype == MVT_F64, "softmax: %s not supported",
+               mvt_dtype_name(x_in->dtype));
+    mvt_tensor *x = mvt_contiguous(x_in);
+    int nd = x->ndim > 0 ? x->ndim : 1;
+    int64_t N = x->ndim > 0 ? x->shape[x->ndim - 1] : 1;
+    int64_t numel = mvt_numel(x), R = N > 0 ? numel / N : 0;
+    mvt_tensor *y = mvt_empty_like(x);
+    mvt_tensor *em = NULL;
+    int64_t mshape[MVT_MAX_DIMS], mstride[MVT_MAX_DIMS];
+    if (mask) {
+        em = mvt_expand(mask, x->ndim, x->shape);
+        for (int d = 0; d < x->ndim; d++) { mshape[d] = x->shape[d]; mstride[d] = em->stride[d]; }
+        if (x->ndim == 0) { mshape[0] = 1; mstride[0] = 0; }
+    }
+    if (R > 0 && N > 0) {
+        if (ref) {
+            const void *px = mvt_data(x);
+            void *py = mvt_data(y);
+            for (int64_t r = 0; r < R; r++) {
+                int64_t mo = em ? mvt_offset_of(nd - 1, mshape, mstride, r) : 0;
+                double mx = -INFINITY;
+                for (int64_t j = 0; j < N; j++) {
+                    bool keep = !em || mvt_load(mvt_data(em), em->dtype, mo + j * mstride[nd - 1]) != 0;
+                    double v = mvt_load(px, x->dtype, r * N + j);
+                    if (keep && v > mx) mx = v;
+                }
+                double sum = 0;
+                for (int64_t j = 0; j < N; j++) {
+                    bool keep = !em || mvt_load(mvt_data(em), em->dtype, mo + j * mstride[nd - 1]) != 0;
+                    if (keep && mx > -INFINITY) sum += exp(mvt_load(px, x->dtype, r * N + j) - mx);
+                }
+                for (int64_t j = 0; j < N; j++) {
+                    bool keep = !em || mvt_load(mvt_data(em), em->dtype, mo + j * mstride[nd - 1]) != 0;
+                    double v = (keep && sum > 0) ? exp(mvt_load(px, x->dtype, r * N + j) - mx) / sum : 0.0;
+                    mvt_store(py, y->dtype, r * N + j, v);
+                }
+            }
+        } else if (x->dtype == MVT_F32) {
+            softmax_f32(mvt_f32(x), mvt_f32(y), R, N, em, nd, mshape, mstride);
+        } else {
+            softmax_f64(mvt_f64(x), mvt_f64(y), R, N, em, nd, mshape, mstride);
+        }
+    }
+    mvt_release(em);
+    mvt_release(x);
+    return y;
+}
+
+mvt_tensor *mvt_softmax(const mvt_tensor *x, const mvt_tensor *mask) { return softmax_impl(x, mask, false); }
+mvt_tensor *mvt_ref_softmax(const mvt_tensor *x, const mvt_tensor *mask) { return softmax_impl(x, mask, true); }
+
+#define DEF_SOFTMAX_BWD(NAME, T)                                                                   \
+    static void NAME(const T *y, const T *dy, T *dx, int64_t R, int64_t N) {                       \
+        _Pragma("omp parallel for schedule(static) if (R * N > 16384)")                            \
+        for (int64_t r = 0; r < R; r++) {                                                          \
+            const T *yr = y + r * N, *gr = dy + r * N;                                             \
+            T *o = dx + r * N;                                                                     \
+            double s = 0;                                                                          \
+            for (int64_t j = 0; j < N; j++) s += (double)gr[j] * yr[j];                            \
+            T st = (T)s;                                                                           \
+            for (int64_t j = 0; j < N; j++) o[j] = yr[j] * (gr[j] - st);                           \
+        }                                                                                          \
+    }
+
+DEF_SOFTMAX_BWD(softmax_bwd_f32, float)
+DEF_SOFTMAX_BWD(softmax_bwd_f64, double)
+
+mvt_tensor *mvt_softmax_backward(const mvt_tensor *y_in, const mvt_tensor *dy_in) {
+    MVT_ASSERT(mvt_same_shape(y_in, dy_in) && y_in->dtype == dy_in->dtype, "softmax_backward: y/dy differ");
+    mvt_tensor *y = mvt_contiguous(y_in), *dy = mvt_contiguous(dy_in);
+    mvt_tensor *dx = mvt_empty_like(y);
+    int64_t N = y->ndim > 0 ? y->shape[y->ndim - 1] : 1, numel = mvt_numel(y), R = N > 0 ? numel / N : 0;
+    if (R > 0) {
+        if (y->dtype == MVT_F32) softmax_bwd_f32(mvt_f32(y), mvt_f32(dy), mvt_f32(dx), R, N);
+        else softmax_bwd_f64(mvt_f64(y), mvt_f64(dy), mvt_f64(dx), R, N);
+    }
+    mvt_release(y);
+    mvt_release(dy);
+    return dx;
+}

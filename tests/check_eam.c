@@ -1,0 +1,546 @@
+/* check_eam: the Epipolar Attention Module against the PyTorch reference
+ * (fixtures/method/eam.h5: O and the gradients of sum(O * R)), a gradcheck,
+ * empty query rows, the fusion alternatives and the attention-map helper. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/autograd.h"
+#include "mvead/eam.h"
+#include "tensor/error.h"
+#include "tests/fixtures.h"
+
+/* Dataset `path` of loc as a tensor of dtype dt (NULL if missing). */
+static mvt_tensor *read_tensor(hid_t loc, const char *path, mvt_dtype dt) {
+    int nd;
+    int64_t shape[8];
+    double *d = fx_read(loc, path, &nd, shape);
+    if (!d) return NULL;
+    mvt_tensor *t64 = mvt_from_data(MVT_F64, nd, shape, d);
+    free(d);
+    if (dt == MVT_F64) return t64;
+    mvt_tensor *t = mvt_empty(dt, nd, shape);
+    mvt_copy_(t, t64);
+    mvt_release(t64);
+    return t;
+}
+
+/* Compares any-dtype tensor t with the dataset `path`, relative to max|ref|. */
+static bool compare_tensor_atol(hid_t loc, const char *path, const mvt_tensor *t, double rtol, double atol,
+                                const char *what) {
+    int nd;
+    int64_t shape[8];
+    double *ref = fx_read(loc, path, &nd, shape);
+    ck_assert_msg(ref != NULL, "missing dataset %s", path);
+    int64_t n = fx_numel(nd, shape);
+    ck_assert_int_eq(n, mvt_numel(t));
+    mvt_tensor *g = mvt_empty(MVT_F64, t->ndim, t->shape);
+    mvt_copy_(g, t);
+    bool ok = fx_compare(what, mvt_f64(g), ref, n, rtol, atol, 1);
+    mvt_release(g);
+    free(ref);
+    return ok;
+}
+
+static bool compare_tensor(hid_t loc, const char *path, const mvt_tensor *t, double rtol, const char *what) {
+    return compare_tensor_atol(loc, path, t, rtol, 0.0, what);
+}
+
+/* Largest |element| over the datasets of group `path` (the gradient scale of a case). */
+static double group_max_abs(hid_t loc, const char *path) {
+    char **names;
+    int n = fx_list(loc, path, &names);
+    double mx = 0;
+    for (int i = 0; i < n; i++) {
+        char full[256];
+        snprintf(full, sizeof full, "%s/%s", path, names[i]);
+        int nd;
+        int64_t shape[8];
+        double *d = fx_read(loc, full, &nd, shape);
+        for (int64_t j = 0, m = d ? fx_numel(nd, shape) : 0; j < m; j++) mx = fmax(mx, fabs(d[j]));
+        free(d);
+    }
+    fx_free_list(names, n);
+    return mx;
+}
+
+/* Loads the module's parameters from <case>/params (init_copy path). */
+static void load_eam(hid_t g, int heads, mvt_dtype dt, mvead_eam *m) {
+    mvt_tensor *t[MVEAD_EAM_NPARAMS];
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "params/%s", mvead_eam_param_names[i]);
+        t[i] = read_tensor(g, path, MVT_F64);
+        ck_assert_msg(t[i] != NULL, "missing %s", path);
+    }
+    mvead_eam_weights w = {t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9]};
+    ck_assert_int_eq(mvead_eam_init_copy(m, heads, dt, &w, NULL), 0);
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) mvt_release(t[i]);
+}
+
+static uint8_t *read_support(hid_t g, int64_t *shape) {
+    int nd;
+    double *d = fx_read(g, "support_mask", &nd, shape);
+    ck_assert_msg(d && nd == 3, "support_mask must be [V, N, (V-1)N]");
+    int64_t n = fx_numel(nd, shape);
+    uint8_t *s = malloc((size_t)n);
+    for (int64_t i = 0; i < n; i++) s[i] = d[i] != 0;
+    free(d);
+    return s;
+}
+
+/* One fixture case in dtype dt, optionally as a batch of two copies of the sample. */
+static void run_case(hid_t f, const char *name, mvt_dtype dt, bool batch2) {
+    hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
+    ck_assert(g >= 0);
+    int heads = (int)fx_attr_f64(f, name, "heads");
+    double rtol = dt == MVT_F64 ? 1e-9 : 1e-4;
+    /* The gradient of bk is exactly zero (softmax is invariant to a per-query
+     * shift of the scores), so its reference is rounding noise: gradients are
+     * also accepted within rtol * 1e-3 * the case's largest parameter gradient. */
+    double gatol = rtol * 1e-3 * group_max_abs(g, "grad_params");
+    mvead_eam m;
+    load_eam(g, heads, dt, &m);
+    int64_t sshape[3];
+    uint8_t *support = read_support(g, sshape);
+    int V = (int)sshape[0], N = (int)sshape[1];
+    mvt_tensor *mask = mvead_attn_mask_from_support(support, V, N, dt);
+    mvt_tensor *z = read_tensor(g, "Z", dt), *r = read_tensor(g, "R", dt);
+    ck_assert_int_eq(z->shape[0], V);
+    ck_assert_int_eq(z->shape[1], N);
+    if (batch2) {   /* the same sample twice: [2, V, N, D]; the gradient doubles */
+        const mvt_tensor *zz[2] = {z, z}, *rr[2] = {r, r};
+        mvt_tensor *z1 = mvt_unsqueeze(z, 0), *r1 = mvt_unsqueeze(r, 0);
+        zz[0] = zz[1] = z1;
+        rr[0] = rr[1] = r1;
+        mvt_tensor *zb = mvt_concat(zz, 2, 0), *rb = mvt_concat(rr, 2, 0);
+        mvt_release(z1); mvt_release(r1); mvt_release(z); mvt_release(r);
+        z = zb;
+        r = rb;
+    }
+    mva_var *Z = mva_leaf(z, true, "Z");
+    mva_var *O = mvead_eam_forward(&m, Z, mask);
+    char what[128];
+    if (batch2) {
+        for (int i = 0; i < 2; i++) {
+            mvt_tensor *oi = mvt_select(O->value, 0, i);
+            snprintf(what, sizeof what, "%s O[%d] batched %s", name, i, mvt_dtype_name(dt));
+            ck_assert(compare_tensor(g, "O", oi, rtol, what));
+            mvt_release(oi);
+        }
+    } else {
+        snprintf(what, sizeof what, "%s O %s", name, mvt_dtype_name(dt));
+        ck_assert(compare_tensor(g, "O", O->value, rtol, what));
+    }
+    ck_assert(mvt_all_finite(O->value));
+    mva_backward(O, r);
+    if (batch2) {   /* halve, so the stored single-sample gradients apply */
+        for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) {
+            mva_var *p[MVEAD_EAM_NPARAMS];
+            mvead_eam_params(&m, p);
+            mvt_tensor *h = mvt_scale(p[i]->grad, 0.5);
+            snprintf(what, sizeof what, "%s grad %s batched %s", name, mvead_eam_param_names[i], mvt_dtype_name(dt));
+            char path[64];
+            snprintf(path, sizeof path, "grad_params/%s", mvead_eam_param_names[i]);
+            ck_assert(compare_tensor_atol(g, path, h, rtol, gatol, what));
+            mvt_release(h);
+        }
+        mvt_tensor *gz = mvt_select(Z->grad, 0, 1);
+        snprintf(what, sizeof what, "%s grad_Z[1] batched %s", name, mvt_dtype_name(dt));
+        ck_assert(compare_tensor(g, "grad_Z", gz, rtol, what));
+        mvt_release(gz);
+    } else {
+        snprintf(what, sizeof what, "%s grad_Z %s", name, mvt_dtype_name(dt));
+        ck_assert(compare_tensor(g, "grad_Z", Z->grad, rtol, what));
+        mva_var *p[MVEAD_EAM_NPARAMS];
+        mvead_eam_params(&m, p);
+        for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) {
+            char path[64];
+            snprintf(path, sizeof path, "grad_params/%s", mvead_eam_param_names[i]);
+            snprintf(what, sizeof what, "%s grad %s %s", name, mvead_eam_param_names[i], mvt_dtype_name(dt));
+            ck_assert_msg(p[i]->grad != NULL, "no gradient for %s", mvead_eam_param_names[i]);
+            ck_assert(compare_tensor_atol(g, path, p[i]->grad, rtol, gatol, what));
+        }
+    }
+    /* Rows with no kept key: O = Z + bo exactly (zero attention term). */
+    int64_t row_len = (int64_t)(V - 1) * N;
+    if (!batch2) {
+        mvt_tensor *o64 = mvt_empty(MVT_F64, O->value->ndim, O->value->shape);
+        mvt_tensor *z64 = mvt_empty(MVT_F64, Z->value->ndim, Z->value->shape);
+        mvt_tensor *b64 = mvt_empty(MVT_F64, 1, m.bo->value->shape);
+        mvt_copy_(o64, O->value); mvt_copy_(z64, Z->value); mvt_copy_(b64, m.bo->value);
+        int64_t D = z64->shape[2];
+        for (int64_t row = 0; row < (int64_t)V * N; row++) {
+            bool empty = true;
+            for (int64_t c = 0; c < row_len; c++) if (support[row * row_len + c]) { empty = false; break; }
+            if (!empty) continue;
+            for (int64_t c = 0; c < D; c++) {
+                double want = mvt_f64(z64)[row * D + c] + mvt_f64(b64)[c];
+                ck_assert_msg(fabs(mvt_f64(o64)[row * D + c] - want) <= (dt == MVT_F64 ? 1e-12 : 1e-5) * (1 + fabs(want)),
+                              "%s: empty row %lld is not Z + bo", name, (long long)row);
+            }
+        }
+        mvt_release(o64); mvt_release(z64); mvt_release(b64);
+    }
+    mva_tape_clear();
+    mva_leaf_free(Z);
+    mvt_release(r);
+    mvt_release(mask);
+    free(support);
+    mvead_eam_free(&m);
+    H5Gclose(g);
+}
+
+static void run_all_cases(mvt_dtype dt, bool batch2) {
+    hid_t f = fx_open("method/eam.h5");
+    if (f < 0) return;
+    char **names;
+    int n = fx_list(f, ".", &names);
+    ck_assert_int_gt(n, 0);
+    for (int i = 0; i < n; i++) run_case(f, names[i], dt, batch2);
+    fx_free_list(names, n);
+    fx_close(f);
+}
+
+START_TEST(test_fixture_f64) { run_all_cases(MVT_F64, false); }
+END_TEST
+START_TEST(test_fixture_f32) { run_all_cases(MVT_F32, false); }
+END_TEST
+START_TEST(test_fixture_batched_f64) { run_all_cases(MVT_F64, true); }
+END_TEST
+
+/* The emptyrows case really has empty rows (so the check above bites). */
+START_TEST(test_fixture_has_empty_rows) {
+    hid_t f = fx_open("method/eam.h5");
+    if (f < 0) return;
+    if (!fx_has(f, "v3_h1_emptyrows")) { fx_close(f); return; }
+    hid_t g = H5Gopen2(f, "v3_h1_emptyrows", H5P_DEFAULT);
+    int64_t s[3];
+    uint8_t *sup = read_support(g, s);
+    int empty = 0;
+    for (int64_t row = 0; row < s[0] * s[1]; row++) {
+        int any = 0;
+        for (int64_t c = 0; c < s[2]; c++) any |= sup[row * s[2] + c];
+        empty += !any;
+    }
+    ck_assert_int_gt(empty, 0);
+    free(sup);
+    H5Gclose(g);
+    fx_close(f);
+}
+END_TEST
+
+/* ---- tiny random module ---- */
+
+typedef struct { int heads; const mvt_tensor *mask; } eam_ctx;
+
+/* inputs: Z then the 10 parameters. */
+static mva_var *eam_fn(mva_var *const *in, int n, void *ctx) {
+    (void)n;
+    eam_ctx *c = ctx;
+    mvead_eam m = {.dim = (int)in[0]->value->shape[2], .heads = c->heads, .dtype = MVT_F64,
+                   .ln_w = in[1], .ln_b = in[2], .wq = in[3], .bq = in[4], .wk = in[5],
+                   .bk = in[6], .wv = in[7], .bv = in[8], .wo = in[9], .bo = in[10]};
+    return mvead_eam_forward(&m, in[0], c->mask);
+}
+
+/* Random support mask with every fourth query row empty. */
+static uint8_t *random_support(int V, int N, mvt_rng *rng) {
+    int64_t row_len = (int64_t)(V - 1) * N;
+    uint8_t *s = malloc((size_t)(V * N * row_len));
+    for (int64_t row = 0; row < (int64_t)V * N; row++)
+        for (int64_t c = 0; c < row_len; c++)
+            s[row * row_len + c] = (row % 4 == 3) ? 0 : (mvt_rng_uniform(rng) < 0.5);
+    return s;
+}
+
+START_TEST(test_gradcheck) {
+    int V = 3, N = 4, D = 8, heads = 2;
+    mvt_rng rng;
+    mvt_rng_seed(&rng, 7);
+    mvead_eam m;
+    ck_assert_int_eq(mvead_eam_init_random(&m, D, heads, MVT_F64, 3), 0);
+    /* LN affine away from (1, 0) so its gradient is exercised too */
+    mvt_fill_normal(m.ln_w->value, &rng, 1.0, 0.3);
+    mvt_fill_normal(m.ln_b->value, &rng, 0.0, 0.3);
+    uint8_t *sup = random_support(V, N, &rng);
+    mvt_tensor *mask = mvead_attn_mask_from_support(sup, V, N, MVT_F64);
+    int64_t zs[3] = {V, N, D};
+    mvt_tensor *z = mvt_empty(MVT_F64, 3, zs);
+    mvt_fill_normal(z, &rng, 0.0, 1.0);
+    mva_var *in[11];
+    in[0] = mva_leaf(z, true, "Z");
+    mva_var *p[MVEAD_EAM_NPARAMS];
+    mvead_eam_params(&m, p);
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) in[1 + i] = p[i];
+    eam_ctx ctx = {heads, mask};
+    mva_gradcheck_report r = mva_gradcheck(eam_fn, in, 11, &ctx, 1e-6, 1e-7, 1e-5, 11);
+    ck_assert_msg(r.ok, "eam gradcheck: %s (input %d, index %lld: %g vs %g)", r.message, r.worst_input,
+                  (long long)r.worst_index, r.analytic, r.numeric);
+    mva_tape_clear();
+    mva_leaf_free(in[0]);
+    mvt_release(mask);
+    free(sup);
+    mvead_eam_free(&m);
+}
+END_TEST
+
+/* A fully empty mask: O = Z + bo everywhere, gradients finite and zero through attention. */
+START_TEST(test_all_rows_empty) {
+    int V = 2, N = 4, D = 8;
+    mvead_eam m;
+    ck_assert_int_eq(mvead_eam_init_random(&m, D, 4, MVT_F64, 5), 0);
+    int64_t ms[2] = {V * N, V * N}, zs[3] = {V, N, D};
+    mvt_tensor *mask = mvt_zeros(MVT_F64, 2, ms);
+    mvt_rng rng;
+    mvt_rng_seed(&rng, 1);
+    mvt_tensor *z = mvt_empty(MVT_F64, 3, zs);
+    mvt_fill_normal(z, &rng, 0, 1);
+    mva_var *Z = mva_leaf(z, true, "Z");
+    mva_var *O = mvead_eam_forward(&m, Z, mask);
+    mvt_tensor *want = mvt_add(Z->value, m.bo->value);
+    ck_assert(mvt_max_abs_diff(O->value, want, NULL) == 0.0);
+    mvt_tensor *seed = mvt_full(MVT_F64, 3, zs, 1.0);
+    mva_backward(O, seed);
+    ck_assert(mvt_all_finite(Z->grad));
+    ck_assert(m.wq->grad == NULL || mvt_max_abs(m.wq->grad) == 0.0);
+    ck_assert(m.wv->grad == NULL || mvt_max_abs(m.wv->grad) == 0.0);
+    ck_assert(mvt_max_abs(m.wo->grad) == 0.0);
+    mvt_release(seed);
+    mvt_release(want);
+    mva_tape_clear();
+    mva_leaf_free(Z);
+    mvt_release(mask);
+    mvead_eam_free(&m);
+}
+END_TEST
+
+START_TEST(test_masks_and_modes) {
+    int V = 3, h = 2, w = 3, N = h * w, D = 8;
+    mvt_rng rng;
+    mvt_rng_seed(&rng, 9);
+    uint8_t *sup = random_support(V, N, &rng);
+    mvt_tensor *M = mvead_attn_mask_from_support(sup, V, N, MVT_F64);
+    int64_t VN = V * N, row_len = (V - 1) * N;
+    for (int a = 0; a < V; a++)
+        for (int j = 0; j < N; j++)
+            for (int b = 0; b < V; b++)
+                for (int k = 0; k < N; k++) {
+                    int64_t idx[2] = {a * N + j, b * N + k};
+                    double want = b == a ? 0 : sup[(a * N + j) * row_len + (b - (b > a)) * N + k];
+                    ck_assert(mvt_get(M, idx) == want);
+                }
+    mvt_tensor *F = mvead_attn_mask_full(V, N, MVT_F32);
+    for (int64_t r = 0; r < VN; r++)
+        for (int64_t c = 0; c < VN; c++) {
+            int64_t idx[2] = {r, c};
+            ck_assert(mvt_get(F, idx) == ((r / N) != (c / N) ? 1.0 : 0.0));
+        }
+
+    /* fusion none is the identity; full equals the forward with the all-ones mask */
+    mvead_eam m;
+    ck_assert_int_eq(mvead_eam_init_random(&m, D, 2, MVT_F64, 4), 0);
+    int64_t zs[4] = {2, V, N, D};
+    mvt_tensor *z = mvt_empty(MVT_F64, 4, zs);
+    mvt_fill_normal(z, &rng, 0, 1);
+    mva_var *Z = mva_leaf(z, false, "Z");
+    mvead_fusion_opts o;
+    mvead_fusion_opts_default(&o);
+    ck_assert_int_eq(o.mode, MVEAD_FUSION_EAM);
+    o.mode = MVEAD_FUSION_NONE;
+    ck_assert_ptr_eq(mvead_fuse(&m, &o, Z, NULL), Z);
+    ck_assert_ptr_null(mvead_fusion_static_mask(&o, NULL, V, N, MVT_F64));
+    o.mode = MVEAD_FUSION_FULL;
+    mvt_tensor *fm = mvead_fusion_static_mask(&o, NULL, V, N, MVT_F64);
+    mva_var *a = mvead_fuse(&m, &o, Z, fm);
+    mvt_tensor *F64 = mvead_attn_mask_full(V, N, MVT_F64);
+    mva_var *b = mvead_eam_forward(&m, Z, F64);
+    ck_assert(mvt_max_abs_diff(a->value, b->value, NULL) == 0.0);
+    o.mode = MVEAD_FUSION_EAM;
+    ck_assert_ptr_null(mvead_fusion_static_mask(&o, NULL, V, N, MVT_F64));
+    ck_assert(strstr(mv_error_last(), "support") != NULL);
+
+    /* mvas: per (query window, support view) exactly topk windows are kept */
+    o.mode = MVEAD_FUSION_MVAS;
+    o.h = h; o.w = w; o.mvas_window = 2; o.mvas_topk = 1;
+    mva_var *c = mvead_fuse(&m, &o, Z, NULL);
+    ck_assert(mvt_all_finite(c->value));
+    mvt_tensor *mm = mvead_attn_mask_mvas(Z->value, h, w, 2, 1, MVT_F64);
+    ck_assert_int_eq(mm->ndim, 4);
+    ck_assert_int_eq(mm->shape[0], 2);
+    /* windows of a 2x3 grid with side 2: {0,1,3,4} and {2,5} */
+    for (int64_t i = 0; i < 2; i++)
+        for (int64_t r = 0; r < VN; r++)
+            for (int bv = 0; bv < V; bv++) {
+                int kept = 0;
+                for (int k = 0; k < N; k++) {
+                    int64_t idx[4] = {i, 0, r, bv * N + k};
+                    kept += mvt_get(mm, idx) != 0;
+                }
+                if (bv == r / N) ck_assert_int_eq(kept, 0);
+                else ck_assert_msg(kept == 4 || kept == 2, "mvas kept %d patches", kept);
+            }
+    /* a support window identical to the query window is selected */
+    int64_t s3[3] = {V, N, D};
+    mvt_tensor *z3 = mvt_zeros(MVT_F64, 3, s3);
+    for (int v = 0; v < V; v++)
+        for (int j = 0; j < N; j++)
+            for (int d = 0; d < D; d++) {
+                int win = (j % w) / 2;   /* both windows share rows 0-1 */
+                int64_t idx[3] = {v, j, d};
+                /* view 0 window 0 looks like view 1 window 1 */
+                int kind = (v == 1) ? 1 - win : win;
+                mvt_set(z3, idx, (d == kind) ? 1.0 : 0.0);
+            }
+    mvt_tensor *m3 = mvead_attn_mask_mvas(z3, h, w, 2, 1, MVT_F64);
+    int64_t q0[2] = {0, 1 * N + 2}, q1[2] = {0, 1 * N + 0};   /* query patch 0 of view 0 */
+    ck_assert(mvt_get(m3, q0) == 1.0);
+    ck_assert(mvt_get(m3, q1) == 0.0);
+
+    /* attention map: a distribution over the kept keys of other views */
+    mvt_tensor *zs0 = mvt_select(Z->value, 0, 0);
+    mvt_tensor *att = mvead_eam_attention(&m, zs0, M, 1, 2);
+    ck_assert_int_eq(att->ndim, 3);
+    ck_assert_int_eq(att->shape[0], 2);
+    for (int hh = 0; hh < 2; hh++) {
+        double sum = 0;
+        for (int v = 0; v < V; v++)
+            for (int k = 0; k < N; k++) {
+                int64_t idx[3] = {hh, v, k}, mi[2] = {1 * N + 2, v * N + k};
+                double p = mvt_get(att, idx);
+                if (mvt_get(M, mi) == 0) ck_assert(p == 0.0);
+                sum += p;
+            }
+        ck_assert(fabs(sum - 1.0) < 1e-12);
+    }
+    mvt_release(att);
+    mvt_release(zs0);
+
+    mvt_release(m3); mvt_release(z3); mvt_release(mm); mvt_release(F64); mvt_release(fm);
+    mvt_release(F); mvt_release(M);
+    mva_tape_clear();
+    mva_leaf_free(Z);
+    mvead_eam_free(&m);
+    free(sup);
+}
+END_TEST
+
+/* The attention map agrees with the forward: with Wv = I, bv = 0, Wo = I, bo = 0
+ * and LN = identity-ish, O - Z of the query equals sum_k p_k LN(Z)_k per head block. */
+START_TEST(test_attention_matches_forward) {
+    int V = 2, N = 3, D = 4, H = 2;
+    mvead_eam m;
+    ck_assert_int_eq(mvead_eam_init_random(&m, D, H, MVT_F64, 8), 0);
+    mvt_fill(m.wv->value, 0); mvt_fill(m.bv->value, 0); mvt_fill(m.wo->value, 0); mvt_fill(m.bo->value, 0);
+    for (int i = 0; i < D; i++) {
+        int64_t idx[2] = {i, i};
+        mvt_set(m.wv->value, idx, 1.0);
+        mvt_set(m.wo->value, idx, 1.0);
+    }
+    mvt_rng rng;
+    mvt_rng_seed(&rng, 2);
+    int64_t zs[3] = {V, N, D};
+    mvt_tensor *z = mvt_empty(MVT_F64, 3, zs);
+    mvt_fill_normal(z, &rng, 0, 1);
+    mvt_tensor *mask = mvead_attn_mask_full(V, N, MVT_F64);
+    mva_var *Z = mva_leaf(z, false, "Z");
+    bool prev = mva_set_grad_enabled(false);
+    mva_var *O = mvead_eam_forward(&m, Z, mask);
+    mva_set_grad_enabled(prev);
+    mvt_tensor *y = mvt_layernorm(Z->value, m.ln_w->value, m.ln_b->value, MVEAD_EAM_LN_EPS, NULL, NULL);
+    int qv = 1, qj = 2;
+    mvt_tensor *att = mvead_eam_attention(&m, Z->value, mask, qv, qj);
+    for (int c = 0; c < D; c++) {
+        int hh = c / (D / H);
+        double want = 0;
+        for (int v = 0; v < V; v++)
+            for (int k = 0; k < N; k++) {
+                int64_t ai[3] = {hh, v, k}, yi[3] = {v, k, c};
+                want += mvt_get(att, ai) * mvt_get(y, yi);
+            }
+        int64_t oi[3] = {qv, qj, c};
+        ck_assert(fabs(mvt_get(O->value, oi) - mvt_get(Z->value, oi) - want) < 1e-12);
+    }
+    mvt_release(att); mvt_release(y); mvt_release(mask);
+    mva_tape_clear();
+    mva_leaf_free(Z);
+    mvead_eam_free(&m);
+}
+END_TEST
+
+START_TEST(test_init_and_errors) {
+    mvead_eam a, b;
+    ck_assert_int_eq(mvead_eam_init_random(&a, 16, 4, MVT_F32, 42), 0);
+    ck_assert_int_eq(mvead_eam_init_random(&b, 16, 4, MVT_F32, 42), 0);
+    mva_var *pa[MVEAD_EAM_NPARAMS], *pb[MVEAD_EAM_NPARAMS];
+    mvead_eam_params(&a, pa);
+    mvead_eam_params(&b, pb);
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) {
+        ck_assert(pa[i]->requires_grad && pa[i]->is_leaf);
+        ck_assert(mvt_max_abs_diff(pa[i]->value, pb[i]->value, NULL) == 0.0);
+        if (i >= 2) ck_assert(mvt_max_abs(pa[i]->value) <= 0.25 + 1e-7);   /* 1/sqrt(16) */
+    }
+    int64_t one = 16;
+    mvt_tensor *ones = mvt_full(MVT_F32, 1, &one, 1.0);
+    ck_assert(mvt_max_abs_diff(a.ln_w->value, ones, NULL) == 0.0);
+    ck_assert(mvt_max_abs(a.ln_b->value) == 0.0);
+    mvt_release(ones);
+    ck_assert_int_eq(mvead_eam_init_random(&b, 15, 4, MVT_F32, 1), -1);
+    ck_assert(strstr(mv_error_last(), "heads") != NULL);
+
+    /* copy with a wrong shape names the field */
+    int64_t s2[2] = {16, 16}, s1 = 16, bad = 8;
+    mvt_tensor *W = mvt_zeros(MVT_F32, 2, s2), *v = mvt_zeros(MVT_F32, 1, &s1), *vb = mvt_zeros(MVT_F32, 1, &bad);
+    mvead_eam_weights w = {v, v, W, v, W, vb, W, v, W, v};
+    mvead_eam c;
+    ck_assert_int_eq(mvead_eam_init_copy(&c, 4, MVT_F64, &w, NULL), -1);
+    ck_assert(strstr(mv_error_last(), "bk") != NULL);
+    w.bk = v;
+    /* layer scale folds into wo rows and bo */
+    mvt_tensor *gamma = mvt_full(MVT_F32, 1, &s1, 0.5);
+    mvt_fill(W, 2.0);
+    mvt_fill(v, 4.0);
+    ck_assert_int_eq(mvead_eam_init_copy(&c, 4, MVT_F64, &w, gamma), 0);
+    ck_assert_int_eq(c.dtype, MVT_F64);
+    int64_t i00[2] = {3, 5}, i0 = 7;
+    ck_assert(mvt_get(c.wo->value, i00) == 1.0 && mvt_get(c.bo->value, &i0) == 2.0);
+    ck_assert(mvt_get(c.wq->value, i00) == 2.0 && mvt_get(c.bq->value, &i0) == 4.0);
+    /* copies, not views of the source */
+    mvt_fill(W, 0.0);
+    ck_assert(mvt_get(c.wq->value, i00) == 2.0);
+    mvead_fusion fm;
+    ck_assert_int_eq(mvead_fusion_parse("mvas", &fm), 0);
+    ck_assert_int_eq(fm, MVEAD_FUSION_MVAS);
+    ck_assert_int_eq(mvead_fusion_parse("epi", &fm), -1);
+    ck_assert_str_eq(mvead_fusion_name(MVEAD_FUSION_FULL), "full");
+    mvt_release(W); mvt_release(v); mvt_release(vb); mvt_release(gamma);
+    mvead_eam_free(&a); mvead_eam_free(&b); mvead_eam_free(&c);
+}
+END_TEST
+
+static Suite *eam_suite(void) {
+    Suite *s = suite_create("eam");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_fixture_f64);
+    tcase_add_test(tc, test_fixture_f32);
+    tcase_add_test(tc, test_fixture_batched_f64);
+    tcase_add_test(tc, test_fixture_has_empty_rows);
+    tcase_add_test(tc, test_gradcheck);
+    tcase_add_test(tc, test_all_rows_empty);
+    tcase_add_test(tc, test_masks_and_modes);
+    tcase_add_test(tc, test_attention_matches_forward);
+    tcase_add_test(tc, test_init_and_errors);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(eam_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
