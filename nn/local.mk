@@ -14,3 +14,7 @@ TESTS += tests/check_vit
 tests_check_vit_SOURCES = tests/check_vit.c
 tests_check_vit_CFLAGS = $(TEST_CFLAGS_ALL)
 tests_check_vit_LDADD = $(TEST_LIBS_ALL)
+
+BENCH_PROGS += bench/bench_vit
+bench_bench_vit_SOURCES = bench/bench_vit.c
+bench_bench_vit_LDADD = libmvead.la $(MV_LIBS)

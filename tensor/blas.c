@@ -18,6 +18,14 @@
 #define TILE_M 256
 #define TILE_N 256
 
+static int get_blas_threads(void) {
+#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
+    return openblas_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 static void set_blas_threads(int n) {
 #ifdef HAVE_OPENBLAS_SET_NUM_THREADS
     openblas_set_num_threads(n);
@@ -81,8 +89,9 @@ typedef struct {
     int64_t cbatch;                   /* elements between C matrices */
 } batched_gemm;
 
-/* Number of tiles for a dim of size n with tiles of about `target`, sized evenly. */
-static int64_t tile_count(int64_t n, int64_t target) { return n <= target ? 1 : (n + target - 1) / target; }
+/* Number of tiles for a dim of size n with tiles of about `target` (a dim
+ * below 1.5 targets stays whole). */
+static int64_t tile_count(int64_t n, int64_t target) { return n < target + target / 2 ? 1 : (n + target - 1) / target; }
 
 static void run_batched(const batched_gemm *g) {
     int64_t nb = 1;
@@ -91,12 +100,14 @@ static void run_batched(const batched_gemm *g) {
     size_t es = mvt_dtype_size(g->dt);
     /* Fixed tiling (depends on shapes only): every tile is one single-threaded
      * BLAS call, tiles spread statically over OpenMP threads. */
-    int64_t tm = tile_count(g->M, TILE_M), tn = tile_count(g->N, TILE_N);
+    bool many = nb >= 8;   /* enough batch entries to spread: keep each matrix whole */
+    int64_t tm = many ? 1 : tile_count(g->M, TILE_M), tn = many ? 1 : tile_count(g->N, TILE_N);
     int64_t mb = (g->M + tm - 1) / tm, nbk = (g->N + tn - 1) / tn;
     int64_t ntasks = nb * tm * tn;
     int nt = mvt_get_num_threads();
     bool par = ntasks > 1 && nt > 1;
-    set_blas_threads(1);   /* always: a threaded BLAS call would change the bits */
+    int prev = get_blas_threads();
+    if (prev != 1) set_blas_threads(1);   /* always: a threaded BLAS call would change the bits */
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t task = 0; task < ntasks; task++) {
         int64_t i = task / (tm * tn), ti = (task / tn) % tm, tj = task % tn;
@@ -108,7 +119,7 @@ static void run_batched(const batched_gemm *g) {
                  g->pb + ob * (int64_t)es, g->ldb, g->beta,
                  g->pc + (i * g->cbatch + i0 * g->ldc + j0) * (int64_t)es, g->ldc);
     }
-    set_blas_threads(nt);
+    if (prev != 1) set_blas_threads(prev);
 }
 
 mvt_tensor *mvt_matmul(const mvt_tensor *a_in, const mvt_tensor *b_in) {

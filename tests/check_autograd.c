@@ -493,6 +493,16 @@ START_TEST(test_op) {
         double e = rel_err(x32[i]->grad, x64[i]->grad);
         ck_assert_msg(e >= 0 && e < 1e-4, "%s: f32 grad of input %d differs from f64 by %g", oc->name, i, e);
     }
+    /* a second graph's backward adds onto the first gradient (for every op) */
+    mvt_tensor *g1[3];
+    for (int i = 0; i < oc->n; i++) g1[i] = mvt_scale(x64[i]->grad, 2.0);
+    mva_backward(oc->fn(x64, oc->n, (void *)&oc->c), R);
+    for (int i = 0; i < oc->n; i++) {
+        double e = rel_err(x64[i]->grad, g1[i]);
+        ck_assert_msg(e >= 0 && e < 1e-12, "%s: second backward did not accumulate into input %d (%g)", oc->name,
+                      i, e);
+        mvt_release(g1[i]);
+    }
     mvt_release(R);
     mvt_release(R32);
     mva_tape_clear();
