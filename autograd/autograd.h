@@ -127,6 +127,10 @@ void mva_tape_reset(size_t mark);
 size_t mva_tape_node_count(void);
 /* Tape constant sharing a's value: the gradient stops here (selection without gradient). */
 mva_var *mva_detach(mva_var *a);
+/* Off: mva_backward drops the .grad of intermediate (op output) vars once their
+ * node has run, keeping only leaf and root gradients; saves memory in training.
+ * Default on (every var that requires grad keeps its .grad). Returns the previous. */
+bool mva_set_keep_intermediate_grads(bool keep);
 /* Name of the op that produced v: "leaf" (no node), "spent" (consumed by a backward), or the op. */
 const char *mva_op_name(const mva_var *v);
 

@@ -12,6 +12,7 @@ static mva_var **tape;
 static size_t tape_len, tape_cap;
 static size_t live_nodes;
 static bool grad_enabled = true;
+static bool keep_intermediate_grads = true;
 static uint64_t visit_epoch;
 
 mva_node mva_spent_node;
@@ -128,6 +129,12 @@ size_t mva_tape_size(void) { return tape_len; }
 size_t mva_tape_node_count(void) { return live_nodes; }
 
 bool mva_grad_enabled(void) { return grad_enabled; }
+
+bool mva_set_keep_intermediate_grads(bool keep) {
+    bool prev = keep_intermediate_grads;
+    keep_intermediate_grads = keep;
+    return prev;
+}
 
 bool mva_set_grad_enabled(bool enabled) {
     bool prev = grad_enabled;
@@ -287,6 +294,11 @@ void mva_backward(mva_var *root, const mvt_tensor *seed) {
     for (size_t i = count; i-- > 0;) {
         mva_node *n = order[i];
         if (n->out->grad) mva_op_table[n->op].backward(n, n->out->grad);
+        if (!keep_intermediate_grads && n->out != root) {
+            /* consumed: nothing reads it again in this backward */
+            mvt_release(n->out->grad);
+            n->out->grad = NULL;
+        }
     }
     for (size_t i = 0; i < count; i++) {
         mva_var *out = order[i]->out;

@@ -13,6 +13,7 @@ mva_var *mva_matmul(mva_var *a, mva_var *b) {
     MVT_ASSERT(a != NULL && b != NULL, "autograd: NULL input to matmul");
     MVT_ASSERT(a->value->ndim >= 2 && b->value->ndim >= 2,
                "mva_matmul: operands need >= 2 dims (got %d and %d)", a->value->ndim, b->value->ndim);
+    MVT_ASSERT(a->value->dtype == b->value->dtype, "mva_matmul: operands must share one dtype");
     mva_var *in[2] = {a, b};
     mva_op_params p = {0};
     return mva_apply(MVA_OP_MATMUL, in, 2, &p);
@@ -41,6 +42,8 @@ mva_var *mva_linear(mva_var *x, mva_var *w, mva_var *b) {
     MVT_ASSERT(w->value->ndim == 2, "mva_linear: weight must be [out, in] (got %d dims)", w->value->ndim);
     MVT_ASSERT(x->value->ndim >= 1 && x->value->shape[x->value->ndim - 1] == w->value->shape[1],
                "mva_linear: x last dim must equal weight in = %lld", (long long)w->value->shape[1]);
+    MVT_ASSERT(x->value->dtype == w->value->dtype && (!b || b->value->dtype == w->value->dtype),
+               "mva_linear: x, weight and bias must share one dtype");
     MVT_ASSERT(!b || (b->value->ndim == 1 && b->value->shape[0] == w->value->shape[0]),
                "mva_linear: bias must be [out] = [%lld]", (long long)w->value->shape[0]);
     mva_var *in[3] = {x, w, b};
@@ -87,6 +90,7 @@ void mva_bwd_linear(mva_node *n, const mvt_tensor *dy) {
     if (mva_needs_grad(x)) {
         int64_t xs[2] = {R, in};
         mvt_tensor *gx = mvt_view(mva_grad_buf(x), 2, xs);   /* grad buffers are contiguous */
+        MVT_ASSERT(gx != NULL, "mva_linear backward: gradient of x is not contiguous");
         mvt_gemm(false, false, 1.0, dy2, Wc, 1.0, gx);
         mvt_release(gx);
     }

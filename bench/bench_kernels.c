@@ -29,19 +29,35 @@ static int cmp_double(const void *a, const void *b) {
 
 typedef void (*bench_fn)(void *ctx);
 
-/* median seconds of g_reps runs after one warm-up */
-static double time_median(bench_fn f, void *ctx) {
-    double t[64];
+static void set_blas_threads(int n);
+
+/* median seconds of g_reps runs of f (and of g when non-NULL) after one
+ * warm-up; runs of f and g alternate so load changes hit both alike */
+static double time_pair(bench_fn f, bench_fn g, void *ctx, double *g_median, int nt) {
+    double tf[64], tg[64];
     int reps = g_reps < 64 ? g_reps : 64;
     f(ctx);
+    if (g) { set_blas_threads(nt); g(ctx); }
     for (int i = 0; i < reps; i++) {
         double t0 = now_s();
         f(ctx);
-        t[i] = now_s() - t0;
+        tf[i] = now_s() - t0;
+        if (g) {
+            set_blas_threads(nt);   /* raw cblas: let BLAS use every thread */
+            t0 = now_s();
+            g(ctx);
+            tg[i] = now_s() - t0;
+        }
     }
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
-    return t[reps / 2];
+    qsort(tf, (size_t)reps, sizeof *tf, cmp_double);
+    if (g) {
+        qsort(tg, (size_t)reps, sizeof *tg, cmp_double);
+        *g_median = tg[reps / 2];
+    }
+    return tf[reps / 2];
 }
+
+static double time_median(bench_fn f, void *ctx) { return time_pair(f, NULL, ctx, NULL, 1); }
 
 static void set_blas_threads(int n) {
 #ifdef HAVE_OPENBLAS_SET_NUM_THREADS
@@ -180,13 +196,10 @@ int main(void) {
         char shape[64];
         snprintf(shape, sizeof shape, "%lldx%lldx%lld", (long long)c.M, (long long)c.K, (long long)c.N);
         double fl = 2.0 * (double)c.M * (double)c.K * (double)c.N;
-        double tf = time_median(lin_fwd, &c);
-        set_blas_threads(nt);
-        double tfr = time_median(lin_fwd_raw, &c);
+        double tfr, tbr;
+        double tf = time_pair(lin_fwd, lin_fwd_raw, &c, &tfr, nt);
         row_flops("matmul fwd x@W^T", shape, fl, tf, tfr);
-        double tb = time_median(lin_bwd, &c);
-        set_blas_threads(nt);
-        double tbr = time_median(lin_bwd_raw, &c);
+        double tb = time_pair(lin_bwd, lin_bwd_raw, &c, &tbr, nt);
         row_flops("matmul bwd dX,dW", shape, 2 * fl, tb, tbr);
         mvt_release(c.x); mvt_release(c.w); mvt_release(c.wt); mvt_release(c.dy); mvt_release(c.dyt);
         free(c.raw_out);
@@ -200,13 +213,10 @@ int main(void) {
         c.dst = mvt_transpose(c.ds, 1, 2);
         c.raw_out = malloc(sizeof(float) * (size_t)(c.B * c.T * c.T));
         double fl = 2.0 * (double)c.B * (double)c.T * (double)c.T * (double)c.d;
-        double tf = time_median(att_fwd, &c);
-        set_blas_threads(nt);
-        double tfr = time_median(att_fwd_raw, &c);
+        double tfr, tbr;
+        double tf = time_pair(att_fwd, att_fwd_raw, &c, &tfr, nt);
         row_flops("attn QK^T", "60x(257x64 @ 64x257)", fl, tf, tfr);
-        double tb = time_median(att_bwd, &c);
-        set_blas_threads(nt);
-        double tbr = time_median(att_bwd_raw, &c);
+        double tb = time_pair(att_bwd, att_bwd_raw, &c, &tbr, nt);
         row_flops("attn bwd dQ,dK", "60x257x257x64", 2 * fl, tb, tbr);
         mvt_release(c.q); mvt_release(c.k); mvt_release(c.kt); mvt_release(c.ds); mvt_release(c.dst);
         free(c.raw_out);

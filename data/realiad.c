@@ -20,6 +20,8 @@ void mvd_realiad_opts_default(mvd_realiad_opts *o) {
     o->skip_incomplete = 0;
     o->check_files = 1;
     o->labels = MVD_LABELS_FROM_MASKS;
+    o->json_dir = NULL;
+    o->image_dir = NULL;
 }
 
 /* ---- file names ------------------------------------------------------------ */
@@ -80,11 +82,35 @@ int mvd_realiad_parse_name(const char *name, char *sample_id, int id_size, int *
 
 /* ---- small helpers --------------------------------------------------------------- */
 
-static char *dup_printf(const char *a, const char *b, const char *c) {
-    size_t n = strlen(a) + strlen(b) + strlen(c) + 32;
+static char *join3(const char *a, const char *b, const char *c) {
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 3;
     char *s = malloc(n);
-    if (s) snprintf(s, n, "%s/realiad_1024/%s/%s", a, b, c);
+    if (s) snprintf(s, n, "%s/%s/%s", a, b, c);
     return s;
+}
+
+static int dir_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int dir_has_json(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    int found = 0;
+    while (!found && (e = readdir(d))) {
+        size_t L = strlen(e->d_name);
+        found = L > 5 && strcmp(e->d_name + L - 5, ".json") == 0;
+    }
+    closedir(d);
+    return found;
+}
+
+/* dir relative to root unless absolute. */
+static void resolve_dir(char *out, size_t n, const char *root, const char *dir) {
+    if (dir[0] == '/') snprintf(out, n, "%s", dir);
+    else snprintf(out, n, "%s/%s", root, dir);
 }
 
 static int file_exists(const char *path) {
@@ -97,14 +123,13 @@ static int cmp_names(const void *a, const void *b) {
 }
 
 /* Category list from the argument or the json directory. */
-static int list_categories(const char *root, const char *categories, char (**out)[64], int *n_out) {
+static int list_categories(const char *json_dir, const char *categories, char (**out)[64], int *n_out) {
     *out = NULL;
     *n_out = 0;
     char (*cats)[64] = NULL;
     int n = 0, cap = 0;
     if (!categories || strcmp(categories, "all") == 0 || categories[0] == 0) {
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s/realiad_jsons", root);
+        const char *dir = json_dir;
         DIR *d = opendir(dir);
         if (!d) return mv_error("%s: cannot open the Real-IAD json directory (%s)", dir, strerror(errno));
         struct dirent *e;
@@ -313,7 +338,7 @@ static int group_find_or_add(group_state *g, const char *key, int *created) {
 static const char *const entry_keys[4] = {"category", "anomaly_class", "image_path", "mask_path"};
 
 /* One json file's split into the group state. */
-static int load_category_json(const char *root, const char *json_path, int json_index,
+static int load_category_json(const char *image_root, const char *json_path, int json_index,
                               const char *split, group_state *g) {
     struct json_object *doc = parse_json_file(json_path);
     if (!doc) return -1;
@@ -417,8 +442,8 @@ static int load_category_json(const char *root, const char *json_path, int json_
         }
         mvd_view *v = &smp->views[camera - 1];
         v->camera = camera;
-        v->image_path = dup_printf(root, cat, img);
-        v->mask_path = mask ? dup_printf(root, cat, mask) : NULL;
+        v->image_path = join3(image_root, cat, img);
+        v->mask_path = mask ? join3(image_root, cat, mask) : NULL;
         v->label = mask ? -1 : 0;
         if (!v->image_path || (mask && !v->mask_path)) {
             mv_error("out of memory loading %s", json_path);
@@ -504,11 +529,30 @@ int mvd_realiad_open_opts(const char *root, const char *categories, const char *
     }
     if (!root || !split || (strcmp(split, "train") != 0 && strcmp(split, "test") != 0))
         return mv_error("Real-IAD: split '%s' must be \"train\" or \"test\"", split ? split : "(null)");
+    if (strlen(root) > 2048 || (opts->json_dir && strlen(opts->json_dir) > 1024) ||
+        (opts->image_dir && strlen(opts->image_dir) > 1024))
+        return mv_error("Real-IAD: root or directory path too long (%.64s...)", root);
     if (opts->n_views < 1 || opts->n_views > MVD_MAX_VIEWS)
         return mv_error("Real-IAD: n_views %d out of range (1..%d)", opts->n_views, MVD_MAX_VIEWS);
+    /* where the jsons and images are */
+    char json_dir[4096], image_root[4096];
+    if (opts->json_dir && opts->json_dir[0]) {
+        resolve_dir(json_dir, sizeof json_dir, root, opts->json_dir);
+    } else {
+        /* the official archive unpacks to realiad_jsons/realiad_jsons/<cat>.json */
+        resolve_dir(json_dir, sizeof json_dir, root, "realiad_jsons");
+        char nested[sizeof json_dir + 16];
+        int len = snprintf(nested, sizeof nested, "%s/realiad_jsons", json_dir);
+        if (len > 0 && (size_t)len < sizeof json_dir && !dir_has_json(json_dir) && dir_has_json(nested))
+            memcpy(json_dir, nested, (size_t)len + 1);
+    }
+    resolve_dir(image_root, sizeof image_root, root,
+                opts->image_dir && opts->image_dir[0] ? opts->image_dir : "realiad_1024");
+    if (!dir_exists(image_root))
+        return mv_error("%s: Real-IAD image directory not found", image_root);
     char (*cats)[64];
     int ncat;
-    if (list_categories(root, categories, &cats, &ncat)) return -1;
+    if (list_categories(json_dir, categories, &cats, &ncat)) return -1;
     char (*json_paths)[4200] = malloc((size_t)ncat * sizeof *json_paths);
     if (!json_paths) {
         free(cats);
@@ -517,12 +561,12 @@ int mvd_realiad_open_opts(const char *root, const char *categories, const char *
     group_state g;
     memset(&g, 0, sizeof g);
     for (int c = 0; c < ncat; c++) {
-        snprintf(json_paths[c], sizeof json_paths[c], "%s/realiad_jsons/%s.json", root, cats[c]);
+        snprintf(json_paths[c], sizeof json_paths[c], "%s/%s.json", json_dir, cats[c]);
         if (!file_exists(json_paths[c])) {
             mv_error("%s: category json not found (category '%s')", json_paths[c], cats[c]);
             goto fail;
         }
-        if (load_category_json(root, json_paths[c], c, split, &g)) goto fail;
+        if (load_category_json(image_root, json_paths[c], c, split, &g)) goto fail;
     }
     /* completeness */
     int kept = 0;

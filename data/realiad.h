@@ -62,6 +62,11 @@ typedef struct {
     int skip_incomplete; /* 1: drop samples with missing/duplicate views with a warning */
     int check_files;     /* 1 (default): every image/mask file must exist */
     mvd_label_mode labels;
+    const char *json_dir;  /* NULL: <root>/realiad_jsons, or realiad_jsons/realiad_jsons when
+                              only that holds json files (the official archive); relative
+                              to root unless absolute (e.g. "realiad_jsons_sv") */
+    const char *image_dir; /* NULL: "realiad_1024" (or realiad_256/realiad_512); relative to
+                              root unless absolute */
 } mvd_realiad_opts;
 
 void mvd_realiad_opts_default(mvd_realiad_opts *o);

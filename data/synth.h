@@ -50,8 +50,9 @@ typedef struct {
     int test_bad;     /* defective test samples per category (6) */
     int size;         /* image width = height in pixels, 32..4096 (224) */
     int views;        /* cameras, 1..MVD_SYNTH_MAX_VIEWS (5); view 0 looks down */
-    int supersample;  /* rays per pixel side for the colour: 1 or 2 (2x2) (2);
-                         the mask always uses the centre ray */
+    int supersample;  /* 1: one ray per pixel; 2: adaptive 2x2 antialiasing of
+                         pixels on edges and fine print (2); the mask, xyz
+                         and hit always come from the centre ray */
     uint64_t seed;    /* (1) */
     int jpeg_quality; /* 1..100 (95) */
     void (*progress)(void *ctx, int done, int total); /* per sample, may be NULL */

@@ -29,6 +29,11 @@ static inline v3 v3_norm(v3 a) {
     double l = v3_len(a);
     return l > 0 ? v3_scale(a, 1.0 / l) : a;
 }
+/* Plain comparisons: libm's fmin/fmax/hypot are calls with NaN/overflow care
+ * that the hot SDF loop does not need. */
+static inline double maxd(double a, double b) { return a > b ? a : b; }
+static inline double mind(double a, double b) { return a < b ? a : b; }
+static inline double len2(double a, double b) { return sqrt(a * a + b * b); }
 static inline double clampd(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
 static inline double mixd(double a, double b, double w) { return a + (b - a) * w; }
 static inline double smoothstep(double e0, double e1, double x) {
@@ -65,7 +70,9 @@ static int rng_int(rng_t *r, int n) {
 
 /* Value noise on the integer lattice, trilinear with smoothstep weights. */
 static inline double lattice(int64_t x, int64_t y, int64_t z, uint64_t salt) {
-    return u01(hash4((uint64_t)x, (uint64_t)y, (uint64_t)z, salt));
+    /* One mixing round per lattice point: noise is the hot path of shading. */
+    return u01(mix64(((uint64_t)x * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)y * 0xc2b2ae3d27d4eb4fULL) ^
+                     ((uint64_t)z * 0x165667b19e3779f9ULL) ^ salt));
 }
 static double vnoise(v3 p, uint64_t salt) {
     double fx = floor(p.x), fy = floor(p.y), fz = floor(p.z);
@@ -145,15 +152,15 @@ int mvd_synth_bad_kind(int category, int k) {
 
 static inline double sd_round_box(v3 p, v3 half, double r) {
     double qx = fabs(p.x) - half.x + r, qy = fabs(p.y) - half.y + r, qz = fabs(p.z) - half.z + r;
-    double ox = fmax(qx, 0), oy = fmax(qy, 0), oz = fmax(qz, 0);
-    return sqrt(ox * ox + oy * oy + oz * oz) + fmin(fmax(qx, fmax(qy, qz)), 0.0) - r;
+    double ox = maxd(qx, 0), oy = maxd(qy, 0), oz = maxd(qz, 0);
+    return sqrt(ox * ox + oy * oy + oz * oz) + mind(maxd(qx, maxd(qy, qz)), 0.0) - r;
 }
 /* 2D rounded box in a (radial, height) half-plane: the profile of solids of revolution. */
 static inline double sd_round_rect(double qx, double qy, double hx, double hy, double r) {
     qx = fabs(qx) - hx + r;
     qy = fabs(qy) - hy + r;
-    double ox = fmax(qx, 0), oy = fmax(qy, 0);
-    return sqrt(ox * ox + oy * oy) + fmin(fmax(qx, qy), 0.0) - r;
+    double ox = maxd(qx, 0), oy = maxd(qy, 0);
+    return sqrt(ox * ox + oy * oy) + mind(maxd(qx, qy), 0.0) - r;
 }
 static inline double sd_capsule(v3 p, v3 a, v3 b, double r) {
     v3 pa = v3_sub(p, a), ba = v3_sub(b, a);
@@ -165,14 +172,14 @@ static inline double sd_sphere(v3 p, v3 c, double r) { return v3_len(v3_sub(p, c
 static double sd_hex_prism(v3 p, double ha, double hh) {
     const double kx = -0.8660254037844386, ky = 0.5, kz = 0.5773502691896258;
     double px = fabs(p.x), py = fabs(p.y), pz = fabs(p.z);
-    double dk = fmin(kx * px + ky * py, 0.0);
+    double dk = mind(kx * px + ky * py, 0.0);
     px -= 2.0 * dk * kx;
     py -= 2.0 * dk * ky;
     double cx = clampd(px, -kz * ha, kz * ha);
     double dx = sqrt((px - cx) * (px - cx) + (py - ha) * (py - ha)) * (py - ha < 0 ? -1.0 : 1.0);
     double dz = pz - hh;
-    double ox = fmax(dx, 0), oz = fmax(dz, 0);
-    return fmin(fmax(dx, dz), 0.0) + sqrt(ox * ox + oz * oz);
+    double ox = maxd(dx, 0), oz = maxd(dz, 0);
+    return mind(maxd(dx, dz), 0.0) + sqrt(ox * ox + oz * oz);
 }
 
 /* Stud layout of the toy brick: 2 x 3 studs on the top face. */
@@ -187,44 +194,43 @@ static double sdf_base(int cat, v3 p) {
         /* Studs: nearest stud column/row only (the grid is regular). */
         double sx = p.x < -0.23 ? BRICK_STUD_X[0] : (p.x > 0.23 ? BRICK_STUD_X[2] : BRICK_STUD_X[1]);
         double sy = p.y < 0 ? BRICK_STUD_Y[0] : BRICK_STUD_Y[1];
-        double rho = hypot(p.x - sx, p.y - sy);
+        double rho = len2(p.x - sx, p.y - sy);
         double stud = sd_round_rect(rho, p.z - 0.58, 0.13, 0.07, 0.015);
         /* sd_round_rect takes |qx|: rho >= 0, so the profile is a solid disc. */
-        return fmin(d, stud);
+        return mind(d, stud);
     }
     case CAT_CAP: {
-        double rho = hypot(p.x, p.y);
-        double theta = atan2(p.y, p.x);
+        double rho = len2(p.x, p.y);
         /* Knurled rim: 40 ridges; a small radial modulation keeps the SDF near Lipschitz 1. */
-        double ridge = 0.012 * cos(40.0 * theta) * smoothstep(0.5, 0.62, rho);
+        double ridge = rho > 0.5 ? 0.012 * cos(40.0 * atan2(p.y, p.x)) * smoothstep(0.5, 0.62, rho) : 0.0;
         return sd_round_rect(rho - ridge, p.z - 0.24, 0.68, 0.24, 0.05);
     }
     case CAT_TAPE: {
-        double rho = hypot(p.x, p.y);
+        double rho = len2(p.x, p.y);
         return sd_round_rect(rho - 0.57, p.z - 0.21, 0.18, 0.21, 0.02);
     }
     case CAT_PILL:
         return sd_capsule(p, v3_make(-0.5, 0, 0.3), v3_make(0.5, 0, 0.3), 0.3);
     case CAT_BEADS: {
         double d = sd_capsule(p, v3_make(-0.88, 0, 0.3), v3_make(0.88, 0, 0.3), 0.035);
-        for (int i = -1; i <= 1; i++) d = fmin(d, sd_sphere(p, v3_make(0.6 * i, 0, 0.3), 0.3));
+        for (int i = -1; i <= 1; i++) d = mind(d, sd_sphere(p, v3_make(0.6 * i, 0, 0.3), 0.3));
         return d;
     }
     case CAT_ERASER: {
         double d = sd_round_box(v3_sub(p, v3_make(0, 0, 0.17)), v3_make(0.7, 0.34, 0.17), 0.05);
         double sleeve = sd_round_box(v3_sub(p, v3_make(0.05, 0, 0.175)), v3_make(0.32, 0.35, 0.175), 0.012);
-        return fmin(d, sleeve);
+        return mind(d, sleeve);
     }
     case CAT_BATTERY: {
-        double rho = hypot(p.x, p.y);
+        double rho = len2(p.x, p.y);
         double d = sd_round_rect(rho, p.z - 0.11, 0.7, 0.11, 0.04);
         double top = sd_round_rect(rho, p.z - 0.125, 0.52, 0.125, 0.015);
-        return fmin(d, top);
+        return mind(d, top);
     }
     case CAT_NUT: {
         double hex = sd_hex_prism(v3_sub(p, v3_make(0, 0, 0.2)), 0.5, 0.18) - 0.02;
-        double hole = 0.27 - hypot(p.x, p.y);
-        return fmax(hex, hole);
+        double hole = 0.27 - len2(p.x, p.y);
+        return maxd(hex, hole);
     }
     }
     return 1e9;
@@ -249,6 +255,8 @@ typedef struct {
     double tint[3];
     v3 bound_c;    /* object coords */
     double bound_r;
+    double hit_eps_per_t; /* surface hit tolerance per unit distance: a fraction of a pixel */
+    double step;          /* sphere-tracing step factor: 1 for exact distance bounds */
     /* defect frame, object coordinates */
     v3 dc, dn, dt1, dt2;
     double r, len, width, amp, curve;
@@ -343,16 +351,17 @@ static bool ray_sphere(v3 ro, v3 rd, v3 c, double r, double *t0, double *t1) {
     return *t1 > 0;
 }
 
-/* Sphere tracing inside the bounding sphere. The step factor < 1 covers the
- * terms that are not exact distances (ridges, bulge). */
-static bool march(const scene *s, v3 ro, v3 rd, bool with_defect, double *t_hit) {
+/* Sphere tracing inside the bounding sphere, up to t_max (the table). The
+ * step factor < 1 covers the terms that are not exact distances (ridges, bulge). */
+static bool march(const scene *s, v3 ro, v3 rd, bool with_defect, double t_max, double *t_hit) {
     double t0, t1;
     if (!ray_sphere(ro, rd, s->bound_c, s->bound_r, &t0, &t1)) return false;
-    double t = fmax(t0, 0.0);
-    for (int i = 0; i < 220 && t < t1; i++) {
+    double t = maxd(t0, 0.0);
+    t1 = mind(t1, t_max);
+    for (int i = 0; i < 200 && t < t1; i++) {
         double d = sdf_scene(s, v3_add(ro, v3_scale(rd, t)), with_defect, NULL);
-        if (d < 1e-4) { *t_hit = t; return true; }
-        t += 0.85 * d;
+        if (d < maxd(2e-5, s->hit_eps_per_t * t)) { *t_hit = t; return true; }
+        t += s->step * d;
     }
     return false;
 }
@@ -394,14 +403,14 @@ static void albedo_base(const scene *s, v3 p, v3 n, double c[3], double *spec) {
             /* Embossed ring on each stud top. */
             double sx = p.x < -0.23 ? BRICK_STUD_X[0] : (p.x > 0.23 ? BRICK_STUD_X[2] : BRICK_STUD_X[1]);
             double sy = p.y < 0 ? BRICK_STUD_Y[0] : BRICK_STUD_Y[1];
-            double rho = hypot(p.x - sx, p.y - sy);
+            double rho = len2(p.x - sx, p.y - sy);
             if (rho > 0.055 && rho < 0.08) rgb_mul(c, 0.7);
         }
         *spec = 0.45;
         break;
     }
     case CAT_CAP: {
-        double rho = hypot(p.x, p.y), theta = atan2(p.y, p.x);
+        double rho = len2(p.x, p.y), theta = atan2(p.y, p.x);
         rgb_set(c, 0.12, 0.32, 0.78);
         rgb_mul(c, 1.0 + 0.08 * grain);
         if (n.z > 0.7) {
@@ -422,7 +431,7 @@ static void albedo_base(const scene *s, v3 p, v3 n, double c[3], double *spec) {
         break;
     }
     case CAT_TAPE: {
-        double rho = hypot(p.x, p.y), theta = atan2(p.y, p.x);
+        double rho = len2(p.x, p.y), theta = atan2(p.y, p.x);
         if (rho < 0.41) {
             rgb_set(c, 0.55, 0.40, 0.25); /* cardboard core */
             rgb_mul(c, 1.0 + 0.25 * grain);
@@ -462,7 +471,7 @@ static void albedo_base(const scene *s, v3 p, v3 n, double c[3], double *spec) {
     case CAT_BEADS: {
         int bead = (int)floor((p.x + 0.9) / 0.6);
         double bx = -0.6 + 0.6 * (bead < 0 ? 0 : (bead > 2 ? 2 : bead));
-        double rho = hypot(p.y, p.z - 0.3);
+        double rho = len2(p.y, p.z - 0.3);
         if (rho < 0.05 && fabs(p.x - bx) > 0.26) {
             rgb_set(c, 0.70, 0.10, 0.12); /* string */
             *spec = 0.1;
@@ -497,7 +506,7 @@ static void albedo_base(const scene *s, v3 p, v3 n, double c[3], double *spec) {
         break;
     }
     case CAT_BATTERY: {
-        double rho = hypot(p.x, p.y), theta = atan2(p.y, p.x);
+        double rho = len2(p.x, p.y), theta = atan2(p.y, p.x);
         double brushed = vnoise(v3_make(rho * 60.0, 0.3, 0.7), salt + 8) - 0.5;
         rgb_set(c, 0.70, 0.72, 0.74);
         rgb_mul(c, 1.0 + 0.10 * brushed + 0.04 * grain);
@@ -516,7 +525,7 @@ static void albedo_base(const scene *s, v3 p, v3 n, double c[3], double *spec) {
     case CAT_NUT: {
         rgb_set(c, 0.90, 0.87, 0.78);
         rgb_mul(c, 1.0 + 0.10 * grain);
-        if (hypot(p.x, p.y) < 0.285) rgb_mul(c, 0.8); /* thread inside the hole */
+        if (len2(p.x, p.y) < 0.285) rgb_mul(c, 0.8); /* thread inside the hole */
         if (n.z < 0.5 && n.z > -0.5) {
             /* Moulding marks differ per face; one face carries a stamped code. */
             double face = atan2(n.y, n.x);
@@ -525,7 +534,7 @@ static void albedo_base(const scene *s, v3 p, v3 n, double c[3], double *spec) {
                 rgb_mul(c, 0.45);
         }
         if (n.z > 0.8) {
-            double rho = hypot(p.x, p.y);
+            double rho = len2(p.x, p.y);
             if (rho > 0.34 && rho < 0.37) rgb_mul(c, 0.85);
         }
         *spec = 0.3;
@@ -537,7 +546,7 @@ static void albedo_base(const scene *s, v3 p, v3 n, double c[3], double *spec) {
 
 /* Table cloth: grey-green mat with a faint grid (as on a cutting mat) and noise. */
 static void albedo_table(double x, double y, double c[3]) {
-    double n = fbm(v3_make(x * 4.0, y * 4.0, 0.5), 4, 0x7ab1e);
+    double n = fbm(v3_make(x * 4.0, y * 4.0, 0.5), 3, 0x7ab1e);
     rgb_set(c, 0.38, 0.44, 0.40);
     rgb_mul(c, 0.85 + 0.3 * n);
     double gx = fabs(fracd(x / 0.5 + 0.5) - 0.5) * 0.5, gy = fabs(fracd(y / 0.5 + 0.5) - 0.5) * 0.5;
@@ -556,7 +565,7 @@ static bool colour_region(const scene *s, v3 p, v3 n) {
     if (fabs(h) > 0.15) return false;
     switch (s->kind) {
     case MVD_SYNTH_SPOT: {
-        double rho = hypot(u, w);
+        double rho = len2(u, w);
         if (rho > s->r * 1.3) return false;
         double edge = s->r * (0.72 + 0.55 * vnoise(v3_make(u * 14.0, w * 14.0, 0.5), s->dsalt));
         return rho < edge;
@@ -654,7 +663,7 @@ static void albedo_object(const scene *s, v3 p, v3 n, int part, bool with_defect
 
 #define SYNTH_CAM_DIST 5.0
 #define SYNTH_ELEVATION_DEG 45.0
-#define SYNTH_HALF_FOV_DEG 17.0
+#define SYNTH_HALF_FOV_DEG 13.0
 static const v3 SYNTH_TARGET = {0.0, 0.0, 0.3};
 
 static void make_camera(int v, int size, camera *c) {
@@ -746,7 +755,11 @@ static void build_scene(const mvd_synth_opts *o, int cat, int sample_id, int kin
     s->kind = kind;
     s->salt = hash4(0x5eed, (uint64_t)cat, 0, 0);
     s->bound_c = CATS[cat].bound_c;
-    s->bound_r = CATS[cat].bound_r + 0.2; /* room for a bulge or a foreign body */
+    s->bound_r = CATS[cat].bound_r;
+    /* Room for a bulge or a foreign body. */
+    if (kind == MVD_SYNTH_BULGE || kind == MVD_SYNTH_FOREIGN) s->bound_r += 0.2;
+    s->step = (cat == CAT_CAP || kind == MVD_SYNTH_BULGE) ? 0.85 : 1.0;
+    s->hit_eps_per_t = 0.05 * tan(SYNTH_HALF_FOV_DEG * M_PI / 180.0) / (0.5 * o->size);
 
     /* Pose, light and colour jitter: only (seed, category, sample). */
     rng_t r = {hash4(o->seed, (uint64_t)cat, (uint64_t)sample_id, STREAM_POSE), 0};
@@ -856,12 +869,12 @@ static double table_shadow(const scene *s, v3 p_world) {
     v3 ro = world_to_obj(s, p_world), rd = dir_world_to_obj(s, s->light);
     double t0, t1;
     if (!ray_sphere(ro, rd, s->bound_c, s->bound_r, &t0, &t1)) return 1.0;
-    double res = 1.0, t = fmax(t0, 0.01);
-    for (int i = 0; i < 64 && t < t1; i++) {
+    double res = 1.0, t = maxd(t0, 0.01);
+    for (int i = 0; i < 48 && t < t1; i++) {
         double d = sdf_base(s->cat, v3_add(ro, v3_scale(rd, t)));
-        res = fmin(res, 8.0 * d / t);
+        res = mind(res, 8.0 * d / t);
         if (res < 0.0) break;
-        t += fmax(d, 0.01);
+        t += maxd(d, 0.015);
     }
     return clampd(res, 0.0, 1.0);
 }
@@ -869,8 +882,8 @@ static double table_shadow(const scene *s, v3 p_world) {
 static void trace(const scene *s, v3 ro_w, v3 rd_w, bool with_defect, ray_result *out) {
     v3 ro = world_to_obj(s, ro_w), rd = dir_world_to_obj(s, rd_w);
     double t_obj;
-    bool obj = march(s, ro, rd, with_defect, &t_obj);
     double t_table = rd_w.z < 0 ? -ro_w.z / rd_w.z : INFINITY;
+    bool obj = march(s, ro, rd, with_defect, t_table, &t_obj);
     out->defect = false;
     if (obj && t_obj < t_table) {
         v3 p = v3_add(ro, v3_scale(rd, t_obj));
@@ -881,9 +894,9 @@ static void trace(const scene *s, v3 ro_w, v3 rd_w, bool with_defect, ray_result
         albedo_object(s, p, n, part, with_defect, alb, &spec);
         if (with_defect && s->kind != MVD_SYNTH_NONE) out->defect = defect_hit(s, p, n, part);
         v3 nw = dir_obj_to_world(s, n);
-        double ndl = fmax(0.0, v3_dot(nw, s->light));
+        double ndl = maxd(0.0, v3_dot(nw, s->light));
         v3 h = v3_norm(v3_sub(s->light, rd_w));
-        double sp = spec * pow(fmax(0.0, v3_dot(nw, h)), 40.0);
+        double sp = spec * pow(maxd(0.0, v3_dot(nw, h)), 40.0);
         double amb = s->ambient * (0.75 + 0.25 * nw.z);
         for (int k = 0; k < 3; k++) out->rgb[k] = alb[k] * (amb + s->diffuse * ndl) + 0.6 * sp;
         out->what = MVD_SYNTH_HIT_OBJECT;
@@ -919,9 +932,8 @@ static bool carve_removed_visible(const scene *s, v3 ro_w, v3 rd_w) {
     double t0, t1;
     if (!ray_sphere(ro, rd, mid, 0.5 * v3_len(v3_sub(s->cb, s->ca)) + s->cr, &t0, &t1)) return false;
     double t;
-    if (!march(s, ro, rd, false, &t)) return false;
     double t_table = rd_w.z < 0 ? -ro_w.z / rd_w.z : INFINITY;
-    if (t > t_table) return false;
+    if (!march(s, ro, rd, false, t_table, &t)) return false;
     return sdf_carve(s, v3_add(ro, v3_scale(rd, t))) < 0.0;
 }
 
@@ -937,44 +949,36 @@ static uint8_t to_byte(double v) {
     return (uint8_t)(q < 0 ? 0 : (q > 255 ? 255 : q));
 }
 
-static void render_view(const mvd_synth_opts *o, const scene *s, int view, int sample_key,
-                        mvd_image *img, mvd_image *mask, double *xyz, uint8_t *hit) {
+/* Contrast between neighbouring centre samples above which a pixel gets 2x2
+ * supersampling (about 12 grey levels), so edges and fine print are
+ * antialiased while flat regions cost one ray. */
+#define SYNTH_AA_CONTRAST (12.0 / 255.0)
+
+/* Renders one view. Pass 1 traces every pixel's centre ray (colour, mask,
+ * geometry); pass 2 (supersample == 2) replaces the colour of pixels that
+ * differ from a 4-neighbour, or sit on a hit-type boundary, by the mean of a
+ * 2x2 grid of rays. Both passes depend only on pass-1 values and per-pixel
+ * hashes, so the static row partition never changes the result.
+ * rgb: scratch of W*H*3 doubles, kind: W*H bytes. Returns nothing: cannot fail. */
+static void render_view(const mvd_synth_opts *o, const scene *s, int view, int sample_key, double *rgb,
+                        uint8_t *kind, mvd_image *img, mvd_image *mask, double *xyz, uint8_t *hit) {
     camera cam;
     make_camera(view, o->size, &cam);
-    const int W = o->size, H = o->size, ss = o->supersample;
+    const int W = o->size, H = o->size;
     const bool with_defect = s->kind != MVD_SYNTH_NONE;
     const bool carve = kind_is_carve(s->kind);
     const uint64_t pix_key = hash4(o->seed, (uint64_t)s->cat, (uint64_t)sample_key, STREAM_PIXEL + 16 * (uint64_t)view);
-    /* Rows are independent and every pixel's noise is a hash of its index, so
-     * the static partition only decides who computes what, never the result. */
 #pragma omp parallel for schedule(static)
     for (int y = 0; y < H; y++) {
         for (int x = 0; x < W; x++) {
-            ray_result centre, sub;
+            ray_result centre;
             v3 rd = pixel_ray(&cam, x + 0.5, y + 0.5);
             trace(s, cam.centre, rd, with_defect, &centre);
-            double rgb[3] = {0, 0, 0};
-            if (ss == 1) {
-                for (int k = 0; k < 3; k++) rgb[k] = centre.rgb[k];
-            } else {
-                for (int j = 0; j < ss; j++)
-                    for (int i = 0; i < ss; i++) {
-                        v3 d = pixel_ray(&cam, x + (i + 0.5) / ss, y + (j + 0.5) / ss);
-                        trace(s, cam.centre, d, with_defect, &sub);
-                        for (int k = 0; k < 3; k++) rgb[k] += sub.rgb[k];
-                    }
-                for (int k = 0; k < 3; k++) rgb[k] /= (double)(ss * ss);
-            }
+            size_t pix = (size_t)y * W + x;
+            for (int k = 0; k < 3; k++) rgb[pix * 3 + k] = centre.rgb[k];
+            kind[pix] = (uint8_t)centre.what;
             bool defect = centre.defect;
             if (!defect && carve) defect = carve_removed_visible(s, cam.centre, rd);
-            size_t pix = (size_t)y * W + x;
-            uint64_t h = hash4(pix_key, pix, 0, 0);
-            for (int k = 0; k < 3; k++) {
-                /* Sensor noise: triangular, about +-1.5 grey levels. */
-                uint64_t hk = mix64(h + (uint64_t)k);
-                double nz = (u01(hk) + u01(mix64(hk ^ 0xabcdefULL)) - 1.0) * 1.5 / 255.0;
-                img->data[pix * 3 + k] = to_byte(rgb[k] * cam.gain + nz);
-            }
             if (mask) mask->data[pix] = defect ? 255 : 0;
             if (xyz) {
                 xyz[pix * 3 + 0] = centre.p_world.x;
@@ -982,6 +986,42 @@ static void render_view(const mvd_synth_opts *o, const scene *s, int view, int s
                 xyz[pix * 3 + 2] = centre.p_world.z;
             }
             if (hit) hit[pix] = (uint8_t)centre.what;
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < H; y++) {
+        for (int x = 0; x < W; x++) {
+            size_t pix = (size_t)y * W + x;
+            double out[3] = {rgb[pix * 3], rgb[pix * 3 + 1], rgb[pix * 3 + 2]};
+            if (o->supersample == 2) {
+                bool edge = false;
+                static const int dx[4] = {-1, 1, 0, 0}, dy[4] = {0, 0, -1, 1};
+                for (int e = 0; e < 4 && !edge; e++) {
+                    int xx = x + dx[e], yy = y + dy[e];
+                    if (xx < 0 || yy < 0 || xx >= W || yy >= H) continue;
+                    size_t q = (size_t)yy * W + xx;
+                    if (kind[q] != kind[pix]) edge = true;
+                    for (int k = 0; k < 3; k++)
+                        if (fabs(rgb[q * 3 + k] - rgb[pix * 3 + k]) > SYNTH_AA_CONTRAST) edge = true;
+                }
+                if (edge) {
+                    ray_result sub;
+                    out[0] = out[1] = out[2] = 0.0;
+                    for (int j = 0; j < 2; j++)
+                        for (int i = 0; i < 2; i++) {
+                            v3 d = pixel_ray(&cam, x + 0.25 + 0.5 * i, y + 0.25 + 0.5 * j);
+                            trace(s, cam.centre, d, with_defect, &sub);
+                            for (int k = 0; k < 3; k++) out[k] += 0.25 * sub.rgb[k];
+                        }
+                }
+            }
+            uint64_t h = hash4(pix_key, pix, 0, 0);
+            for (int k = 0; k < 3; k++) {
+                /* Sensor noise: triangular, about +-1.5 grey levels. */
+                uint64_t hk = mix64(h + (uint64_t)k);
+                double nz = (u01(hk) + u01(mix64(hk ^ 0xabcdefULL)) - 1.0) * 1.5 / 255.0;
+                img->data[pix * 3 + k] = to_byte(out[k] * cam.gain + nz);
+            }
         }
     }
 }
@@ -1023,14 +1063,26 @@ int mvd_synth_render_sample(const mvd_synth_opts *o, int category, int sample_id
             return mv_error("synth: out of memory for %d views of %dx%d geometry", V, S, S);
         }
     }
+    double *rgb = malloc(sizeof(double) * 3 * (size_t)S * S);
+    uint8_t *kind_buf = malloc((size_t)S * S);
+    if (!rgb || !kind_buf) {
+        free(rgb);
+        free(kind_buf);
+        mvd_synth_render_free(out);
+        return mv_error("synth: out of memory for a %dx%d view", S, S);
+    }
     for (int v = 0; v < V; v++) {
         if (mvd_image_alloc(&out->images[v], S, S, 3) || mvd_image_alloc(&out->masks[v], S, S, 1)) {
+            free(rgb);
+            free(kind_buf);
             mvd_synth_render_free(out);
             return mv_error_prefix("synth: rendering view %d", v + 1);
         }
-        render_view(o, &s, v, sample_id, &out->images[v], &out->masks[v],
+        render_view(o, &s, v, sample_id, rgb, kind_buf, &out->images[v], &out->masks[v],
                     out->xyz ? out->xyz + (size_t)v * S * S * 3 : NULL,
                     out->hit ? out->hit + (size_t)v * S * S : NULL);
     }
+    free(rgb);
+    free(kind_buf);
     return 0;
 }

@@ -189,8 +189,101 @@ static int resize_generic(const uint8_t *src_u8, const float *src_f32, int w, in
     return 0;
 }
 
+/* PIL's 8-bit resampling (ImagingResample): 22-bit fixed-point weights,
+ * horizontal pass first, each pass rounded and clipped to uint8, a pass
+ * skipped when its size does not change. Bit-exact with Pillow. */
+#define PIL_PRECISION_BITS (32 - 8 - 2)
+
+static uint8_t pil_clip8(int64_t v) {
+    if (v >= ((int64_t)1 << PIL_PRECISION_BITS << 8)) return 255;
+    if (v <= 0) return 0;
+    return (uint8_t)(v >> PIL_PRECISION_BITS);
+}
+
+static int *pil_fixed_weights(const axis_taps *t, int out) {
+    size_t n = (size_t)out * t->K;
+    int *k = malloc(n * sizeof *k);
+    if (!k) return NULL;
+    for (size_t i = 0; i < n; i++)
+        k[i] = t->w[i] < 0 ? (int)(-0.5 + t->w[i] * (1 << PIL_PRECISION_BITS))
+                           : (int)(0.5 + t->w[i] * (1 << PIL_PRECISION_BITS));
+    return k;
+}
+
+/* One pass along x (dir 0) or y (dir 1): src [h, w, c] -> dst [h, ow, c] or
+ * [oh, w, c]. PIL's taps are contiguous from idx[o*K] (zero weights pad the
+ * end), so the inner loops walk plain pointers. */
+static int pil_pass(const uint8_t *src, int w, int h, int c, uint8_t *dst, int out, int dir,
+                    mvd_resize_mode mode) {
+    axis_taps t;
+    if (axis_taps_make(&t, dir ? h : w, out, mode, MVD_AA_PIL)) return -1;
+    int *k = pil_fixed_weights(&t, out);
+    int *ntaps = malloc((size_t)out * sizeof *ntaps);
+    int64_t *acc = malloc((size_t)(dir ? (size_t)w * c : (size_t)c) * sizeof *acc);
+    if (!k || !ntaps || !acc) {
+        free(k), free(ntaps), free(acc);
+        axis_taps_free(&t);
+        return mv_error("resize: out of memory");
+    }
+    int in = dir ? h : w;
+    for (int o = 0; o < out; o++) { /* taps actually inside the image */
+        int n = t.K;
+        if (t.idx[o * t.K] + n > in) n = in - t.idx[o * t.K];
+        ntaps[o] = n;
+    }
+    const int64_t half = (int64_t)1 << (PIL_PRECISION_BITS - 1);
+    if (dir == 0) {
+        for (int y = 0; y < h; y++) {
+            const uint8_t *row = src + (size_t)y * w * c;
+            for (int o = 0; o < out; o++) {
+                const uint8_t *p = row + (size_t)t.idx[o * t.K] * c;
+                const int *kk = k + (size_t)o * t.K;
+                for (int ch = 0; ch < c; ch++) acc[ch] = half;
+                for (int j = 0; j < ntaps[o]; j++, p += c)
+                    for (int ch = 0; ch < c; ch++) acc[ch] += (int64_t)p[ch] * kk[j];
+                for (int ch = 0; ch < c; ch++) dst[((size_t)y * out + o) * c + ch] = pil_clip8(acc[ch]);
+            }
+        }
+    } else {
+        size_t row = (size_t)w * c;
+        for (int o = 0; o < out; o++) {
+            const uint8_t *p = src + (size_t)t.idx[o * t.K] * row;
+            const int *kk = k + (size_t)o * t.K;
+            for (size_t i = 0; i < row; i++) acc[i] = half;
+            for (int j = 0; j < ntaps[o]; j++, p += row)
+                for (size_t i = 0; i < row; i++) acc[i] += (int64_t)p[i] * kk[j];
+            for (size_t i = 0; i < row; i++) dst[o * row + i] = pil_clip8(acc[i]);
+        }
+    }
+    free(k), free(ntaps), free(acc);
+    axis_taps_free(&t);
+    return 0;
+}
+
+static int resize_u8_pil(const uint8_t *src, int w, int h, int c, uint8_t *dst, int ow, int oh,
+                         mvd_resize_mode mode) {
+    if (ow == w && oh == h) {
+        memcpy(dst, src, (size_t)w * h * c);
+        return 0;
+    }
+    if (ow == w) return pil_pass(src, w, h, c, dst, oh, 1, mode);
+    if (oh == h) return pil_pass(src, w, h, c, dst, ow, 0, mode);
+    uint8_t *tmp = malloc((size_t)h * ow * c);
+    if (!tmp) return mv_error("resize: out of memory");
+    int rc = pil_pass(src, w, h, c, tmp, ow, 0, mode);
+    if (!rc) rc = pil_pass(tmp, ow, h, c, dst, oh, 1, mode);
+    free(tmp);
+    return rc;
+}
+
 int mvd_resize_u8(const uint8_t *src, int w, int h, int c, uint8_t *dst, int ow, int oh,
                   mvd_resize_mode mode, mvd_antialias aa) {
+    if (check_resize_args(w, h, c, ow, oh, mode)) return -1;
+    /* PIL's arithmetic whenever every resized axis uses PIL's filter */
+    int pil_x = aa == MVD_AA_PIL || (aa == MVD_AA_SHRINK && ow <= w);
+    int pil_y = aa == MVD_AA_PIL || (aa == MVD_AA_SHRINK && oh <= h);
+    if (mode != MVD_RESIZE_NEAREST && pil_x && pil_y)
+        return resize_u8_pil(src, w, h, c, dst, ow, oh, mode);
     return resize_generic(src, NULL, w, h, c, dst, NULL, ow, oh, mode, aa);
 }
 

@@ -14,10 +14,14 @@
  *    torch antialias=True convolution: the filter (triangle, or the
  *    a = -0.5 cubic as PIL uses) is stretched by the scale in/out, taps outside
  *    the image are dropped and the weights renormalised.
- *  - MVD_AA_PIL uses that PIL convolution for upsampling too (PIL's Image.resize
- *    exactly, up to uint8 rounding between passes); MVD_AA_NONE never antialiases.
- * uint8 results are rounded to nearest and clamped to [0, 255] once, after both
- * passes (computation in double). */
+ *  - MVD_AA_PIL uses that PIL convolution for upsampling too (PIL's
+ *    Image.resize); MVD_AA_NONE never antialiases.
+ * uint8 images resized with PIL's filter on every resized axis (the default
+ * shrink, or MVD_AA_PIL) use PIL's own 8-bit arithmetic (22-bit fixed-point
+ * weights, horizontal pass then vertical, each rounded and clipped to uint8):
+ * bit-exact with Pillow's Image.resize, so preprocessing equals torchvision's
+ * PIL pipeline. Other uint8 cases compute both passes in double and round and
+ * clamp once; float images are always computed in double. */
 #ifndef MVEAD_DATA_TRANSFORM_H
 #define MVEAD_DATA_TRANSFORM_H
 #include <stdint.h>

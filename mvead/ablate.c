@@ -44,9 +44,11 @@ static const char *const COLS[6] = {"sample_auroc", "sample_ap", "image_auroc", 
 
 static int run_variant(const mvead_config *base, const char *root, const char *cache, const ablation_row *g) {
     mvead_config c = *base;
-    snprintf(c.runs, sizeof c.runs, "%s", root);
+    if (strlen(root) >= sizeof c.runs || strlen(cache) >= sizeof c.cache)
+        return mv_error("ablate: run folder %s is too long a path", root);
+    snprintf(c.runs, sizeof c.runs, "%.511s", root);
     snprintf(c.name, sizeof c.name, "%s", g->variant);
-    snprintf(c.cache, sizeof c.cache, "%s", cache);
+    snprintf(c.cache, sizeof c.cache, "%.511s", cache);
     snprintf(c.fusion, sizeof c.fusion, "%s", g->fusion);
     snprintf(c.objective, sizeof c.objective, "%s", g->objective);
     snprintf(c.bank_mode, sizeof c.bank_mode, "%s", g->bank_mode);
@@ -139,7 +141,8 @@ int mvead_cmd_ablate(int argc, char **argv) {
     if (mvead_config_write_json(&c, path)) goto fail;
     /* extract once, into the shared cache (skipped when it exists and matches) */
     mvead_config ex = c;
-    snprintf(ex.cache, sizeof ex.cache, "%s", cache);
+    if (strlen(cache) >= sizeof ex.cache) { mv_error("ablate: cache path %s is too long", cache); goto fail; }
+    snprintf(ex.cache, sizeof ex.cache, "%.511s", cache);
     if (mvead_stage_extract(&ex)) goto fail;
     double vals[N_GRID][6];
     for (int i = 0; i < N_GRID; i++) {

@@ -108,8 +108,10 @@ int SFX(mvs_coreset_greedy)(const real *x, int64_t n, int64_t dim, int64_t m, in
 #ifdef _OPENMP
     if (n * dim >= CORESET_MIN_PARALLEL_WORK) max_threads = omp_get_max_threads();
 #endif
-    double *thread_max = malloc((size_t)max_threads * sizeof(double));
-    int64_t *thread_arg = malloc((size_t)max_threads * sizeof(int64_t));
+    /* Two slots per thread, alternating between passes, so one barrier per
+     * pass suffices: nobody overwrites a slot another thread may still read. */
+    double *thread_max = malloc((size_t)(2 * max_threads) * sizeof(double));
+    int64_t *thread_arg = malloc((size_t)(2 * max_threads) * sizeof(int64_t));
     if (!thread_max || !thread_arg) {
         free(mind); free(thread_max); free(thread_arg);
         return mv_error("coreset: out of memory");
@@ -117,8 +119,9 @@ int SFX(mvs_coreset_greedy)(const real *x, int64_t n, int64_t dim, int64_t m, in
 
     /* One parallel region for the whole loop: each thread owns a fixed
      * contiguous range, updates it with the newest centre and reports its
-     * first maximum; the combine walks threads in order, so the global
-     * result is the first maximum for any thread count. */
+     * first maximum; after the barrier every thread combines the reports in
+     * thread order (the same answer everywhere), so the global result is the
+     * first maximum for any thread count. */
 #pragma omp parallel num_threads(max_threads)
     {
         int nt = 1, t = 0;
@@ -127,8 +130,9 @@ int SFX(mvs_coreset_greedy)(const real *x, int64_t n, int64_t dim, int64_t m, in
         t = omp_get_thread_num();
 #endif
         int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
+        int64_t newest = start;
         for (int64_t s = 1; s <= m; s++) {
-            const real *c = x + selected[s - 1] * dim;
+            const real *c = x + newest * dim;
             double best = -1.0;
             int64_t arg = lo;
             for (int64_t i = lo; i < hi; i++) {
@@ -138,17 +142,14 @@ int SFX(mvs_coreset_greedy)(const real *x, int64_t n, int64_t dim, int64_t m, in
                 if (d > best) { best = d; arg = i; }
             }
             if (s == m) break; /* last pass only finalises the distances */
-            thread_max[t] = best;
-            thread_arg[t] = arg;
+            int slot = (int)(s & 1) * nt;
+            thread_max[slot + t] = best;
+            thread_arg[slot + t] = arg;
 #pragma omp barrier
-#pragma omp single
-            {
-                double gbest = -1.0;
-                int64_t garg = 0;
-                for (int u = 0; u < nt; u++)
-                    if (thread_max[u] > gbest) { gbest = thread_max[u]; garg = thread_arg[u]; }
-                selected[s] = garg;
-            } /* implicit barrier: everyone sees selected[s] */
+            double gbest = -1.0;
+            for (int u = 0; u < nt; u++)
+                if (thread_max[slot + u] > gbest) { gbest = thread_max[slot + u]; newest = thread_arg[slot + u]; }
+            if (t == 0) selected[s] = newest;
         }
     }
     if (min_dist)

@@ -55,6 +55,9 @@ typedef struct {
     const mvt_tensor *ln_w, *ln_b, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
 } mvead_eam_weights;
 
+/* Both inits overwrite *m (free a module held there first with mvead_eam_free);
+ * on failure *m is left empty (safe to free). */
+
 /* Random init, as PyTorch's defaults for nn.Linear / nn.LayerNorm:
  * W, b ~ U(-1/sqrt(D), 1/sqrt(D)) (kaiming_uniform a = sqrt 5 and the bias
  * rule), LN weight 1, bias 0. Seeded, deterministic. Returns -1 (mv_error)

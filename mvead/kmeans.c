@@ -10,8 +10,8 @@
 
 /* Rows per GEMM assignment block: fixed, so results do not depend on threads. */
 #define KMEANS_ROW_BLOCK 4096
-/* Columns per task in the centre update (each column summed in point order). */
-#define KMEANS_COL_BLOCK 32
+/* Fixed row chunks of the centre sums (partials added in chunk order). */
+#define KMEANS_SUM_CHUNKS 8
 /* Multiply-adds below which a loop runs on one thread (not worth a fork/join). */
 #define KMEANS_MIN_PARALLEL_WORK (1 << 17)
 
@@ -168,33 +168,37 @@ int SFX(mvs_kmeans_assign)(const real *x, int64_t n, int64_t dim, const real *ce
 }
 
 /* centers (k, dim) = mean of the points assigned to each centre; empty
- * clusters keep their centre. Each element is summed in point order. */
+ * clusters keep their centre. The rows are cut into KMEANS_SUM_CHUNKS fixed
+ * chunks (a function of n only); each chunk sums its rows in order into its
+ * own partial (streaming x row by row), and the partials are added in chunk
+ * order, so the sums do not depend on the thread count. */
 static int SFX(kmeans_update_centers)(const real *x, int64_t n, int64_t dim, int64_t k,
                                       const int64_t *assign, real *centers) {
-    double *sum = calloc((size_t)(k * dim), sizeof(double));
+    int64_t n_chunks = n < KMEANS_SUM_CHUNKS ? n : KMEANS_SUM_CHUNKS;
+    double *partial = calloc((size_t)(n_chunks * k * dim), sizeof(double));
     int64_t *count = calloc((size_t)k, sizeof(int64_t));
-    if (!sum || !count) {
-        free(sum); free(count);
+    if (!partial || !count) {
+        free(partial); free(count);
         return mv_error("kmeans: out of memory for the centre sums");
     }
     for (int64_t i = 0; i < n; i++) count[assign[i]]++;
-    int64_t n_col_blocks = (dim + KMEANS_COL_BLOCK - 1) / KMEANS_COL_BLOCK;
 #pragma omp parallel for schedule(static) if (n * dim >= KMEANS_MIN_PARALLEL_WORK)
-    for (int64_t cb = 0; cb < n_col_blocks; cb++) {
-        int64_t c0 = cb * KMEANS_COL_BLOCK;
-        int64_t c1 = c0 + KMEANS_COL_BLOCK < dim ? c0 + KMEANS_COL_BLOCK : dim;
-        for (int64_t i = 0; i < n; i++) {
+    for (int64_t ch = 0; ch < n_chunks; ch++) {
+        double *sum = partial + ch * k * dim;
+        for (int64_t i = n * ch / n_chunks; i < n * (ch + 1) / n_chunks; i++) {
             const real *xi = x + i * dim;
             double *s = sum + assign[i] * dim;
-            for (int64_t d = c0; d < c1; d++) s[d] += (double)xi[d];
+            for (int64_t d = 0; d < dim; d++) s[d] += (double)xi[d];
         }
     }
+    for (int64_t ch = 1; ch < n_chunks; ch++)
+        for (int64_t e = 0; e < k * dim; e++) partial[e] += partial[ch * k * dim + e];
     for (int64_t j = 0; j < k; j++) {
         if (count[j] == 0) continue;
         double inv = 1.0 / (double)count[j];
-        for (int64_t d = 0; d < dim; d++) centers[j * dim + d] = (real)(sum[j * dim + d] * inv);
+        for (int64_t d = 0; d < dim; d++) centers[j * dim + d] = (real)(partial[j * dim + d] * inv);
     }
-    free(sum); free(count);
+    free(partial); free(count);
     return 0;
 }
 

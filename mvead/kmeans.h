@@ -5,9 +5,9 @@
  *
  * Assignment uses GEMM distances (||x||^2 + ||c||^2 - 2 x c^T) in blocks of
  * rows; ties go to the lowest centre index. An empty cluster keeps its old
- * centre (the fixture's rule). Centre sums are accumulated in double, each
- * centre element summed over points in index order, so the result is
- * independent of OMP_NUM_THREADS.
+ * centre (the fixture's rule). Centre sums are accumulated in double over
+ * 8 fixed row chunks added in a fixed order, so the result is independent
+ * of OMP_NUM_THREADS.
  */
 #ifndef MVEAD_KMEANS_H
 #define MVEAD_KMEANS_H

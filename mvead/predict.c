@@ -28,7 +28,7 @@ static const char *const PREDICT_OPTS[] = {"name", "runs", "calib", "threads", "
 static const char *const PREDICT_SUMMARY =
     "Scores one multi-view sample with a finished run (its config.json, backbone,\n"
     "checkpoint.h5 and bank.h5): per-view image scores, the sample score, heatmaps.\n"
-    "usage: mvead predict --name RUN [--runs R] --images IMG1,...,IMGV --out DIR";
+    "Synopsis: mvead predict --name RUN [--runs R] --images IMG1,...,IMGV --out DIR";
 
 /* jet-like colour map for t in [0, 1] (the one eval uses for its overlays) */
 static void colormap(double t, uint8_t *rgb) {
@@ -258,7 +258,7 @@ int mvead_cmd_predict(int argc, char **argv) {
         goto fail;
     }
     mvd_cache_info in = {.S = 1, .V = V, .N = N, .D = D, .H = H, .W = W, .P = P, .grid_h = gh, .grid_w = gw, .layer = c.layer};
-    snprintf(in.backbone, sizeof in.backbone, "%s", c.backbone);
+    snprintf(in.backbone, sizeof in.backbone, "%.255s", c.backbone);
     mvead_fusion_opts fo;
     if (mvead_pipeline_fusion(&c, &p, &in, &fo, &static_mask)) goto fail;
 
@@ -324,7 +324,7 @@ int mvead_cmd_predict(int argc, char **argv) {
     char js[1200], tmp[1300];
     snprintf(js, sizeof js, "%s/scores.json", out);
     snprintf(tmp, sizeof tmp, "%s.tmp", js);
-    if (json_object_to_file_ext(tmp, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED) || rename(tmp, js)) {
+    if (json_object_to_file_ext(tmp, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE) || rename(tmp, js)) {
         mv_error("%s: cannot write", js);
         goto fail;
     }

@@ -7,6 +7,7 @@
 #include "mvead/commands.h"
 #include "data/h5io.h"
 #include "mvead/pipeline.h"
+#include "mvead/progress.h"
 #include "tensor/error.h"
 #include <errno.h>
 #include <json-c/json.h>
@@ -73,8 +74,6 @@ static unsigned char *read_file(const char *path, size_t *n) {
     *n = len;
     return buf;
 }
-
-static bool file_exists(const char *path) { return access(path, R_OK) == 0; }
 
 /* A metric of a metrics.json row; NaN when absent or null (degenerate). */
 static double metric_of(json_object *row, const char *key) {

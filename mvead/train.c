@@ -419,6 +419,8 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
     mvead_progress_update(&pr, (int64_t)st.epochs_done * steps_per_epoch, NULL);
     mva_var *pp[MVEAD_EAM_NPARAMS];
     mvead_eam_params(&st.eam, pp);
+    /* attention-score gradients are the largest buffers of a step; only the leaves' are needed */
+    bool keep_prev = mva_set_keep_intermediate_grads(false);
     for (int epoch = st.epochs_done; epoch < c->epochs; epoch++) {
         /* Per-epoch stream: a resumed run draws exactly what an uninterrupted one would. */
         mvt_rng rng;
@@ -477,6 +479,7 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
         (void)ep_total;
     }
     mvead_progress_finish(&pr);
+    mva_set_keep_intermediate_grads(keep_prev);
     mvt_release(centers32);
     if (st.epochs_done == 0 || c->epochs == st.epochs_done) {
         if (mvead_checkpoint_save(p.checkpoint, c, &st, opt) || write_loss_csv(p.loss_csv, &st)) goto done;

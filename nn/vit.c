@@ -72,9 +72,13 @@ mvn_vit *mvn_vit_from_state(const mvn_vit_config *cfg, const mvn_state *s, mvt_d
     for (int i = 0; i < n; i++) {
         const mvt_tensor *t = mvn_state_get(s, sp[i].name);
         if (!t) continue;   /* optional and absent (checked above) */
-        mvt_tensor *c = mvt_to_dtype(t, dt);
-        mvt_tensor *own = mvt_clone(c);   /* the model owns its own storage */
-        mvt_release(c);
+        /* the model owns its own contiguous storage (no sharing with the state) */
+        mvt_tensor *own = mvt_to_dtype(t, dt);
+        if (own->storage == t->storage || !mvt_is_contiguous(own)) {
+            mvt_tensor *c = mvt_clone(own);
+            mvt_release(own);
+            own = c;
+        }
         m->param_names[m->n_params] = strdup(sp[i].name);
         m->params[m->n_params] = mva_leaf(own, false, m->param_names[m->n_params]);
         m->n_params++;

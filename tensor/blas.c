@@ -102,7 +102,9 @@ static void run_batched(const batched_gemm *g) {
      * BLAS call, tiles spread statically over OpenMP threads. */
     bool many = nb >= 8;   /* enough batch entries to spread: keep each matrix whole */
     int64_t tm = many ? 1 : tile_count(g->M, TILE_M), tn = many ? 1 : tile_count(g->N, TILE_N);
+    if (tm * tn > 1 && (tm * tn) % 2 == 1) tn++;   /* an even task count balances 2 threads */
     int64_t mb = (g->M + tm - 1) / tm, nbk = (g->N + tn - 1) / tn;
+    tn = (g->N + nbk - 1) / nbk;   /* rounding can leave the last column tile empty */
     int64_t ntasks = nb * tm * tn;
     int nt = mvt_get_num_threads();
     bool par = ntasks > 1 && nt > 1;

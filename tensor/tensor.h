@@ -224,6 +224,14 @@ void mvt_fill_normal(mvt_tensor *t, mvt_rng *r, double mean, double std);
 void mvt_fill_uniform(mvt_tensor *t, mvt_rng *r, double lo, double hi);
 
 
+/* ---- notes on threads and BLAS ------------------------------------------
+ * Multi-threaded OpenBLAS is not bitwise reproducible across thread counts
+ * (0.3.21: the result of an element depends on how M/N are cut). So
+ * mvt_matmul/mvt_gemm never let BLAS thread: C is cut into a fixed grid of
+ * tiles (about 256 x 256, depending on shapes only), each tile is one
+ * single-threaded BLAS call, tiles and batch entries are spread over OpenMP
+ * threads. Code calling cblas_* directly gives up that guarantee. */
+
 /* ---- helpers for kernel writers (tensor kernels, autograd, nn) -------------- */
 /* Normalises a possibly negative axis; aborts when out of range. */
 int mvt_norm_axis(int axis, int ndim);

@@ -9,6 +9,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -685,6 +686,40 @@ START_TEST(test_tape_clear_and_backward_frees_nodes) {
 }
 END_TEST
 
+START_TEST(test_drop_intermediate_grads) {
+    int64_t s[2] = {3, 4};
+    mva_var *x = leaf64(2, s, 13, true);
+    mva_var *h = mva_tanh(x);
+    mva_var *y = mva_sum_all(mva_square(h));
+    bool prev = mva_set_keep_intermediate_grads(false);
+    ck_assert(prev);
+    mva_backward(y, NULL);
+    mva_set_keep_intermediate_grads(true);
+    ck_assert_ptr_null(h->grad);
+    ck_assert_ptr_nonnull(y->grad);
+    for (int64_t i = 0; i < 12; i++) {   /* d/dx sum(tanh(x)^2) = 2 t (1 - t^2) */
+        double t = tanh(mvt_f64(x->value)[i]);
+        ck_assert_double_eq_tol(mvt_f64(x->grad)[i], 2 * t * (1 - t * t), 1e-14);
+    }
+    /* kept by default */
+    mva_var *h2 = mva_tanh(x);
+    mva_backward(mva_sum_all(h2), NULL);
+    ck_assert_ptr_nonnull(h2->grad);
+    mva_tape_clear();
+    mva_leaf_free(x);
+}
+END_TEST
+
+/* A graph is consumed by its backward: running it again is a programming error. */
+START_TEST(test_second_backward_panics) {
+    int64_t s[1] = {3};
+    mva_var *x = leaf64(1, s, 14, true);
+    mva_var *y = mva_sum_all(mva_exp(x));
+    mva_backward(y, NULL);
+    mva_backward(y, NULL);   /* aborts */
+}
+END_TEST
+
 START_TEST(test_views_share_storage) {
     int64_t s[3] = {2, 3, 4};
     mva_var *x = leaf64(3, s, 7, true);
@@ -802,20 +837,26 @@ static Suite *autograd_suite(void) {
     TCase *ops = tcase_create("ops");
     tcase_add_checked_fixture(ops, setup, teardown);
     tcase_add_loop_test(ops, test_op, 0, NCASES);
+    tcase_set_timeout(ops, 120);   /* seconds; tiny ops are slow on a loaded machine */
     suite_add_tcase(s, ops);
 
     TCase *models = tcase_create("models");
     tcase_add_checked_fixture(models, setup, teardown);
+    tcase_set_timeout(models, 120);
     tcase_add_test(models, test_mlp_gradcheck);
     tcase_add_test(models, test_attention_gradcheck);
     suite_add_tcase(s, models);
 
     TCase *graph = tcase_create("graph");
     tcase_add_checked_fixture(graph, setup, teardown);
+    tcase_set_timeout(graph, 120);
     tcase_add_test(graph, test_accumulates_across_backwards);
     tcase_add_test(graph, test_shared_input_sums_paths);
     tcase_add_test(graph, test_no_grad_records_nothing);
     tcase_add_test(graph, test_tape_clear_and_backward_frees_nodes);
+    tcase_add_test(graph, test_drop_intermediate_grads);
+    const char *fork = getenv("CK_FORK");
+    if (!fork || strcmp(fork, "no") != 0) tcase_add_test_raise_signal(graph, test_second_backward_panics, SIGABRT);
     tcase_add_test(graph, test_views_share_storage);
     tcase_add_test(graph, test_max_min_ties_lowest_index);
     tcase_add_test(graph, test_softmax_empty_row_zero_grad);

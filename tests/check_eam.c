@@ -487,6 +487,7 @@ START_TEST(test_init_and_errors) {
     ck_assert(mvt_max_abs_diff(a.ln_w->value, ones, NULL) == 0.0);
     ck_assert(mvt_max_abs(a.ln_b->value) == 0.0);
     mvt_release(ones);
+    mvead_eam_free(&b);
     ck_assert_int_eq(mvead_eam_init_random(&b, 15, 4, MVT_F32, 1), -1);
     ck_assert(strstr(mv_error_last(), "heads") != NULL);
 

@@ -347,6 +347,36 @@ START_TEST(test_json_errors) {
 }
 END_TEST
 
+START_TEST(test_json_dir_layouts) {
+    const char *root = make_root(0);
+    char cmd[2000], dir[700];
+    /* the official archive's nested realiad_jsons/realiad_jsons/ */
+    snprintf(cmd, sizeof cmd, "cd '%s/realiad_jsons' && mkdir realiad_jsons && mv *.json realiad_jsons/", root);
+    ck_assert_int_eq(system(cmd), 0);
+    mvd_dataset ds;
+    ck_assert_msg(mvd_realiad_open(root, NULL, "test", &ds) == 0, "%s", mv_error_last());
+    ck_assert_int_eq(ds.n_samples, 5);
+    mvd_dataset_free(&ds);
+    /* an explicit json dir (relative to root), and an image dir that does not exist */
+    snprintf(cmd, sizeof cmd, "cd '%s' && mv realiad_jsons/realiad_jsons realiad_jsons_sv", root);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(mvd_realiad_open(root, NULL, "test", &ds), -1);
+    mvd_realiad_opts o;
+    mvd_realiad_opts_default(&o);
+    o.json_dir = "realiad_jsons_sv";
+    ck_assert_int_eq(mvd_realiad_open_opts(root, "pcb", "test", &o, &ds), 0);
+    ck_assert_int_eq(ds.n_samples, 2);
+    mvd_dataset_free(&ds);
+    snprintf(dir, sizeof dir, "%s/realiad_jsons_sv", root);
+    o.json_dir = dir; /* absolute */
+    ck_assert_int_eq(mvd_realiad_open_opts(root, "pcb", "test", &o, &ds), 0);
+    mvd_dataset_free(&ds);
+    o.image_dir = "realiad_256";
+    ck_assert_int_eq(mvd_realiad_open_opts(root, "pcb", "test", &o, &ds), -1);
+    ck_assert_ptr_nonnull(strstr(mv_error_last(), "realiad_256"));
+}
+END_TEST
+
 static const mvd_loader_opts *small_loader_opts(int threads, int depth) {
     static mvd_loader_opts o;
     mvd_loader_opts_default(&o);
@@ -495,6 +525,7 @@ int main(void) {
     tcase_add_test(tc, test_missing_view);
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_json_errors);
+    tcase_add_test(tc, test_json_dir_layouts);
     tcase_add_test(tc, test_loader_order_and_data);
     tcase_add_test(tc, test_loader_deferred_labels);
     tcase_add_test(tc, test_loader_errors_and_shutdown);

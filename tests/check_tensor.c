@@ -4,6 +4,7 @@
  * and bitwise determinism across thread counts. */
 #include "config.h"
 #include "tensor/tensor.h"
+#include "tests/fixtures.h"
 
 #include <check.h>
 #include <math.h>
@@ -182,6 +183,23 @@ START_TEST(test_matmul) {
             expect_close(what, c, ref, tol_for(dt, (double)K));
             mvt_release(a); mvt_release(b); mvt_release(c); mvt_release(ref);
         }
+        /* transposed views go to BLAS as transposes: the only storage taken is the output's */
+        mvt_tensor *base = RND(dt, 17, 40, 30), *bt = mvt_transpose(base, 0, 1), *a2 = RND(dt, 18, 20, 30);
+        mvt_pool_stats s0 = mvt_pool_get_stats();
+        mvt_tensor *c2 = mvt_matmul(a2, bt);
+        mvt_tensor *c3 = mvt_matmul(bt, base);   /* [30, 40] x [40, 30]: both operands views of one storage */
+        mvt_pool_stats s1 = mvt_pool_get_stats();
+        ck_assert_msg(s1.mallocs + s1.reuses - s0.mallocs - s0.reuses == 2, "matmul copied an operand");
+        mvt_tensor *r2 = mvt_ref_matmul(a2, bt), *r3 = mvt_ref_matmul(bt, base);
+        expect_close("matmul transposed b", c2, r2, tol_for(dt, 30));
+        expect_close("matmul transposed a", c3, r3, tol_for(dt, 40));
+        mvt_release(base); mvt_release(bt); mvt_release(a2); mvt_release(c2); mvt_release(c3);
+        mvt_release(r2); mvt_release(r3);
+        /* empty inner dim gives zeros */
+        mvt_tensor *e1 = mvt_zeros(dt, 2, SH(3, 0)), *e2 = mvt_zeros(dt, 2, SH(0, 4));
+        mvt_tensor *e3 = mvt_matmul(e1, e2);
+        ck_assert(e3->shape[0] == 3 && e3->shape[1] == 4 && mvt_max_abs(e3) == 0);
+        mvt_release(e1); mvt_release(e2); mvt_release(e3);
         /* vector @ matrix */
         mvt_tensor *v = RND(dt, 20, 7), *m = RND(dt, 21, 7, 5);
         mvt_tensor *c = mvt_matmul(v, m), *ref = mvt_ref_matmul(v, m);
@@ -697,6 +715,28 @@ START_TEST(test_resize) {
 }
 END_TEST
 
+/* PyTorch's own output (memory_bank.h5: bilinear, align_corners=False, f64) */
+START_TEST(test_resize_fixture) {
+    hid_t f = fx_open("method/memory_bank.h5");
+    if (f < 0) return;
+    int nd_g, nd_u;
+    int64_t sg[8], su[8];
+    double *grid = fx_read(f, "anomaly_map/patch_grid", &nd_g, sg);
+    double *up = fx_read(f, "anomaly_map/upsampled", &nd_u, su);
+    ck_assert(grid && up && nd_g == 2 && nd_u == 2);
+    mvt_tensor *x = mvt_from_data(MVT_F64, 2, sg, grid);
+    mvt_tensor *y = mvt_resize(x, su[0], su[1], MVT_BILINEAR, false, 0, 0);
+    ck_assert(fx_compare("bilinear upsampling vs PyTorch", mvt_f64(y), up, su[0] * su[1], 1e-12, 1e-12, 1));
+    mvt_tensor *x32 = mvt_to_dtype(x, MVT_F32);
+    mvt_tensor *y32 = mvt_resize(x32, su[0], su[1], MVT_BILINEAR, false, 0, 0);
+    ck_assert(fx_compare_f32("bilinear upsampling f32 vs PyTorch", mvt_f32(y32), up, su[0] * su[1], 1e-5, 1e-6, 1));
+    mvt_release(x); mvt_release(y); mvt_release(x32); mvt_release(y32);
+    free(grid);
+    free(up);
+    fx_close(f);
+}
+END_TEST
+
 /* ---- pool / arena --------------------------------------------------------------------- */
 
 static void some_ops(void) {
@@ -827,6 +867,7 @@ static Suite *tensor_suite(void) {
     tcase_add_test(tc, test_im2col);
     tcase_add_test(tc, test_resize_hand);
     tcase_add_test(tc, test_resize);
+    tcase_add_test(tc, test_resize_fixture);
     tcase_add_test(tc, test_pool);
     tcase_add_test(tc, test_determinism);
     tcase_add_test(tc, test_rng);

@@ -219,7 +219,8 @@ static void check_backward(const char *dir, mvt_dtype dt) {
         /* Some gradients are mathematically zero (the key bias: softmax does
          * not change when a row of scores shifts), so their reference is pure
          * round-off and "relative to the tensor's max" means nothing there: an
-         * absolute floor of rtol x the largest parameter gradient covers them. */
+         * absolute floor of 1e-3 x rtol x the largest parameter gradient
+         * covers them (every other tensor's max is far above that floor). */
         double gscale = 0;
         for (int k = 0; k < np; k++) {
             char ds[256];
@@ -243,7 +244,7 @@ static void check_backward(const char *dir, mvt_dtype dt) {
                 free(r);
                 continue;
             }
-            all_ok &= compare_ds(what, p->grad, g, ds, rtol, rtol * gscale);
+            all_ok &= compare_ds(what, p->grad, g, ds, rtol, 1e-3 * rtol * gscale);
         }
         /* parameters without a reference gradient (later blocks, final norm,
          * mask token) must not have received any */

@@ -1,0 +1,237 @@
+#!/bin/bash
+# cli_test: drives the real `mvead` program on a tiny synthetic dataset in a
+# temporary folder: help and usage errors (exit codes 0 / 2 / 1 and messages
+# naming the option or path), one end-to-end run and its files, config.json
+# round trip (bitwise-identical metrics), train resume after a simulated kill,
+# a truncated checkpoint, report --compare, predict (must reproduce eval's
+# image scores), grads (+ a small gradcheck), calibrate --from-cache, and the
+# HTML report in headless chromium when it is installed.
+# Environment: MVEAD_BIN (the program), MVEAD_LONG=1 adds the ablation grid.
+# Uses h5dump (Debian hdf5-tools) when present; prints SKIP lines otherwise.
+set -u
+
+BIN=${MVEAD_BIN:-$(dirname "$0")/../mvead/mvead}
+if [ ! -x "$BIN" ]; then
+    echo "cli_test: MVEAD_BIN ($BIN) is not an executable"
+    exit 1
+fi
+T=$(mktemp -d "${TMPDIR:-/tmp}/mvead_cli.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+PASS=0
+FAIL=0
+OUT=$T/stdout
+ERR=$T/stderr
+
+ok() { PASS=$((PASS + 1)); echo "ok   - $1"; }
+bad() {
+    FAIL=$((FAIL + 1))
+    echo "FAIL - $1"
+    if [ -s "$ERR" ]; then sed 's/^/       stderr: /' "$ERR" | tail -5; fi
+}
+
+# expect RC DESCRIPTION -- command...   (stdout in $OUT, stderr in $ERR)
+expect() {
+    local want=$1 desc=$2
+    shift 3
+    "$@" >"$OUT" 2>"$ERR"
+    local rc=$?
+    if [ "$rc" = "$want" ]; then ok "$desc (exit $rc)"; return 0; fi
+    bad "$desc: exit $rc, expected $want"
+    return 1
+}
+
+# contains FILE TEXT DESCRIPTION
+contains() {
+    if grep -qF -- "$2" "$1"; then ok "$3"; else bad "$3: '$2' not in $(basename "$1")"; fi
+}
+
+# ---- help and usage errors -----------------------------------------------------
+
+expect 0 "mvead --help" -- "$BIN" --help
+contains "$OUT" "commands:" "mvead --help lists the commands"
+expect 2 "unknown command" -- "$BIN" frobnicate
+contains "$ERR" "frobnicate" "unknown command is named"
+expect 2 "no command" -- "$BIN"
+
+declare -A HELP_OPT=(
+    [demo]=--epochs [synth]=--size [import-weights]=safetensors [calibrate]=--from-cache
+    [epilines]=--points [extract]=--backbone [train]=--objective [bank]=--coreset_ratio
+    [eval]=--sigma [run]=--fusion [predict]=--images [ablate]=--fusion [report]=--compare
+    [grads]=--gradcheck
+)
+for cmd in demo synth import-weights calibrate epilines extract train bank eval run predict ablate report grads; do
+    if expect 0 "$cmd --help" -- "$BIN" "$cmd" --help; then
+        contains "$OUT" "${HELP_OPT[$cmd]}" "$cmd --help mentions ${HELP_OPT[$cmd]}"
+    fi
+done
+
+for cmd in train extract bank eval run predict grads ablate report; do
+    expect 2 "$cmd with an unknown option" -- "$BIN" "$cmd" --no-such-option 3
+    contains "$ERR" "no-such-option" "$cmd names the unknown option"
+done
+expect 2 "synth with an unknown option" -- "$BIN" synth --no-such-option "$T/x"
+contains "$ERR" "no-such-option" "synth names the unknown option"
+
+expect 2 "run --fusion bogus" -- "$BIN" run --fusion bogus --runs "$T/runs"
+contains "$ERR" "--fusion" "bad --fusion value names the option"
+expect 2 "train --epochs -1" -- "$BIN" train --epochs -1 --runs "$T/runs"
+contains "$ERR" "--epochs" "bad --epochs value names the option"
+expect 2 "run --coreset_ratio 2" -- "$BIN" run --coreset_ratio 2 --runs "$T/runs"
+contains "$ERR" "--coreset_ratio" "bad --coreset_ratio names the option"
+expect 2 "train --lr abc" -- "$BIN" train --lr abc --runs "$T/runs"
+contains "$ERR" "--lr" "non-numeric --lr names the option"
+expect 2 "grads --gradcheck_n 0" -- "$BIN" grads --gradcheck_n 0
+contains "$ERR" "--gradcheck_n" "bad --gradcheck_n names the option"
+expect 1 "extract --data /nonexistent" -- "$BIN" extract --data /nonexistent/mvead_data --runs "$T/runs" --name missing --quiet
+contains "$ERR" "/nonexistent/mvead_data" "missing dataset path is named"
+expect 2 "run --config missing.json" -- "$BIN" run --config "$T/missing.json" --runs "$T/runs"
+contains "$ERR" "missing.json" "missing config file is named"
+expect 1 "predict on a run that does not exist" -- "$BIN" predict --runs "$T/runs" --name ghost --images a.jpg --out "$T/p"
+contains "$ERR" "ghost" "predict names the missing run"
+expect 1 "report on a run that does not exist" -- "$BIN" report --runs "$T/runs" --name ghost
+contains "$ERR" "metrics.json" "report names the missing metrics.json"
+
+# ---- a tiny dataset and one run end to end -----------------------------------------
+
+DATA=$T/data
+RUNS=$T/runs
+COMMON=(--data "$DATA" --runs "$RUNS" --epochs 1 --centers 4 --image_size 112 --quiet)
+expect 0 "synth tiny dataset" -- "$BIN" synth --categories 1 --train 4 --test-good 2 --test-bad 2 --size 112 --quiet "$DATA"
+if [ ! -f "$DATA/calibration.json" ]; then bad "synth wrote calibration.json"; fi
+
+if expect 0 "run r1 end to end" -- "$BIN" run "${COMMON[@]}" --name r1; then
+    for f in config.json checkpoint.h5 bank.h5 scores.h5 metrics.json report.html report.md loss.csv; do
+        if [ -s "$RUNS/r1/$f" ]; then ok "run wrote $f"; else bad "run wrote $f"; fi
+    done
+    # every metric is null (degenerate) or a number in [0, 1]
+    vals=$(grep -oE '"(image|sample|pixel)_[a-z]+": *[^,}]+' "$RUNS/r1/metrics.json" | sed 's/.*: *//')
+    nvals=$(echo "$vals" | grep -c .)
+    badvals=$(echo "$vals" | awk '$1 != "null" && !($1 + 0 >= 0 && $1 + 0 <= 1) {print}' | grep -c .)
+    if [ "$nvals" -ge 7 ] && [ "$badvals" = 0 ]; then ok "metrics.json: $nvals values, all in [0, 1]"
+    else bad "metrics.json values in [0, 1] ($nvals values, $badvals out of range)"; fi
+    contains "$RUNS/r1/report.html" "<svg" "report.html has inline SVG plots"
+    contains "$RUNS/r1/report.md" "| **mean** |" "report.md has the table"
+    if grep -qE '<script|src="https?:|href="https?:' "$RUNS/r1/report.html"; then bad "report.html is self-contained"
+    else ok "report.html is self-contained (no script, no external URL)"; fi
+fi
+
+# ---- config.json round trip: same metrics, bitwise ------------------------------
+if [ -f "$RUNS/r1/config.json" ]; then
+    if expect 0 "run r2 from r1's config.json" -- "$BIN" run --config "$RUNS/r1/config.json" --name r2 --quiet; then
+        if cmp -s "$RUNS/r1/metrics.json" "$RUNS/r2/metrics.json"; then ok "config.json round trip reproduces metrics.json bitwise"
+        else bad "config.json round trip reproduces metrics.json bitwise"; fi
+    fi
+fi
+
+# ---- report --compare -----------------------------------------------------------------
+if expect 0 "report --compare r1 r2" -- "$BIN" report --compare "$RUNS/r1" "$RUNS/r2"; then
+    contains "$OUT" "image_auroc" "compare table has the metrics"
+    contains "$OUT" "r2" "compare table names the runs"
+fi
+expect 0 "report regenerates r1's report" -- "$BIN" report --runs "$RUNS" --name r1 --quiet
+
+# ---- resume after a kill == uninterrupted ---------------------------------------------
+FEAT=$RUNS/r1/features
+TRAIN=("$BIN" train --config "$RUNS/r1/config.json" --cache "$FEAT" --epochs 2 --quiet)
+expect 137 "train killed after epoch 1" -- env MVEAD_TEST_DIE_AFTER_EPOCH=1 "${TRAIN[@]}" --name resumed
+expect 0 "train --resume finishes" -- "${TRAIN[@]}" --name resumed --resume
+expect 0 "uninterrupted 2-epoch train" -- "${TRAIN[@]}" --name straight
+if command -v h5dump >/dev/null 2>&1; then
+    same=1
+    for d in eam/ln_w eam/wq eam/bo eam/wo centers adamw/step adamw/m/wq adamw/v/wv log/total log/epoch; do
+        h5dump -d "/$d" "$RUNS/resumed/checkpoint.h5" >"$T/a.txt" 2>&1
+        h5dump -d "/$d" "$RUNS/straight/checkpoint.h5" >"$T/b.txt" 2>&1
+        if ! grep -q "DATA" "$T/a.txt" || ! cmp -s "$T/a.txt" "$T/b.txt"; then same=0; echo "       differs: $d"; fi
+    done
+    if [ $same = 1 ]; then ok "resumed checkpoint equals the uninterrupted one (h5dump)"
+    else bad "resumed checkpoint equals the uninterrupted one (h5dump)"; fi
+else
+    echo "SKIP h5dump (hdf5-tools): comparing metrics after bank + eval instead"
+    for r in resumed straight; do
+        "$BIN" bank --config "$RUNS/r1/config.json" --cache "$FEAT" --name $r --quiet >/dev/null 2>&1
+        "$BIN" eval --config "$RUNS/r1/config.json" --cache "$FEAT" --name $r --quiet --no-heatmaps >/dev/null 2>&1
+    done
+    if [ -s "$RUNS/resumed/metrics.json" ] && cmp -s "$RUNS/resumed/metrics.json" "$RUNS/straight/metrics.json"; then
+        ok "resumed run's metrics equal the uninterrupted run's"
+    else bad "resumed run's metrics equal the uninterrupted run's"; fi
+fi
+
+# ---- a truncated checkpoint is an error naming the file ----------------------------------
+mkdir -p "$RUNS/broken"
+if [ -f "$RUNS/straight/checkpoint.h5" ]; then
+    head -c 2000 "$RUNS/straight/checkpoint.h5" >"$RUNS/broken/checkpoint.h5"
+    expect 1 "bank with a truncated checkpoint" -- "$BIN" bank --config "$RUNS/r1/config.json" --cache "$FEAT" --name broken --quiet
+    contains "$ERR" "checkpoint.h5" "truncated checkpoint is named"
+fi
+
+# ---- predict reproduces eval's image scores ---------------------------------------------
+SAMPLE=$(ls -d "$DATA"/realiad_1024/*/NG/*/S* 2>/dev/null | sort | tail -1)
+if [ -n "$SAMPLE" ] && [ -f "$RUNS/r1/bank.h5" ]; then
+    IMGS=$(ls "$SAMPLE"/*.jpg | sed -E 's/.*_C([0-9]+)_.*/\1 &/' | sort -n | cut -d' ' -f2- | paste -sd, -)
+    if expect 0 "predict one sample" -- "$BIN" predict --runs "$RUNS" --name r1 --images "$IMGS" --out "$T/pred" --quiet; then
+        for f in scores.json C1.png; do
+            if [ -s "$T/pred/$f" ]; then ok "predict wrote $f"; else bad "predict wrote $f"; fi
+        done
+        contains "$OUT" "sample score" "predict prints the sample score"
+        if command -v h5dump >/dev/null 2>&1; then
+            row=$(grep "image score" "$OUT" | awk '{print $4}' | paste -sd, - | sed 's/,/, /g')
+            if h5dump -d /image_scores "$RUNS/r1/scores.h5" | grep -qF -- ": $row"; then ok "predict's image scores equal eval's ($row)"
+            else bad "predict's image scores ($row) equal eval's"; fi
+        else
+            echo "SKIP h5dump: predict vs eval scores"
+        fi
+    fi
+    expect 2 "predict without --images" -- "$BIN" predict --runs "$RUNS" --name r1 --out "$T/pred2"
+    expect 1 "predict with a missing image" -- "$BIN" predict --runs "$RUNS" --name r1 --images "$T/nope1.jpg,$T/nope2.jpg,$T/nope3.jpg,$T/nope4.jpg,$T/nope5.jpg" --out "$T/pred3"
+    contains "$ERR" "nope1.jpg" "predict names the missing image"
+fi
+
+# ---- grads and a small gradcheck -----------------------------------------------------------
+if [ -f "$RUNS/r1/checkpoint.h5" ]; then
+    if expect 0 "grads of one batch" -- "$BIN" grads --runs "$RUNS" --name r1 --batch 2 --quiet; then
+        if [ -s "$RUNS/r1/grads.h5" ]; then ok "grads wrote grads.h5"; else bad "grads wrote grads.h5"; fi
+        contains "$OUT" "wq" "grads prints the norm table"
+    fi
+    expect 0 "grads --gradcheck (float64, subset)" -- "$BIN" grads --runs "$RUNS" --name r1 --batch 1 --gradcheck --gradcheck_n 2 --out "$T/g.h5" --quiet
+    contains "$OUT" "worst relative error" "gradcheck reports the worst relative error"
+fi
+
+# ---- automatic calibration from the feature cache ----------------------------------------------
+if [ -f "$FEAT/train.h5" ]; then
+    if expect 0 "calibrate --from-cache" -- "$BIN" calibrate --from-cache "$FEAT/train.h5" --out "$T/auto_calib.json" --threshold 7; then
+        contains "$T/auto_calib.json" '"source":"features"' "automatic calibration JSON written"
+    fi
+fi
+expect 1 "calibrate --from-cache missing file" -- "$BIN" calibrate --from-cache "$T/none/train.h5" --out "$T/c.json"
+contains "$ERR" "none/train.h5" "missing cache is named"
+
+# ---- the ablation grid (long) --------------------------------------------------------------
+if [ "${MVEAD_LONG:-0}" = 1 ]; then
+    if expect 0 "ablate grid" -- "$BIN" ablate "${COMMON[@]}" --name abl; then
+        contains "$RUNS/abl/ablation.csv" "eam-mcp+reg-mvbank" "ablation.csv has every variant"
+        expect 0 "ablate again skips finished variants" -- "$BIN" ablate "${COMMON[@]}" --name abl
+        contains "$OUT" "skip" "finished variants are skipped"
+    fi
+else
+    echo "SKIP ablate grid (set MVEAD_LONG=1)"
+fi
+
+# ---- the report in a real browser --------------------------------------------------------------
+CHROME=$(command -v chromium || command -v chromium-browser || true)
+if [ -n "$CHROME" ] && [ -f "$RUNS/r1/report.html" ]; then
+    PROFILE=$(mktemp -d "$T/chrome.XXXXXX")
+    timeout 60 "$CHROME" --headless --no-sandbox --disable-gpu --disable-background-networking \
+        --disable-component-update --disable-sync --no-first-run --user-data-dir="$PROFILE" \
+        --enable-logging=stderr --v=0 --dump-dom "file://$RUNS/r1/report.html" >"$T/dom.html" 2>"$T/chrome.log"
+    if grep -q "<svg" "$T/dom.html" && ! grep -qE "Uncaught|ERROR:CONSOLE" "$T/chrome.log"; then
+        ok "chromium renders report.html without console errors"
+    else
+        bad "chromium renders report.html without console errors"
+        tail -5 "$T/chrome.log"
+    fi
+else
+    echo "SKIP chromium"
+fi
+
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]
