@@ -13,6 +13,8 @@
 
 /* Multiply-adds per greedy pass below which one thread is faster. */
 #define CORESET_MIN_PARALLEL_WORK (1 << 17)
+/* Rows per projection GEMM call. */
+#define CORESET_PROJ_BLOCK 8192
 
 int64_t mvs_coreset_size(int64_t n, double ratio) {
     if (n <= 0) return mv_error("coreset: no points to subsample (n = %lld)", (long long)n);
@@ -178,9 +180,13 @@ int SFX(mvs_coreset_projected)(const real *x, int64_t n, int64_t dim, int64_t pr
     double scale = 1.0 / sqrt((double)proj_dim);
     for (int64_t i = 0; i < proj_dim * dim; i++) g[i] = (real)(g64[i] * scale);
     free(g64);
-    /* proj (n, proj_dim) = x (n, dim) g^T (dim, proj_dim) */
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)proj_dim, (int)dim, (real)1.0, x, (int)dim,
-         g, (int)dim, (real)0.0, proj, (int)proj_dim);
+    /* proj (n, proj_dim) = x (n, dim) g^T (dim, proj_dim), in row blocks:
+     * one call over all rows made OpenBLAS hold ~2.5x the output extra. */
+    for (int64_t r0 = 0; r0 < n; r0 += CORESET_PROJ_BLOCK) {
+        int64_t rn = n - r0 < CORESET_PROJ_BLOCK ? n - r0 : CORESET_PROJ_BLOCK;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rn, (int)proj_dim, (int)dim, (real)1.0, x + r0 * dim,
+             (int)dim, g, (int)dim, (real)0.0, proj + r0 * proj_dim, (int)proj_dim);
+    }
     free(g);
     int rc = SFX(mvs_coreset_greedy)(proj, n, proj_dim, m, start, selected, NULL);
     free(proj);

@@ -2,7 +2,7 @@
 # Installs the Debian packages mvead needs, only those missing.
 set -euo pipefail
 pkgs=(build-essential autoconf automake libtool pkg-config libopenblas-dev libhdf5-dev zlib1g-dev
-      check libjson-c-dev libjpeg62-turbo-dev libpng-dev)
+      check libjson-c-dev libjpeg62-turbo-dev libpng-dev libopenmpi-dev openmpi-bin hdf5-tools)
 pkgs+=("$@")
 missing=()
 for p in "${pkgs[@]}"; do
