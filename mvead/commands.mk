@@ -3,6 +3,9 @@ libmvead_la_SOURCES += mvead/report.c mvead/predict.c mvead/ablate.c mvead/grads
 
 check_PROGRAMS += tests/check_report
 TESTS += tests/check_report tests/cli_test.sh
+# the CLI test is a bash script: run through bash whatever its file mode
+TEST_EXTENSIONS = .test .sh
+SH_LOG_COMPILER = bash
 tests_check_report_SOURCES = tests/check_report.c
 tests_check_report_CFLAGS = $(TEST_CFLAGS_ALL)
 tests_check_report_LDADD = $(TEST_LIBS_ALL)

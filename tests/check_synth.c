@@ -381,7 +381,7 @@ START_TEST(test_json_split) {
     ck_assert_int_eq(generate_with_threads(&o, dir, 2), 0);
     for (int c = 0; c < o.categories; c++) {
         const char *cat = mvd_synth_category_name(c);
-        char path[4096], root[4096];
+        char path[8300], root[4096];
         snprintf(path, sizeof path, "%s/realiad_jsons/%s.json", dir, cat);
         snprintf(root, sizeof root, "%s/realiad_1024/%s", dir, cat);
         json_object *js = json_object_from_file(path);
