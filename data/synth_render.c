@@ -298,7 +298,10 @@ static double bulge_height(const scene *s, v3 p) {
     return s->amp * fall * fall * (1.0 - smoothstep(0.2, 0.3, fabs(h)));
 }
 
-static double sdf_carve(const scene *s, v3 p) { return sd_capsule(p, s->ca, s->cb, s->cr); }
+static double sdf_carve(const scene *s, v3 p) {
+    if (s->kind != MVD_SYNTH_GROOVE) return sd_sphere(p, s->ca, s->cr); /* pit, chunk */
+    return sd_capsule(p, s->ca, s->cb, s->cr);
+}
 
 static double sdf_foreign(const scene *s, v3 p) {
     if (!s->fbox) return sd_sphere(p, s->fc, s->fr);

@@ -11,6 +11,8 @@
 int mvead_cmd_predict(int argc, char **argv);
 int mvead_cmd_ablate(int argc, char **argv);
 int mvead_cmd_grads(int argc, char **argv);
+/* Picture of the EAM attention of one query patch over the support views (mvead/attention_cmd.c). */
+int mvead_cmd_attention(int argc, char **argv);
 
 /* report.html + report.md for the run named by c (needs metrics.json, scores.h5). */
 int mvead_stage_report(const mvead_config *c);

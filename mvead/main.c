@@ -409,6 +409,7 @@ static const command commands[] = {
     {"predict", mvead_cmd_predict, "score one sample's views: scores and heatmaps"},
     {"ablate", mvead_cmd_ablate, "the paper's ablation grid from one config, skipping finished runs"},
     {"report", cmd_report, "HTML + Markdown report of a run; --compare runs side by side"},
+    {"attention", mvead_cmd_attention, "picture of the EAM attention of one patch over the support views"},
     {"grads", mvead_cmd_grads, "every gradient of one batch of the objective, optional gradcheck"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
