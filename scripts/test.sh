@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and runs the whole test suite.
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
-./scripts/deps.sh
-./scripts/build.sh
-make -j"$(nproc)" check || { for f in tests/*.log; do case "$f" in */test-suite.log) ;; *) grep -q "^FAIL\|^ERROR" "${f%.log}.trs" 2>/dev/null && { echo "=== $f"; tail -50 "$f"; }; esac; done; exit 1; }
+./scripts/deps.sh || exit 1
+./scripts/build.sh || exit 1
+make -j"$(nproc)" check
+rc=$?
+# Show the logs of the tests that did not pass, then one summary line.
+for trs in tests/*.trs; do
+  [ -f "$trs" ] || continue
+  if grep -q '^:test-result: \(FAIL\|ERROR\)' "$trs"; then
+    echo "=== ${trs%.trs}.log"; tail -60 "${trs%.trs}.log"
+  fi
+done
+pass=$(cat tests/*.trs 2>/dev/null | grep -c '^:test-result: PASS')
+fail=$(cat tests/*.trs 2>/dev/null | grep -c '^:test-result: \(FAIL\|ERROR\|XPASS\)')
+skip=$(cat tests/*.trs 2>/dev/null | grep -c '^:test-result: SKIP')
+echo "tests: $pass passed, $fail failed, $skip skipped"
+[ "$rc" -eq 0 ] && [ "$fail" -eq 0 ]

@@ -55,9 +55,11 @@ void mvt_panic(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
 
 /* ---- threads ---------------------------------------------------------- */
-/* Sets OpenMP threads for our kernels; OpenBLAS is driven so that BLAS and
- * OpenMP never oversubscribe (BLAS called outside parallel regions uses n
- * threads; BLAS called inside our parallel regions uses 1). */
+/* Sets OpenMP threads for our kernels (and OpenBLAS's own count, for code
+ * that calls cblas directly). The library's matmuls never let BLAS thread:
+ * a multi-threaded OpenBLAS gemm is not bitwise reproducible across thread
+ * counts, so C is cut into a fixed grid of tiles (from the shapes only), each
+ * one single-threaded BLAS call, spread over OpenMP threads. */
 void mvt_set_num_threads(int n);
 int mvt_get_num_threads(void);
 
@@ -69,7 +71,6 @@ mvt_tensor *mvt_from_data(mvt_dtype dt, int ndim, const int64_t *shape, const vo
 mvt_tensor *mvt_scalar(mvt_dtype dt, double value);
 mvt_tensor *mvt_empty_like(const mvt_tensor *t);
 mvt_tensor *mvt_zeros_like(const mvt_tensor *t);
-/* shape helpers for literals: mvt_shape2(a,b) etc. are in tensor_util below */
 mvt_tensor *mvt_retain(mvt_tensor *t);   /* returns t */
 void mvt_release(mvt_tensor *t);         /* NULL ok */
 
