@@ -359,11 +359,27 @@ static bool ray_sphere(v3 ro, v3 rd, v3 c, double r, double *t0, double *t1) {
 static bool march(const scene *s, v3 ro, v3 rd, bool with_defect, double t_max, double *t_hit) {
     double t0, t1;
     if (!ray_sphere(ro, rd, s->bound_c, s->bound_r, &t0, &t1)) return false;
-    double t = maxd(t0, 0.0);
+    double t = maxd(t0, 0.0), tp = t, dp = -1.0;
     t1 = mind(t1, t_max);
     for (int i = 0; i < 200 && t < t1; i++) {
         double d = sdf_scene(s, v3_add(ro, v3_scale(rd, t)), with_defect, NULL);
-        if (d < maxd(2e-5, s->hit_eps_per_t * t)) { *t_hit = t; return true; }
+        if (d < maxd(2e-5, s->hit_eps_per_t * t)) {
+            /* Secant refinement to the root itself, so the hit (and so its
+             * colour) does not depend on the step history: a render with a
+             * defect matches the one without it away from the defect. */
+            double ta = tp, da = dp, tb = t, db = d;
+            for (int k = 0; k < 8 && da > 0.0 && fabs(db) > 1e-12 && da != db; k++) {
+                double tn = tb - db * (tb - ta) / (db - da);
+                if (!(tn >= tp - 1e-6 && tn <= t + 0.05)) break;
+                ta = tb; da = db;
+                tb = tn;
+                db = sdf_scene(s, v3_add(ro, v3_scale(rd, tb)), with_defect, NULL);
+            }
+            *t_hit = tb;
+            return true;
+        }
+        tp = t;
+        dp = d;
         t += s->step * d;
     }
     return false;
@@ -606,7 +622,8 @@ static bool defect_hit(const scene *s, v3 p, v3 n, int part) {
     case MVD_SYNTH_BULGE: {
         double u, w, h;
         defect_local(s, p, &u, &w, &h);
-        return part == PART_BASE && fabs(h) < 0.2 && u * u + w * w < 0.64 * s->r * s->r;
+        /* The whole footprint: even its rim tilts the normals. */
+        return part == PART_BASE && bulge_height(s, p) > 0.0;
     }
     }
     return false;
@@ -758,10 +775,10 @@ static void build_scene(const mvd_synth_opts *o, int cat, int sample_id, int kin
     s->kind = kind;
     s->salt = hash4(0x5eed, (uint64_t)cat, 0, 0);
     s->bound_c = CATS[cat].bound_c;
-    s->bound_r = CATS[cat].bound_r;
-    /* Room for a bulge or a foreign body. */
-    if (kind == MVD_SYNTH_BULGE || kind == MVD_SYNTH_FOREIGN) s->bound_r += 0.2;
-    s->step = (cat == CAT_CAP || kind == MVD_SYNTH_BULGE) ? 0.85 : 1.0;
+    /* Room for a bulge or a foreign body. The bound and the step are the same
+     * with and without a defect, so rays that miss the defect march the same. */
+    s->bound_r = CATS[cat].bound_r + 0.2;
+    s->step = cat == CAT_CAP ? 0.85 : 0.92;
     s->hit_eps_per_t = 0.05 * tan(SYNTH_HALF_FOV_DEG * M_PI / 180.0) / (0.5 * o->size);
 
     /* Pose, light and colour jitter: only (seed, category, sample). */
@@ -850,8 +867,8 @@ static void build_scene(const mvd_synth_opts *o, int cat, int sample_id, int kin
         break;
     }
     case MVD_SYNTH_BULGE:
-        s->r = rng_uniform(&d, 0.17, 0.26);
-        s->amp = rng_uniform(&d, 0.05, 0.08);
+        s->r = rng_uniform(&d, 0.15, 0.24);
+        s->amp = rng_uniform(&d, 0.06, 0.10);
         break;
     }
 }

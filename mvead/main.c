@@ -12,6 +12,7 @@
 #include "mvead/options.h"
 #include "mvead/epilines.h"
 #include "mvead/epipolar.h"
+#include "mvead/mpi.h"
 #include "mvead/pipeline.h"
 #include "mvead/progress.h"
 #include "nn/weights.h"
@@ -41,13 +42,16 @@ static const char *const EVAL_OPTS[] = {"name", "runs", "data", "cache", "seed",
                                         "fusion", "mvas_window", "mvas_topk", "sigma", "heatmaps", NULL};
 
 static int fail(const char *cmd) {
-    fprintf(stderr, "mvead %s: error: %s\n", cmd, mv_error_last());
+    /* under mpirun, say which rank failed (the job is aborted by main) */
+    if (mvead_mpi_world_size() > 1) fprintf(stderr, "mvead %s: error (rank %d of %d): %s\n", cmd, mvead_mpi_world_rank(), mvead_mpi_world_size(), mv_error_last());
+    else fprintf(stderr, "mvead %s: error: %s\n", cmd, mv_error_last());
     return 1;
 }
 
 static void apply_runtime(const mvead_config *c) {
     if (c->threads > 0) mvt_set_num_threads(c->threads);
-    mvead_progress_set_quiet(c->quiet);
+    /* under mpirun only rank 0 logs and draws progress; errors come from every rank */
+    mvead_progress_set_quiet(c->quiet || mvead_mpi_world_rank() > 0);
 }
 
 /* Parses options; on success writes <run>/config.json when write_cfg. Returns
@@ -62,7 +66,11 @@ static int parse(mvead_config *c, const char *cmd, const char *summary, const ch
         return EXIT_USAGE;
     }
     apply_runtime(c);
-    if (write_cfg) {
+    if (write_cfg && mvead_mpi_world_rank() > 0) {
+        /* rank 0 writes config.json; the others only need the run folder */
+        char dir[1024];
+        if (mvead_run_dir(c, dir, sizeof dir, true)) return fail(cmd);
+    } else if (write_cfg) {
         char dir[1024], path[1100];
         if (mvead_run_dir(c, dir, sizeof dir, true)) return fail(cmd);
         snprintf(path, sizeof path, "%s/config.json", dir);
@@ -327,7 +335,7 @@ static int cmd_run(int argc, char **argv) {
     if (mvead_stage_train(&c, c.resume)) return fail("run");
     if (mvead_stage_bank(&c)) return fail("run");
     if (mvead_stage_eval(&c)) return fail("run");
-    if (mvead_stage_report(&c)) return fail("run");
+    if (mvead_mpi_rank() == 0 && mvead_stage_report(&c)) return fail("run");
     return 0;
 }
 
@@ -367,7 +375,7 @@ static int cmd_demo(int argc, char **argv) {
     if (c.coreset_ratio == d.coreset_ratio) c.coreset_ratio = 0.25;
     char calib[1100];
     snprintf(calib, sizeof calib, "%s/calibration.json", c.data);
-    if (access(calib, F_OK) != 0) {
+    if (mvead_mpi_rank() == 0 && access(calib, F_OK) != 0) {
         mvd_synth_opts o;
         mvd_synth_default_opts(&o);
         o.seed = c.seed;
@@ -379,12 +387,14 @@ static int cmd_demo(int argc, char **argv) {
         mvead_progress_finish(&pr);
         mvead_log("demo: synthetic dataset -> %s", c.data);
     }
+    mvead_mpi_barrier();   /* the other ranks read what rank 0 synthesised */
     char dir[1024], path[1100];
     if (mvead_run_dir(&c, dir, sizeof dir, true)) return fail("demo");
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if (mvead_config_write_json(&c, path)) return fail("demo");
+    if (mvead_mpi_rank() == 0 && mvead_config_write_json(&c, path)) return fail("demo");
     if (mvead_stage_extract(&c) || mvead_stage_train(&c, c.resume) || mvead_stage_bank(&c) || mvead_stage_eval(&c) ||
-        mvead_stage_report(&c)) return fail("demo");
+        (mvead_mpi_rank() == 0 && mvead_stage_report(&c))) return fail("demo");
+    if (mvead_mpi_rank() > 0) return 0;
     printf("demo: report: %s/report.html (summary: %s/report.md, metrics: %s/metrics.json)\n", dir, dir, dir);
     return 0;
 }
@@ -420,13 +430,34 @@ static void usage(FILE *f) {
     for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].help);
 }
 
-int main(int argc, char **argv) {
+/* The command proper; main wraps it in MPI init/finalize. */
+static int run_command(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return EXIT_USAGE; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
     if (!strcmp(argv[1], "--version")) { printf("mvead %s\n", PACKAGE_VERSION); return 0; }
+    /* Commands that spread over MPI ranks; under mpirun every other command runs on rank 0 only. */
+    static const char *const PARALLEL[] = {"extract", "train", "bank", "eval", "run", "demo", "ablate", NULL};
+    bool parallel = false;
+    for (int i = 0; PARALLEL[i]; i++) parallel |= !strcmp(argv[1], PARALLEL[i]);
     for (int i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 2, argv + 2);
+        if (!strcmp(argv[1], commands[i].name)) {
+            if (!parallel && mvead_mpi_world_rank() > 0) return 0;
+            return commands[i].fn(argc - 2, argv + 2);
+        }
     fprintf(stderr, "mvead: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return EXIT_USAGE;
+}
+
+int main(int argc, char **argv) {
+    /* MPI starts only under mpirun/srun (mvead/mpi.h); otherwise rank 0 of 1 */
+    if (mvead_mpi_init(&argc, &argv)) {
+        fprintf(stderr, "mvead: error: %s\n", mv_error_last());
+        return 1;
+    }
+    int rc = run_command(argc, argv);
+    /* A rank that failed may leave the others inside a collective: end the job. */
+    if (rc != 0 && mvead_mpi_world_size() > 1) mvead_mpi_abort(rc);
+    mvead_mpi_finalize();
+    return rc;
 }

@@ -202,8 +202,10 @@ static void tick_label(char *buf, size_t n, double v) {
 
 /* A line plot as an inline <svg>. Points closer than ~0.5 px to the last drawn
  * one are dropped so huge curves stay small. */
+typedef enum { LEGEND_TOP_RIGHT, LEGEND_BOTTOM_RIGHT, LEGEND_BOTTOM_LEFT } legend_pos;
+
 static void svg_plot(FILE *f, const char *title, const char *xlabel, const char *ylabel, double x0, double x1, double y0,
-                     double y1, const series *s, int ns) {
+                     double y1, const series *s, int ns, legend_pos legend) {
     if (!(x1 > x0)) x1 = x0 + 1;
     if (!(y1 > y0)) y1 = y0 + 1;
     double pw = PLOT_W - PLOT_L - PLOT_R, ph = PLOT_H - PLOT_T - PLOT_B;
@@ -243,8 +245,11 @@ static void svg_plot(FILE *f, const char *title, const char *xlabel, const char 
             lx = px, ly = py;
         }
         fputs("\"/>\n", f);
-        fprintf(f, "<rect x=\"%.0f\" y=\"%d\" width=\"10\" height=\"3\" fill=\"%s\"/><text x=\"%.0f\" y=\"%d\" class=\"lg\">",
-                PLOT_L + 8.0, PLOT_T + 10 + 14 * i, s[i].color, PLOT_L + 22.0, PLOT_T + 14 + 14 * i);
+        /* legend in the corner the curves usually leave empty */
+        double lx0 = legend == LEGEND_BOTTOM_LEFT ? PLOT_L + 8.0 : PLOT_L + pw - 110.0;
+        double ly0 = legend == LEGEND_TOP_RIGHT ? PLOT_T + 10.0 + 14 * i : PLOT_T + ph - 8.0 - 14 * (ns - 1 - i);
+        fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"10\" height=\"3\" fill=\"%s\"/><text x=\"%.0f\" y=\"%.0f\" class=\"lg\">",
+                lx0, ly0 - 4, s[i].color, lx0 + 14, ly0);
         html_escape(f, s[i].name);
         fputs("</text>\n", f);
     }
@@ -462,7 +467,7 @@ static void write_loss_html(FILE *f, const loss_log *l) {
                    {"neg", "#d62728", l->n, l->step, l->neg, false},
                    {"total", "#2ca02c", l->n, l->step, l->total, false}};
     double x1 = l->n > 1 ? l->step[l->n - 1] : l->step[0] + 1;
-    svg_plot(f, "Training loss per step", "step", "loss", l->step[0], x1, lo - pad, hi + pad, s, 3);
+    svg_plot(f, "Training loss per step", "step", "loss", l->step[0], x1, lo - pad, hi + pad, s, 3, LEGEND_TOP_RIGHT);
     fprintf(f, "<p class=\"muted\">%lld steps; final total %.5g (pos %.5g, neg %.5g).</p>\n", (long long)l->n,
             l->total[l->n - 1], l->pos[l->n - 1], l->neg[l->n - 1]);
 }
@@ -484,11 +489,11 @@ static void write_curves_html(FILE *f, const char *level, const double *score, c
     series d = {"chance", "#bbbbbb", 2, diag, diag, false};
     series rs[2] = {s, d};
     snprintf(title, sizeof title, "ROC, %s level (n = %lld)", level, (long long)n);
-    svg_plot(f, title, "false positive rate", "true positive rate", 0, 1, 0, 1, rs, 2);
+    svg_plot(f, title, "false positive rate", "true positive rate", 0, 1, 0, 1, rs, 2, LEGEND_BOTTOM_RIGHT);
     snprintf(name, sizeof name, "AP %.1f%%", 100 * ap);
     series p = {name, "#d62728", pr.n, pr.x, pr.y, true};
     snprintf(title, sizeof title, "Precision-recall, %s level", level);
-    svg_plot(f, title, "recall", "precision", 0, 1, 0, 1, &p, 1);
+    svg_plot(f, title, "recall", "precision", 0, 1, 0, 1, &p, 1, LEGEND_BOTTOM_LEFT);
     curve_free(&roc);
     curve_free(&pr);
     free(lab);

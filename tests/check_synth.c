@@ -325,7 +325,10 @@ START_TEST(test_masks_exact) {
             ck_assert_msg(n_mask >= 8, "%s: mask has only %ld pixels", mvd_synth_defect_code(kind), n_mask);
             ck_assert_msg(n_mask < n_object / 4, "%s: mask too large (%ld of %ld object px)",
                           mvd_synth_defect_code(kind), n_mask, n_object);
-            ck_assert_msg(n_mask_changed >= n_mask / 2, "%s: only %ld of %ld masked pixels changed",
+            /* A bulge's mask is its whole footprint, where the tilt of the
+             * normals (not the colour) changes: a weaker bound there. */
+            long need = kind == MVD_SYNTH_BULGE ? n_mask / 3 : n_mask / 2;
+            ck_assert_msg(n_mask_changed >= need, "%s: only %ld of %ld masked pixels changed",
                           mvd_synth_defect_code(kind), n_mask_changed, n_mask);
             ck_assert_msg(n_far_changed <= n_far / 1000, "%s: %ld pixels away from the mask changed",
                           mvd_synth_defect_code(kind), n_far_changed);
