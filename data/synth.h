@@ -49,7 +49,9 @@ typedef struct {
     int test_good;    /* good test samples per category (6) */
     int test_bad;     /* defective test samples per category (6) */
     int size;         /* image width = height in pixels, 32..4096 (224) */
-    int views;        /* cameras, 1..MVD_SYNTH_MAX_VIEWS (5); view 0 looks down */
+    int views;        /* cameras (5): 2..MVD_SYNTH_MAX_VIEWS for generate, 1.. for
+                         render; view 0 looks down, 1..4 from 45 degrees at
+                         azimuth 0/90/180/270, 5..7 from 30 degrees in between */
     int supersample;  /* 1: one ray per pixel; 2: adaptive 2x2 antialiasing of
                          pixels on edges and fine print (2); the mask, xyz
                          and hit always come from the centre ray */

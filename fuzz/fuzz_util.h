@@ -14,7 +14,7 @@
 
 static char fz_dir[256];
 
-static void fz_cleanup(void) {
+static inline void fz_cleanup(void) {
     if (!fz_dir[0]) return;
     char cmd[300];
     /* the folder name is ours (mkdtemp), no shell metacharacters */
@@ -23,7 +23,7 @@ static void fz_cleanup(void) {
 }
 
 /* The per-process scratch folder (created on first use). */
-static const char *fz_scratch(void) {
+static inline const char *fz_scratch(void) {
     if (fz_dir[0]) return fz_dir;
     const char *t = getenv("TMPDIR");
     snprintf(fz_dir, sizeof fz_dir, "%s/mvead_fuzz.XXXXXX", t && *t ? t : "/tmp");
@@ -33,13 +33,13 @@ static const char *fz_scratch(void) {
 }
 
 /* Path of a scratch file named `name` inside the scratch folder. */
-static const char *fz_path(const char *name, char *buf, size_t n) {
+static inline const char *fz_path(const char *name, char *buf, size_t n) {
     snprintf(buf, n, "%s/%s", fz_scratch(), name);
     return buf;
 }
 
 /* Writes the input to the scratch file `name`; returns its path (static buffer). */
-static const char *fz_write(const char *name, const uint8_t *data, size_t size) {
+static inline const char *fz_write(const char *name, const uint8_t *data, size_t size) {
     static char path[512];
     fz_path(name, path, sizeof path);
     FILE *f = fopen(path, "wb");

@@ -8,9 +8,9 @@
 #include "mvead/pipeline.h"
 #include "nn/safetensors.h"
 #include "tensor/error.h"
+#include <stdio.h>
 #include <jpeglib.h>
 #include <png.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>

@@ -4,6 +4,7 @@
 #include "data/cache.h"
 #include "data/loader.h"
 #include "data/realiad.h"
+#include "mvead/mpi.h"
 #include "mvead/progress.h"
 #include "nn/config.h"
 #include "nn/vit.h"
@@ -104,18 +105,35 @@ int mvead_backbone_copy_weights(const mvead_config *c, int dim_expected, int *he
 
 void mvead_backbone_release(void *keep) { if (keep) mvn_vit_free((mvn_vit *)keep); }
 
-static int extract_split(const mvead_config *c, mvn_vit *m, const char *hash, const char *split, const char *path) {
-    if (access(path, F_OK) == 0) {
-        mvd_cache *old = mvd_cache_open(path);
-        if (old) {
-            bool same = !strcmp(old->info.backbone_hash, hash) && old->info.layer == c->layer &&
-                        old->info.H == c->image_size && old->info.half == !strcmp(c->cache_dtype, "float16");
-            mvd_cache_close(old);
-            if (same) { mvead_log("extract: %s exists and matches; skipping (delete it to re-extract)", path); return 0; }
-            return mv_error("%s exists but was made with another backbone/layer/size; delete it or choose another --cache", path);
-        }
-        return mv_error_prefix("%s exists but is unreadable; delete it to re-extract", path);
+/* 1: a complete cache made with these options exists (skip), 0: extract, -1: error. */
+static int existing_cache(const mvead_config *c, const char *hash, const char *path) {
+    if (access(path, F_OK) != 0) return 0;
+    mvd_cache *old = mvd_cache_open(path);
+    if (old) {
+        bool same = !strcmp(old->info.backbone_hash, hash) && old->info.layer == c->layer &&
+                    old->info.H == c->image_size && old->info.half == !strcmp(c->cache_dtype, "float16");
+        mvd_cache_close(old);
+        if (same) { mvead_log("extract: %s exists and matches; skipping (delete it to re-extract)", path); return 1; }
+        return mv_error("%s exists but was made with another backbone/layer/size; delete it or choose another --cache", path);
     }
+    return mv_error_prefix("%s exists but is unreadable; delete it to re-extract", path);
+}
+
+/* Under MPI the samples not yet in the cache are dealt round-robin: in each
+ * round of P (ranks) samples rank r computes sample base + r, and rank 0 (the only
+ * writer) writes its own and then receives and writes the others' in rank
+ * order, so the file is written in sample order exactly as by one process
+ * (the features of a sample do not depend on who computes them). Resume
+ * starts from rank 0's n_done, broadcast to all. */
+#define TAG_FEAT 11
+#define TAG_MASK 12
+static int extract_split(const mvead_config *c, mvn_vit *m, const char *hash, const char *split, const char *path) {
+    int R = mvead_mpi_rank(), ranks = mvead_mpi_size();
+    /* rank 0 decides from the file system; the others follow */
+    int64_t state = R == 0 ? existing_cache(c, hash, path) : 0;
+    mvead_mpi_bcast(&state, sizeof state, 0);
+    if (state == 1) return 0;
+    if (state < 0) return R == 0 ? -1 : mv_error("extract %s: rank 0 failed (see its message)", split);
     mvd_dataset ds;
     if (mvd_realiad_open(c->data, c->categories, split, &ds)) return mv_error_prefix("extract %s", split);
     int rc = -1;
@@ -128,6 +146,7 @@ static int extract_split(const mvead_config *c, mvn_vit *m, const char *hash, co
     const char **ip = calloc((size_t)(S * V) + 1, sizeof(char *)), **mp = calloc((size_t)(S * V) + 1, sizeof(char *));
     int64_t *vl = calloc((size_t)(S * V) + 1, sizeof(int64_t)), *sl = calloc((size_t)S + 1, sizeof(int64_t));
     float *feat = malloc(sizeof(float) * (size_t)V * N * D);
+    uint8_t *mask_buf = NULL;
     mvd_cache_writer *w = NULL;
     mvd_loader *ld = NULL;
     for (int64_t i = 0; i < S; i++) {
@@ -149,53 +168,89 @@ static int extract_split(const mvead_config *c, mvn_vit *m, const char *hash, co
     snprintf(info.split, sizeof info.split, "%s", split);
     mvd_cache_meta meta = {cat, sid, acls, ip, mp, vl, sl};
     int64_t done = 0;
-    w = mvd_cache_begin(path, &info, &meta, &done);
-    if (!w) goto out;
+    if (R == 0) {
+        w = mvd_cache_begin(path, &info, &meta, &done);
+        if (!w) done = -1;
+    }
+    mvead_mpi_bcast(&done, sizeof done, 0);
+    if (done < 0) {
+        if (R > 0) mv_error("extract %s: rank 0 could not open the cache (see its message)", split);
+        goto out;
+    }
     if (done) mvead_log("extract: resuming %s at sample %lld/%lld", path, (long long)done, (long long)S);
     mvd_loader_opts lo;
     mvd_loader_opts_default(&lo);
     lo.pre.height = H;
     lo.pre.width = W;
     lo.load_masks = test;
+    /* this rank's samples: done + R, done + R + P, ... */
     int *order = malloc(sizeof(int) * (size_t)(S - done + 1));
-    for (int64_t i = done; i < S; i++) order[i - done] = (int)i;
-    ld = mvd_loader_open(&ds, order, (int)(S - done), &lo);
+    int n_mine = 0;
+    for (int64_t i = done + R; i < S; i += ranks) order[n_mine++] = (int)i;
+    if (n_mine) ld = mvd_loader_open(&ds, order, n_mine, &lo);
     free(order);
-    if (!ld) goto out;
+    if (n_mine && !ld) goto out;
+    size_t mask_n = test ? (size_t)V * H * W : 0;
+    mask_buf = malloc(mask_n + 1);
     mvead_progress pr;
     char label[64];
     snprintf(label, sizeof label, "extract %s", split);
     mvead_progress_start(&pr, label, S);
     mvead_progress_update(&pr, done, NULL);
-    for (int64_t i = done; i < S; i++) {
-        const mvd_loader_item *it;
-        int r = mvd_loader_next(ld, &it);
-        if (r <= 0) { if (r == 0) mv_error("extract: loader ended early at sample %lld", (long long)i); goto out; }
-        int64_t shp[4] = {V, 3, H, W};
-        mvt_tensor *px = mvt_from_data(MVT_F32, 4, shp, it->views);
-        /* one forward per view group: V images are one batch */
-        mvt_tensor *f = mvn_vit_features(m, px, c->layer, c->final_norm);
-        mvt_release(px);
-        if (!f) goto out;
-        mvt_tensor *fc = mvt_contiguous(f);
-        memcpy(feat, mvt_f32(fc), sizeof(float) * (size_t)V * N * D);
-        mvt_release(fc);
-        mvt_release(f);
-        if (mvd_cache_write(w, i, feat, test ? it->masks : NULL)) goto out;
-        mvead_progress_update(&pr, i + 1, NULL);
-        const char *die = getenv("MVEAD_TEST_DIE_AFTER_SAMPLE");
-        if (die && atoll(die) == i + 1) _exit(137);   /* fault injection for the resume tests */
+    size_t feat_n = (size_t)V * N * D;
+    for (int64_t base = done; base < S; base += ranks) {
+        int64_t i = base + R;
+        const uint8_t *my_masks = NULL;
+        if (i < S) {
+            const mvd_loader_item *it;
+            int r = mvd_loader_next(ld, &it);
+            if (r <= 0) { if (r == 0) mv_error("extract: loader ended early at sample %lld", (long long)i); goto out; }
+            int64_t shp[4] = {V, 3, H, W};
+            mvt_tensor *px = mvt_from_data(MVT_F32, 4, shp, it->views);
+            /* one forward per view group: V images are one batch */
+            mvt_tensor *f = mvn_vit_features(m, px, c->layer, c->final_norm);
+            mvt_release(px);
+            if (!f) goto out;
+            mvt_tensor *fc = mvt_contiguous(f);
+            memcpy(feat, mvt_f32(fc), sizeof(float) * feat_n);
+            mvt_release(fc);
+            mvt_release(f);
+            my_masks = test ? it->masks : NULL;
+        }
+        if (R > 0) {
+            if (i < S && (mvead_mpi_send(feat, sizeof(float) * feat_n, 0, TAG_FEAT) ||
+                          (test && mvead_mpi_send(my_masks, mask_n, 0, TAG_MASK)))) goto out;
+            continue;
+        }
+        for (int q = 0; q < ranks && base + q < S; q++) {
+            int64_t j = base + q;
+            if (q > 0) {   /* rank q's sample; rank 0's own is already in feat */
+                if (mvead_mpi_recv(feat, sizeof(float) * feat_n, q, TAG_FEAT) ||
+                    (test && mvead_mpi_recv(mask_buf, mask_n, q, TAG_MASK))) goto out;
+                my_masks = test ? mask_buf : NULL;
+            }
+            if (mvd_cache_write(w, j, feat, my_masks)) goto out;
+            mvead_progress_update(&pr, j + 1, NULL);
+            const char *die = getenv("MVEAD_TEST_DIE_AFTER_SAMPLE");
+            if (die && atoll(die) == j + 1) _exit(137);   /* fault injection for the resume tests */
+        }
     }
     mvead_progress_finish(&pr);
-    mvd_loader_close(ld);
+    if (ld) mvd_loader_close(ld);
     ld = NULL;
-    rc = mvd_cache_finish(w);
+    rc = R == 0 ? mvd_cache_finish(w) : 0;
     w = NULL;
+    /* the next stage may read the cache on any rank: wait for rank 0's rename */
+    {
+        int64_t rc0 = rc;
+        mvead_mpi_bcast(&rc0, sizeof rc0, 0);
+        if (rc0 && !rc) rc = mv_error("extract %s: rank 0 could not finish the cache (see its message)", split);
+    }
     if (!rc) mvead_log("extract: %s: %lld samples x %d views x %d patches x %d dims -> %s", split, (long long)S, V, N, D, path);
 out:
     if (ld) mvd_loader_close(ld);
     if (w) mvd_cache_close_writer(w);
-    free(cat); free(sid); free(acls); free(ip); free(mp); free(vl); free(sl); free(feat);
+    free(cat); free(sid); free(acls); free(ip); free(mp); free(vl); free(sl); free(feat); free(mask_buf);
     mvd_dataset_free(&ds);
     return rc;
 }

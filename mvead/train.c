@@ -5,6 +5,7 @@
 #include "data/h5io.h"
 #include "mvead/calibration.h"
 #include "mvead/epipolar.h"
+#include "mvead/mpi.h"
 #include "mvead/objective.h"
 #include "mvead/progress.h"
 #include "tensor/error.h"
@@ -329,6 +330,111 @@ static bool params_finite(mva_var *const *p, int n, bool grads) {
     return true;
 }
 
+/* ---- data parallelism (mpirun -np P mvead train) ---------------------------------
+ * Every rank draws the same permutation and negatives for the GLOBAL batch of
+ * B samples and computes the objective on its block [lo, hi) of Br samples.
+ * The objective is a mean over the batch (pos: over the batch's patches, all
+ * samples having V N of them; neg: (1/B) sum_i neg_i), so the rank's loss
+ * scaled by Br / B sums over ranks to the one-process loss, and so do the
+ * gradients. They are summed in rank order (mvead/mpi.h), identical on every
+ * rank, and every rank takes the same AdamW step. */
+
+/* Centres from the initial EAM outputs of every training patch: each rank
+ * fuses its block of samples, rank 0 gathers them (rank order = sample order),
+ * runs k-means and broadcasts the centres. One process: all samples here. */
+static mvt_tensor *centers_from_cache(const mvead_config *c, const mvead_objective_opts *oo, mvd_cache *cache,
+                                      const mvead_state *st, const mvead_fusion_opts *fo, const mvt_tensor *static_mask,
+                                      float *zbuf, float *obuf) {
+    const mvd_cache_info *in = &cache->info;
+    int V = (int)in->V, N = (int)in->N, D = (int)in->D;
+    int64_t S = in->S, lo, hi;
+    size_t per = (size_t)V * N * D;
+    mvead_mpi_block(S, &lo, &hi);
+    float *mine = malloc(sizeof(float) * per * (size_t)(hi - lo) + 1);
+    int64_t ok = mine != NULL;
+    mvead_progress pr;
+    mvead_progress_start(&pr, "centres", hi - lo);
+    for (int64_t i = lo; ok && i < hi; i++) {
+        ok = !mvd_cache_read(cache, i, zbuf) && !mvead_fuse_sample(st, fo, static_mask, zbuf, V, N, D, mine + (size_t)(i - lo) * per);
+        mvead_progress_update(&pr, i - lo + 1, NULL);
+    }
+    mvead_progress_finish(&pr);
+    (void)obuf;
+    /* a failure on any rank stops all of them here, before the gather */
+    int64_t bad = !ok;
+    mvead_mpi_allreduce_max_i64(&bad, 1);
+    if (bad) {
+        free(mine);
+        if (ok) mv_error("train: another rank failed computing the centres (see its message)");
+        return NULL;
+    }
+    void *all = NULL;
+    if (mvead_mpi_size() > 1) {
+        mvead_mpi_gather_bytes(mine, sizeof(float) * per * (size_t)(hi - lo), &all, NULL, 0);
+        free(mine);
+    } else all = mine;
+    int64_t cshape[3] = {0, 0, 0};
+    mvt_tensor *centers = NULL;
+    if (mvead_mpi_rank() == 0) {
+        /* samples [S][V][N][D] -> view-major [V][S N][D] */
+        const float *src = all;
+        int64_t shp[3] = {V, S * N, D};
+        mvt_tensor *feats = mvt_empty(MVT_F32, 3, shp);
+        float *fp = mvt_f32(feats);
+        for (int64_t i = 0; i < S; i++)
+            for (int v = 0; v < V; v++)
+                memcpy(fp + ((size_t)v * S * N + (size_t)i * N) * D, src + (size_t)i * per + (size_t)v * N * D, sizeof(float) * N * D);
+        centers = mvead_centers_init(oo->kind, feats, oo->K, oo->lloyd_iters, c->seed);
+        mvt_release(feats);
+        if (centers) memcpy(cshape, centers->shape, sizeof cshape);
+    }
+    free(all);
+    if (mvead_mpi_size() == 1) return centers;
+    mvead_mpi_bcast(cshape, sizeof cshape, 0);
+    if (!cshape[0]) {
+        if (mvead_mpi_rank() > 0) mv_error("train: rank 0 failed computing the centres (see its message)");
+        return NULL;
+    }
+    if (!centers) centers = mvt_zeros(MVT_F64, 3, cshape);
+    mvead_mpi_bcast(mvt_f64(centers), sizeof(double) * (size_t)mvt_numel(centers), 0);
+    return centers;
+}
+
+/* Sums the ranks' shares of the gradients (into pp[i]->grad) and of the
+ * logged losses (pos, neg, total) in rank order. A parameter keeps a NULL
+ * gradient only if it has none on every rank (AdamW then skips it, as in one
+ * process). Returns whether the summed loss and gradients are finite. */
+static bool allreduce_step(mva_var *const *pp, float *gbuf, int64_t n_grad, double *losses) {
+    int64_t has[MVEAD_EAM_NPARAMS];
+    int64_t off = 0;
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) {
+        int64_t n = mvt_numel(pp[i]->value);
+        has[i] = pp[i]->grad != NULL;
+        if (has[i]) {
+            mvt_tensor *g = mvt_contiguous(pp[i]->grad);
+            memcpy(gbuf + off, mvt_f32(g), sizeof(float) * (size_t)n);
+            mvt_release(g);
+        } else memset(gbuf + off, 0, sizeof(float) * (size_t)n);
+        off += n;
+    }
+    (void)n_grad;
+    mvead_mpi_allreduce_sum_f32(gbuf, off);
+    mvead_mpi_allreduce_sum_f64(losses, 3);
+    mvead_mpi_allreduce_max_i64(has, MVEAD_EAM_NPARAMS);
+    off = 0;
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) {
+        const mvt_tensor *v = pp[i]->value;
+        if (has[i]) {
+            if (!pp[i]->grad) pp[i]->grad = mvt_zeros(v->dtype, v->ndim, v->shape);
+            mvt_tensor *sum = mvt_from_data(MVT_F32, v->ndim, v->shape, gbuf + off);
+            mvt_copy_(pp[i]->grad, sum);
+            mvt_release(sum);
+        }
+        off += mvt_numel(v);
+    }
+    return isfinite(losses[2]) && params_finite(pp, MVEAD_EAM_NPARAMS, true);
+}
+
 int mvead_stage_train(const mvead_config *c, bool resume) {
     mvead_paths p;
     if (mvead_paths_init(c, &p, true)) return -1;
@@ -343,6 +449,8 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
     mvt_tensor *static_mask = NULL;
     float *zbuf = NULL, *obuf = NULL;
     int64_t *order = NULL, *nv = NULL, *np = NULL;
+    float *gbuf = NULL;   /* flat gradients for the MPI sum */
+    int R = mvead_mpi_rank(), ranks = mvead_mpi_size();
     mvead_fusion_opts fo;
     mvead_objective_opts oo;
     mvead_objective_opts_default(&oo);
@@ -383,21 +491,7 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
         }
         if (trainable) {
             /* Centres from the EAM outputs of all training patches at initialisation. */
-            int64_t shp[3] = {V, S * N, D};
-            mvt_tensor *feats = mvt_empty(MVT_F32, 3, shp);
-            float *fp = mvt_f32(feats);
-            mvead_progress pr;
-            mvead_progress_start(&pr, "centres", S);
-            for (int64_t i = 0; i < S; i++) {
-                if (mvd_cache_read(cache, i, zbuf)) { mvt_release(feats); goto done; }
-                if (mvead_fuse_sample(&st, &fo, static_mask, zbuf, V, N, D, obuf)) { mvt_release(feats); goto done; }
-                for (int v = 0; v < V; v++)
-                    memcpy(fp + ((size_t)v * S * N + (size_t)i * N) * D, obuf + (size_t)v * N * D, sizeof(float) * N * D);
-                mvead_progress_update(&pr, i + 1, NULL);
-            }
-            mvead_progress_finish(&pr);
-            st.centers = mvead_centers_init(oo.kind, feats, oo.K, oo.lloyd_iters, c->seed);
-            mvt_release(feats);
+            st.centers = centers_from_cache(c, &oo, cache, &st, &fo, static_mask, zbuf, obuf);
             if (!st.centers) goto done;
         }
     }
@@ -408,7 +502,7 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
     if (!trainable) {
         mvead_log("train: nothing to train (fusion %s, objective %s): writing the initial state", c->fusion, c->objective);
         st.epochs_done = c->epochs;
-        if (mvead_checkpoint_save(p.checkpoint, c, &st, opt) || write_loss_csv(p.loss_csv, &st)) goto done;
+        if (R == 0 && (mvead_checkpoint_save(p.checkpoint, c, &st, opt) || write_loss_csv(p.loss_csv, &st))) goto done;
         rc = 0;
         goto done;
     }
@@ -421,6 +515,9 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
     mvead_eam_params(&st.eam, pp);
     /* attention-score gradients are the largest buffers of a step; only the leaves' are needed */
     bool keep_prev = mva_set_keep_intermediate_grads(false);
+    int64_t n_grad = 0;
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) n_grad += mvt_numel(pp[i]->value);
+    if (ranks > 1) gbuf = malloc(sizeof(float) * (size_t)n_grad);
     for (int epoch = st.epochs_done; epoch < c->epochs; epoch++) {
         /* Per-epoch stream: a resumed run draws exactly what an uninterrupted one would. */
         mvt_rng rng;
@@ -429,26 +526,52 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
         double ep_total = 0;
         for (int64_t b0 = 0; b0 < S; b0 += c->batch) {
             int B = (int)(S - b0 < c->batch ? S - b0 : c->batch);
-            for (int i = 0; i < B; i++)
-                if (mvd_cache_read(cache, order[b0 + i], zbuf + (size_t)i * V * N * D)) { mvt_release(centers32); goto done; }
-            mvead_draw_negatives(&rng, B, V, N, nv, np);
-            int64_t shp[4] = {B, V, N, D};
-            mva_var *Z = mva_const(mvt_from_data(MVT_F32, 4, shp, zbuf));
-            mvead_loss L;
-            if (mvead_objective_forward(&oo, &st.eam, &fo, Z, static_mask, centers32, nv, np, &L)) {
-                mva_tape_clear();
-                mvt_release(centers32);
-                goto done;
-            }
-            double total = mvt_item(L.total->value), pos = mvt_item(L.pos->value);
-            double neg = L.neg ? mvt_item(L.neg->value) : 0;
+            /* this rank's block of the global batch (all of it in one process) */
+            int64_t lo = 0, hi = B;
+            if (ranks > 1) mvead_mpi_block_of(B, R, ranks, &lo, &hi);
+            int Br = (int)(hi - lo);
+            for (int i = 0; i < Br; i++)
+                if (mvd_cache_read(cache, order[b0 + lo + i], zbuf + (size_t)i * V * N * D)) { mvt_release(centers32); goto done; }
+            mvead_draw_negatives(&rng, B, V, N, nv, np);   /* the whole batch's draws on every rank */
             mvn_adamw_zero_grad(opt);
-            bool finite = isfinite(total);
-            if (finite) {
-                mva_backward(L.total, NULL);
-                finite = params_finite(pp, MVEAD_EAM_NPARAMS, true);
+            double total = 0, pos = 0, neg = 0;
+            bool finite = true;
+            if (Br > 0) {
+                int64_t shp[4] = {Br, V, N, D};
+                mva_var *Z = mva_const(mvt_from_data(MVT_F32, 4, shp, zbuf));
+                mvead_loss L;
+                if (mvead_objective_forward(&oo, &st.eam, &fo, Z, static_mask, centers32, nv + lo, np + lo, &L)) {
+                    mva_tape_clear();
+                    mvt_release(centers32);
+                    goto done;
+                }
+                total = mvt_item(L.total->value);
+                pos = mvt_item(L.pos->value);
+                neg = L.neg ? mvt_item(L.neg->value) : 0;
+                mva_var *root = L.total;
+                if (ranks > 1) {
+                    /* this rank's share of the batch mean */
+                    double share = (double)Br / (double)B;
+                    root = mva_scale(L.total, share);
+                    total *= share;
+                    pos *= share;
+                    neg *= share;
+                }
+                finite = isfinite(total);
+                if (finite) {
+                    mva_backward(root, NULL);
+                    finite = params_finite(pp, MVEAD_EAM_NPARAMS, true);
+                }
+                mva_tape_clear();
             }
-            mva_tape_clear();
+            if (ranks > 1) {
+                /* every rank sees the same sums, so all take the same decision below */
+                double losses[3] = {pos, neg, total};
+                finite = allreduce_step(pp, gbuf, n_grad, losses);
+                pos = losses[0];
+                neg = losses[1];
+                total = losses[2];
+            }
             int64_t step = st.steps;
             if (!finite) {
                 if (!strcmp(c->nan_policy, "stop")) {
@@ -468,7 +591,7 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
             mvead_progress_update(&pr, (int64_t)epoch * steps_per_epoch + b0 / c->batch + 1, extra);
         }
         st.epochs_done = epoch + 1;
-        if (mvead_checkpoint_save(p.checkpoint, c, &st, opt) || write_loss_csv(p.loss_csv, &st)) {
+        if (R == 0 && (mvead_checkpoint_save(p.checkpoint, c, &st, opt) || write_loss_csv(p.loss_csv, &st))) {
             mvt_release(centers32);
             goto done;
         }
@@ -481,7 +604,7 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
     mvead_progress_finish(&pr);
     mva_set_keep_intermediate_grads(keep_prev);
     mvt_release(centers32);
-    if (st.epochs_done == 0 || c->epochs == st.epochs_done) {
+    if (R == 0 && (st.epochs_done == 0 || c->epochs == st.epochs_done)) {
         if (mvead_checkpoint_save(p.checkpoint, c, &st, opt) || write_loss_csv(p.loss_csv, &st)) goto done;
     }
     mvead_log("train: %d epochs, %lld steps, final loss %.5f -> %s", st.epochs_done, (long long)st.steps,
@@ -498,5 +621,14 @@ done:
     free(order);
     free(nv);
     free(np);
+    free(gbuf);
+    /* Only rank 0 writes the checkpoint: nobody reads it (next stage) before it is
+     * in place. A rank that failed returns at once (main ends the job): waiting
+     * here could pair with another rank's collective. */
+    if (ranks > 1 && (rc == 0 || R == 0)) {
+        int64_t rc0 = rc;
+        mvead_mpi_bcast(&rc0, sizeof rc0, 0);
+        if (rc0 && !rc) rc = mv_error("train: rank 0 failed (see its message)");
+    }
     return rc;
 }

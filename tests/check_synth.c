@@ -339,6 +339,32 @@ START_TEST(test_masks_exact) {
 }
 END_TEST
 
+/* Antialiasing changes colours only: masks and geometry come from the centre ray. */
+START_TEST(test_supersample_keeps_masks) {
+    mvd_synth_opts o;
+    mvd_synth_default_opts(&o);
+    o.size = 80;
+    mvd_synth_render r1, r2;
+    o.supersample = 1;
+    ck_assert_int_eq(mvd_synth_render_sample(&o, 2, 7, MVD_SYNTH_CHUNK, true, &r1), 0);
+    o.supersample = 2;
+    ck_assert_int_eq(mvd_synth_render_sample(&o, 2, 7, MVD_SYNTH_CHUNK, true, &r2), 0);
+    const size_t n = (size_t)o.size * o.size;
+    long n_mask = 0, n_colour_diff = 0;
+    for (int v = 0; v < o.views; v++) {
+        ck_assert(memcmp(r1.masks[v].data, r2.masks[v].data, n) == 0);
+        for (size_t i = 0; i < n; i++) n_mask += r1.masks[v].data[i] != 0;
+        for (size_t i = 0; i < 3 * n; i++) n_colour_diff += abs((int)r1.images[v].data[i] - (int)r2.images[v].data[i]) > 8;
+    }
+    ck_assert(memcmp(r1.hit, r2.hit, o.views * n) == 0);
+    ck_assert(memcmp(r1.xyz, r2.xyz, o.views * n * 3 * sizeof(double)) == 0);
+    ck_assert_int_gt(n_mask, 0);
+    ck_assert_int_gt(n_colour_diff, 0); /* edges were antialiased */
+    mvd_synth_render_free(&r1);
+    mvd_synth_render_free(&r2);
+}
+END_TEST
+
 /* ------------------------------------------------------- determinism */
 
 START_TEST(test_deterministic) {
@@ -374,6 +400,13 @@ END_TEST
 /* ------------------------------------------------------------ layout */
 
 static int layout_n_files;
+static int progress_calls, progress_last, progress_total;
+static void on_progress(void *ctx, int done, int total) {
+    (*(int *)ctx)++;
+    ck_assert_int_eq(done, progress_last + 1);
+    progress_last = done;
+    progress_total = total;
+}
 static int layout_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb; (void)ftw;
     size_t n = strlen(path);
@@ -389,8 +422,14 @@ START_TEST(test_json_split) {
     o.test_good = 2;
     o.test_bad = 5;
     o.supersample = 1;
+    o.progress = on_progress;
+    o.progress_ctx = &progress_calls;
+    progress_calls = progress_last = progress_total = 0;
     char *dir = make_tmpdir();
     ck_assert_int_eq(generate_with_threads(&o, dir, 2), 0);
+    int n_samples = o.categories * (o.train + o.test_good + o.test_bad);
+    ck_assert_int_eq(progress_calls, n_samples);
+    ck_assert_int_eq(progress_total, n_samples);
     for (int c = 0; c < o.categories; c++) {
         const char *cat = mvd_synth_category_name(c);
         char path[8300], root[4096];
@@ -545,6 +584,7 @@ static Suite *synth_suite(void) {
     tcase_add_test(tc, test_cameras);
     tcase_add_test(tc, test_epipolar_consistency);
     tcase_add_test(tc, test_masks_exact);
+    tcase_add_test(tc, test_supersample_keeps_masks);
     tcase_add_test(tc, test_deterministic);
     tcase_add_test(tc, test_json_split);
     tcase_add_test(tc, test_bad_options);
