@@ -5,6 +5,7 @@
  * <runs>/<name>/ablation.md and ablation.csv (means over categories) and
  * prints the table. Called by mvead/main.c. */
 #include "mvead/commands.h"
+#include "mvead/mpi.h"
 #include "mvead/pipeline.h"
 #include "mvead/progress.h"
 #include "tensor/error.h"
@@ -133,27 +134,59 @@ int mvead_cmd_ablate(int argc, char **argv) {
         return EXIT_USAGE;
     }
     if (c.threads > 0) mvt_set_num_threads(c.threads);
-    mvead_progress_set_quiet(c.quiet);
+    mvead_progress_set_quiet(c.quiet || mvead_mpi_world_rank() > 0);   /* under mpirun rank 0 logs */
     char root[1024], cache[1100], path[1100];
     if (mvead_run_dir(&c, root, sizeof root, true)) goto fail;
     snprintf(cache, sizeof cache, "%s/cache", root);
     snprintf(path, sizeof path, "%s/config.json", root);
-    if (mvead_config_write_json(&c, path)) goto fail;
+    if (mvead_mpi_rank() == 0 && mvead_config_write_json(&c, path)) goto fail;
     /* extract once, into the shared cache (skipped when it exists and matches) */
     mvead_config ex = c;
     if (strlen(cache) >= sizeof ex.cache) { mv_error("ablate: cache path %s is too long", cache); goto fail; }
     snprintf(ex.cache, sizeof ex.cache, "%.511s", cache);
-    if (mvead_stage_extract(&ex)) goto fail;
-    double vals[N_GRID][6];
-    for (int i = 0; i < N_GRID; i++) {
-        if (run_variant(&c, root, cache, &GRID[i])) goto fail;
+    if (mvead_stage_extract(&ex)) goto fail;   /* under MPI: all ranks, samples sharded */
+    /* Variants are handed out dynamically (a shared counter, mvead/mpi.h): a
+     * free rank takes the next one and runs it alone (local mode), so long and
+     * short variants balance. One process: 0, 1, 2, ... in order. */
+    typedef struct { int64_t row; double vals[6]; } result;
+    result mine[N_GRID];
+    int n_mine = 0;
+    mvead_mpi_counter_create();
+    for (;;) {
+        int64_t i = mvead_mpi_counter_next();
+        if (i >= N_GRID) break;
+        bool prev = mvead_mpi_set_local(true);
+        int e = run_variant(&c, root, cache, &GRID[i]);
+        mvead_mpi_set_local(prev);
+        if (e) goto fail;
         char mpath[1200];
         snprintf(mpath, sizeof mpath, "%s/%s/metrics.json", root, GRID[i].variant);
         json_object *m = json_object_from_file(mpath);
         if (!m) { mv_error("%s: cannot read", mpath); goto fail; }
-        for (int k = 0; k < 6; k++) vals[i][k] = mean_metric(m, COLS[k]);
+        mine[n_mine].row = i;
+        for (int k = 0; k < 6; k++) mine[n_mine].vals[k] = mean_metric(m, COLS[k]);
+        n_mine++;
         json_object_put(m);
     }
+    mvead_mpi_counter_free();
+    /* rank 0 collects every rank's rows into the one table */
+    void *all = NULL;
+    int P = mvead_mpi_size();
+    size_t *counts = calloc((size_t)P, sizeof(size_t));
+    if (!counts || mvead_mpi_gather_bytes(mine, sizeof(result) * (size_t)n_mine, &all, counts, 0)) { free(counts); goto fail; }
+    if (mvead_mpi_rank() > 0) { free(counts); return 0; }
+    double vals[N_GRID][6];
+    for (int i = 0; i < N_GRID; i++)
+        for (int k = 0; k < 6; k++) vals[i][k] = NAN;
+    size_t total = 0;
+    for (int q = 0; q < P; q++) total += counts[q];
+    free(counts);
+    for (size_t a = 0; a < total / sizeof(result); a++) {
+        result r;
+        memcpy(&r, (const char *)all + a * sizeof(result), sizeof r);
+        if (r.row >= 0 && r.row < N_GRID) memcpy(vals[r.row], r.vals, sizeof r.vals);
+    }
+    free(all);
     if (write_tables(root, vals)) goto fail;
     return 0;
 fail:

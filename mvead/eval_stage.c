@@ -10,6 +10,7 @@
 #include "mvead/anomaly_map.h"
 #include "mvead/knn.h"
 #include "mvead/metrics.h"
+#include "mvead/mpi.h"
 #include "mvead/progress.h"
 #include "tensor/error.h"
 #include <json-c/json.h>
@@ -31,6 +32,9 @@ static void banks_free(banks_t *b) {
     free(b->n);
 }
 
+/* Loads every bank and keeps this rank's contiguous block of its rows (all of
+ * them in one process); a rank's block may be empty (n = 0) when a bank has
+ * fewer rows than there are ranks. */
 static int banks_load(const char *path, int D, int V, banks_t *b) {
     memset(b, 0, sizeof *b);
     int fmt;
@@ -50,10 +54,12 @@ static int banks_load(const char *path, int D, int V, banks_t *b) {
         int64_t shp[2] = {-1, D};
         mvt_tensor *t = mvh5_read_tensor(f, name, MVT_F32, 2, shp, path);
         if (!t) goto done;
-        b->n[i] = t->shape[0];
-        if (b->n[i] < 1) { mvt_release(t); mv_error("%s: bank %d is empty", path, i); goto done; }
-        b->rows[i] = malloc(sizeof(float) * (size_t)b->n[i] * D);
-        memcpy(b->rows[i], mvt_f32(t), sizeof(float) * (size_t)b->n[i] * D);
+        if (t->shape[0] < 1) { mvt_release(t); mv_error("%s: bank %d is empty", path, i); goto done; }
+        int64_t lo, hi;
+        mvead_mpi_block(t->shape[0], &lo, &hi);
+        b->n[i] = hi - lo;
+        b->rows[i] = malloc(sizeof(float) * (size_t)b->n[i] * D + 1);
+        memcpy(b->rows[i], mvt_f32(t) + (size_t)lo * D, sizeof(float) * (size_t)b->n[i] * D);
         mvt_release(t);
     }
     rc = 0;
@@ -152,6 +158,14 @@ static void compute_metrics(int64_t n_sel, const int64_t *sel, int V, int64_t HW
     free(sl);
 }
 
+/* Under MPI the bank is sharded (banks_load) and the test samples go in
+ * rounds of P: rank r fuses sample base + r, every fused sample is broadcast,
+ * each rank searches its shard of the bank for all P samples, and the
+ * element-wise minimum of the distances is reduced to rank 0, which builds
+ * the maps and writes every file. The nearest neighbour's exact distance is
+ * the minimum of the shards' ones, so the scores equal the one-process ones
+ * (up to GEMM near-ties, see docs/cluster.md). One process: rounds of one
+ * sample, the whole bank, no messages. */
 int mvead_stage_eval(const mvead_config *c) {
     mvead_paths p;
     if (mvead_paths_init(c, &p, true)) return -1;
@@ -160,10 +174,11 @@ int mvead_stage_eval(const mvead_config *c) {
     const mvd_cache_info *in = &cache->info;
     int V = (int)in->V, N = (int)in->N, D = (int)in->D, H = in->H, W = in->W;
     int64_t S = in->S, HW = (int64_t)H * W;
-    int rc = -1;
+    int rc = -1, R = mvead_mpi_rank(), ranks = mvead_mpi_size();
     mvead_state st = {0};
     mvt_tensor *static_mask = NULL;
     banks_t banks = {0};
+    float *round_feat = NULL, *round_dist = NULL;
     float *z = NULL, *o = NULL, *patch = NULL, *maps = NULL;
     double *image_scores = NULL, *sample_scores = NULL;
     uint8_t *masks = NULL;
@@ -176,36 +191,58 @@ int mvead_stage_eval(const mvead_config *c) {
     if (!in->has_masks) { mv_error("%s: the test cache has no masks", p.test_cache); goto done; }
     z = malloc(sizeof(float) * (size_t)V * N * D);
     o = malloc(sizeof(float) * (size_t)V * N * D);
-    patch = malloc(sizeof(float) * (size_t)S * V * N + 1);
-    maps = malloc(sizeof(float) * (size_t)(S * V * HW) + 1);
-    masks = malloc((size_t)(S * V * HW) + 1);
+    /* scores and maps live on rank 0 only */
+    patch = malloc(R == 0 ? sizeof(float) * (size_t)S * V * N + 1 : 1);
+    maps = malloc(R == 0 ? sizeof(float) * (size_t)(S * V * HW) + 1 : 1);
+    masks = malloc(R == 0 ? (size_t)(S * V * HW) + 1 : 1);
     image_scores = malloc(sizeof(double) * (size_t)(S * V) + 1);
     sample_scores = malloc(sizeof(double) * (size_t)S + 1);
     if (!z || !o || !patch || !maps || !masks || !image_scores || !sample_scores) { mv_error("eval: out of memory"); goto done; }
-    float *dist = malloc(sizeof(float) * (size_t)N);
+    /* one round: the fused features and the distances of up to `ranks` samples */
+    size_t per = (size_t)V * N * D;
+    round_feat = malloc(sizeof(float) * per * (size_t)ranks);
+    round_dist = malloc(sizeof(float) * (size_t)ranks * V * N);
+    if (!round_feat || !round_dist) { mv_error("eval: out of memory"); goto done; }
     mvead_progress pr;
     mvead_progress_start(&pr, "eval", S);
-    for (int64_t i = 0; i < S; i++) {
-        if (mvd_cache_read(cache, i, z) || mvd_cache_read_masks(cache, i, masks + i * V * HW) ||
-            mvead_fuse_sample(&st, &fo, static_mask, z, V, N, D, o)) { free(dist); goto done; }
-        double smax = -INFINITY;
-        for (int v = 0; v < V; v++) {
-            int b = banks.count == 1 ? 0 : v;
-            if (mvs_knn_f32(o + (size_t)v * N * D, N, banks.rows[b], banks.n[b], D, dist, NULL)) { free(dist); goto done; }
-            double imax = -INFINITY;
-            for (int j = 0; j < N; j++) {
-                patch[(i * V + v) * N + j] = dist[j];
-                if (dist[j] > imax) imax = dist[j];
+    for (int64_t base = 0; base < S; base += ranks) {
+        int n_round = (int)(S - base < ranks ? S - base : ranks);
+        if (base + R < S && (mvd_cache_read(cache, base + R, z) ||
+                             mvead_fuse_sample(&st, &fo, static_mask, z, V, N, D, round_feat + (size_t)R * per))) goto done;
+        for (int q = 0; q < n_round; q++) mvead_mpi_bcast(round_feat + (size_t)q * per, sizeof(float) * per, q);
+        for (int q = 0; q < n_round; q++)
+            for (int v = 0; v < V; v++) {
+                int b = banks.count == 1 ? 0 : v;
+                float *dist = round_dist + ((size_t)q * V + v) * N;
+                if (banks.n[b] == 0) {   /* an empty shard: no candidate */
+                    for (int j = 0; j < N; j++) dist[j] = INFINITY;
+                    continue;
+                }
+                if (mvs_knn_f32(round_feat + (size_t)q * per + (size_t)v * N * D, N, banks.rows[b], banks.n[b], D, dist, NULL)) goto done;
             }
-            image_scores[i * V + v] = imax;
-            if (imax > smax) smax = imax;
+        mvead_mpi_reduce_min_f32(round_dist, (int64_t)n_round * V * N, 0);
+        if (R > 0) continue;
+        for (int q = 0; q < n_round; q++) {
+            int64_t i = base + q;
+            if (mvd_cache_read_masks(cache, i, masks + i * V * HW)) goto done;
+            double smax = -INFINITY;
+            for (int v = 0; v < V; v++) {
+                const float *dist = round_dist + ((size_t)q * V + v) * N;
+                double imax = -INFINITY;
+                for (int j = 0; j < N; j++) {
+                    patch[(i * V + v) * N + j] = dist[j];
+                    if (dist[j] > imax) imax = dist[j];
+                }
+                image_scores[i * V + v] = imax;
+                if (imax > smax) smax = imax;
+            }
+            sample_scores[i] = smax;
+            if (mvs_anomaly_maps_f32(patch + i * V * N, V, in->grid_h, in->grid_w, H, W, c->sigma, 4.0, maps + i * V * HW)) goto done;
+            mvead_progress_update(&pr, i + 1, NULL);
         }
-        sample_scores[i] = smax;
-        if (mvs_anomaly_maps_f32(patch + i * V * N, V, in->grid_h, in->grid_w, H, W, c->sigma, 4.0, maps + i * V * HW)) { free(dist); goto done; }
-        mvead_progress_update(&pr, i + 1, NULL);
     }
     mvead_progress_finish(&pr);
-    free(dist);
+    if (R > 0) { rc = 0; goto done; }   /* rank 0 writes every output */
 
     /* scores.h5 */
     if (mvh5_create(&w, p.scores, "scores", MVEAD_SCORES_FORMAT)) goto done;
@@ -317,5 +354,7 @@ done:
     free(masks);
     free(image_scores);
     free(sample_scores);
+    free(round_feat);
+    free(round_dist);
     return rc;
 }

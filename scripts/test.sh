@@ -7,14 +7,14 @@ cd "$(dirname "$0")/.."
 make -j"$(nproc)" check
 rc=$?
 # Show the logs of the tests that did not pass, then one summary line.
-for trs in tests/*.trs; do
-  [ -f "$trs" ] || continue
+trs_files=$(find . -name '*.trs' -not -path './autom4te.cache/*')
+for trs in $trs_files; do
   if grep -q '^:test-result: \(FAIL\|ERROR\)' "$trs"; then
     echo "=== ${trs%.trs}.log"; tail -60 "${trs%.trs}.log"
   fi
 done
-pass=$(cat tests/*.trs 2>/dev/null | grep -c '^:test-result: PASS')
-fail=$(cat tests/*.trs 2>/dev/null | grep -c '^:test-result: \(FAIL\|ERROR\|XPASS\)')
-skip=$(cat tests/*.trs 2>/dev/null | grep -c '^:test-result: SKIP')
+pass=$(cat $trs_files /dev/null | grep -c '^:test-result: PASS')
+fail=$(cat $trs_files /dev/null | grep -c '^:test-result: \(FAIL\|ERROR\|XPASS\)')
+skip=$(cat $trs_files /dev/null | grep -c '^:test-result: SKIP')
 echo "tests: $pass passed, $fail failed, $skip skipped"
 [ "$rc" -eq 0 ] && [ "$fail" -eq 0 ]

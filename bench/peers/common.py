@@ -16,7 +16,6 @@ import argparse
 import os
 import re
 import resource
-import statistics
 import sys
 import time
 
@@ -53,14 +52,15 @@ def slug(s):
 
 
 def time_median(fn, reps):
-    """median seconds of reps runs after one warm-up (as bench_kernels)."""
+    """sorted(times)[reps // 2] of reps runs after one warm-up, exactly as
+    bench_kernels picks its median (the upper one for even reps)."""
     fn()
     ts = []
     for _ in range(reps):
         t0 = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)
-    return statistics.median_low(ts) if reps % 2 == 0 else statistics.median(ts)
+    return sorted(ts)[reps // 2]
 
 
 def time_best(fn, reps, warmup=True):
