@@ -2,7 +2,8 @@
 # Installs the Debian packages mvead needs, only those missing.
 set -euo pipefail
 pkgs=(build-essential autoconf automake libtool pkg-config libopenblas-dev libhdf5-dev zlib1g-dev
-      check libjson-c-dev libjpeg62-turbo-dev libpng-dev libopenmpi-dev openmpi-bin hdf5-tools)
+      check libjson-c-dev libjpeg62-turbo-dev libpng-dev libopenmpi-dev openmpi-bin hdf5-tools
+      chromium)  # chromium renders the report page headless in tests/cli_test.sh
 pkgs+=("$@")
 missing=()
 for p in "${pkgs[@]}"; do

@@ -111,6 +111,11 @@ set_h5_format() {
     return 1
 }
 
+# data_extent FILE DATASET: "OFFSET SIZE" of a contiguous dataset's bytes (h5dump -p)
+data_extent() {
+    h5dump -p -H -d "$2" "$1" 2>/dev/null | awk '/CONTIGUOUS/ {c = 1} c && $1 == "SIZE" {s = $2} c && $1 == "OFFSET" {print $2, s; exit}'
+}
+
 # dump_datasets FILE: every dataset's values (h5dump, without the file name line)
 dump_datasets() { h5dump -A 0 "$1" 2>&1 | tail -n +2; }
 
@@ -207,6 +212,24 @@ for file in checkpoint.h5 bank.h5 train.h5 test.h5; do
             else bad "$desc: exit 0 but results differ (silent corruption)"; fi
         elif [ $RC = 1 ] && grep -qF "$file" "$ERR"; then ok "$desc (exit 1, names $file)"
         else bad "$desc: exit $RC without naming $file"; fi
+    done
+
+    # a flip inside a dataset's stored values must be caught by its crc32
+    case $file in
+    checkpoint.h5) dsets="/eam/wq /centers /log/total" ;;
+    bank.h5) dsets="/bank/0" ;;
+    *) dsets="/view_label /sample_label" ;;
+    esac
+    for d in $dsets; do
+        [ $HAVE_H5DUMP = 1 ] || { echo "SKIP $file $d data flip (needs h5dump)"; continue; }
+        read -r doff dsize <<<"$(data_extent "$src" "$d")"
+        if [ -z "${dsize:-}" ]; then bad "$file: no contiguous storage found for $d (test helper)"; continue; fi
+        new_case
+        dst=$(case_path $file)
+        place "$src" "$dst"
+        flip_bit "$dst" $((doff + dsize / 2)) 5
+        run_stage "$stage"
+        check_error "$stage: $file with one bit of $d's values flipped" "$file"
     done
 
     if [ $HAVE_H5DUMP = 1 ]; then

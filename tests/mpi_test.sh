@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# mpi_test: `mpirun -np 2 mvead extract/train/bank/eval` against one process
+# on a tiny synthetic dataset (1 category, 4 train + 2 good + 2 bad test
+# samples, 112 px):
+#   extract  killed after 3 samples under mpirun, resumed under mpirun: both
+#            caches have identical contents (h5dump, everything but the name)
+#   train    batch 3 over 4 samples (rank shares 2+1 and 1+0), killed after
+#            epoch 1 and resumed: loss.csv equal to 1e-6 relative, the EAM
+#            parameters to 1e-6 of the largest parameter, centres identical
+#   bank     (per-view and pooled, same checkpoint): identical bank.h5
+#   eval     (same checkpoint and bank): identical scores.h5, metrics.json
+# Exit 77 (automake SKIP) with a loud message when the build has no MPI,
+# mpirun/h5dump are missing or mpirun cannot start two ranks here.
+# Environment: MVEAD_BIN (the built program); MVEAD_MPIRUN overrides mpirun.
+set -u
+
+skip() {
+    echo "**************************************************************"
+    echo "*** SKIP mpi_test: $*"
+    echo "**************************************************************"
+    exit 77
+}
+
+BIN=${MVEAD_BIN:-$(dirname "$0")/../mvead/mvead}
+[ -x "$BIN" ] || { echo "mpi_test: MVEAD_BIN ($BIN) is not an executable"; exit 1; }
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+# config.h of the build that made BIN (<builddir>/mvead/mvead)
+CFG=$(dirname "$(dirname "$BIN")")/config.h
+if [ -f "$CFG" ]; then
+    grep -q '^#define HAVE_MPI 1' "$CFG" || skip "this build has no MPI (configure found no OpenMPI or was given --without-mpi)"
+fi
+MPIRUN=${MVEAD_MPIRUN:-mpirun}
+command -v "$MPIRUN" >/dev/null 2>&1 || skip "mpirun not found (Debian: apt-get install openmpi-bin libopenmpi-dev)"
+command -v h5dump >/dev/null 2>&1 && command -v h5ls >/dev/null 2>&1 || skip "h5dump/h5ls not found (Debian: hdf5-tools)"
+
+# OpenMPI in a container, possibly as root, 2 ranks on however many cores
+export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMP_NUM_THREADS=1   # 2 ranks x 1 thread on a 2-core machine; results do not depend on it
+MPIFLAGS=(-np 2)
+if "$MPIRUN" --version 2>&1 | grep -q "Open MPI"; then
+    MPIFLAGS+=(--oversubscribe --bind-to none)
+    [ "$(id -u)" = 0 ] && MPIFLAGS+=(--allow-run-as-root)
+fi
+mpi() { timeout 120 "$MPIRUN" "${MPIFLAGS[@]}" "$@"; }
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/mvead_mpi.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+cd "$T" || exit 1
+mpi true >"$T/probe" 2>&1 || { cat "$T/probe"; skip "mpirun cannot start 2 ranks on this machine (output above)"; }
+
+PASS=0
+FAIL=0
+ok() { PASS=$((PASS + 1)); echo "ok   - $1"; }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL - $1"; [ -s "$T/err" ] && tail -5 "$T/err" | sed 's/^/       /'; }
+# run DESCRIPTION cmd...: must exit 0 (stderr kept in $T/err)
+run() {
+    local desc=$1
+    shift
+    "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    if [ "$rc" = 0 ]; then ok "$desc"; return 0; fi
+    bad "$desc (exit $rc)"
+    return 1
+}
+
+# h5dump of a whole file without its first line (which names the file)
+dump() { h5dump "$@" | tail -n +2; }
+same_h5() {   # DESCRIPTION A B [h5dump options]
+    local desc=$1 a=$2 b=$3
+    shift 3
+    if dump "$@" "$a" >"$T/da" 2>&1 && dump "$@" "$b" >"$T/db" 2>&1 && cmp -s "$T/da" "$T/db"; then ok "$desc"
+    else bad "$desc"; diff "$T/da" "$T/db" | head -6 | sed 's/^/       /'; fi
+}
+
+# values of one dataset, one per line (float32 round-trip precision)
+values() { h5dump -A 0 -y -w 1 -m '%.9g' -d "$2" "$1" | sed -n '/DATA {/,/}/p' | grep -v 'DATA {' | grep -v '}' | tr -d ', ' | grep -v '^$'; }
+
+# Parameters of two checkpoints to 1e-6 of the largest |parameter|. eam/bk
+# is left out: softmax is invariant to the key bias, so its gradient is zero
+# in exact arithmetic and AdamW trains it on rounding noise (in one process too).
+params_close() {
+    local a=$1 b=$2 worst=0 scale=0 line
+    for d in $(h5ls -r "$a" | awk '$2 == "Dataset" && $1 ~ /^\/eam\// {print $1}'); do
+        line=$(paste <(values "$a" "$d") <(values "$b" "$d") | awk '
+            { x = $1 + 0; y = $2 + 0; e = x - y; if (e < 0) e = -e; m = x < 0 ? -x : x; if (m > mx) mx = m; if (e > me) me = e; n++ }
+            END { printf "%d %.6g %.6g\n", n, mx, me }')
+        set -- $line
+        echo "       $d: n=$1 max|p|=$2 max|diff|=$3"
+        [ "$1" -gt 0 ] || { echo "       $d: no values"; return 1; }
+        scale=$(awk -v s="$scale" -v m="$2" 'BEGIN { print (m > s ? m : s) }')
+        [ "$d" = /eam/bk ] && continue
+        worst=$(awk -v w="$worst" -v e="$3" 'BEGIN { print (e > w ? e : w) }')
+    done
+    echo "       max|diff| $worst, largest |parameter| $scale"
+    awk -v w="$worst" -v s="$scale" 'BEGIN { exit !(s > 0 && w <= 1e-6 * s) }'
+}
+
+# loss.csv rows equal to 1e-6 relative (pos, neg, total), same steps and epochs
+losses_close() {
+    paste -d, "$1" "$2" | awk -F, 'NR == 1 { next }
+        { if ($1 != $6 || $2 != $7) bad = 1
+          for (k = 3; k <= 5; k++) { x = $k + 0; y = $(k + 5) + 0; e = x - y; if (e < 0) e = -e
+                                     m = x < 0 ? -x : x; if (e > 1e-6 * m + 1e-12) bad = 1; r = m > 0 ? e / m : e; if (r > w) w = r } }
+        END { printf "       loss.csv: %d steps, max relative difference %.3g\n", NR - 1, w; exit bad }'
+    [ "$(wc -l <"$1")" = "$(wc -l <"$2")" ]
+}
+
+echo "# mpirun: $MPIRUN ${MPIFLAGS[*]}"
+run "synth" "$BIN" synth --categories 1 --train 4 --test-good 2 --test-bad 2 --size 112 --quiet data || exit 1
+C=(--data data --runs runs --quiet)
+EX=(--image_size 112)
+TR=(--image_size 112 --epochs 2 --batch 3 --centers 5)
+
+# ---- one process -----------------------------------------------------------------
+run "1 process: extract" "$BIN" extract "${C[@]}" "${EX[@]}" --name one &&
+run "1 process: train" "$BIN" train "${C[@]}" "${TR[@]}" --name one &&
+run "1 process: bank" "$BIN" bank "${C[@]}" --name one &&
+run "1 process: eval" "$BIN" eval "${C[@]}" --name one --no-heatmaps || exit 1
+
+# ---- extract: sharded, killed, resumed ------------------------------------------------
+if MVEAD_TEST_DIE_AFTER_SAMPLE=3 mpi -x MVEAD_TEST_DIE_AFTER_SAMPLE "$BIN" extract "${C[@]}" "${EX[@]}" --name two >"$T/out" 2>"$T/err"; then
+    bad "mpirun extract with a kill after sample 3 should fail"
+elif [ -f runs/two/features/train.h5.partial ] && [ ! -f runs/two/features/train.h5 ]; then
+    ok "mpirun extract killed after sample 3 leaves train.h5.partial"
+else
+    bad "mpirun extract killed after sample 3: no train.h5.partial"
+fi
+run "mpirun -np 2 extract (resume)" mpi "$BIN" extract "${C[@]}" "${EX[@]}" --name two
+grep -q "resuming" "$T/err" && ok "extract resumed from the partial cache" || bad "extract did not report resuming"
+for s in train test; do
+    same_h5 "extract: $s.h5 identical to one process" runs/one/features/$s.h5 runs/two/features/$s.h5
+done
+
+# ---- train: data parallel, killed after epoch 1, resumed ----------------------------------
+if MVEAD_TEST_DIE_AFTER_EPOCH=1 mpi -x MVEAD_TEST_DIE_AFTER_EPOCH "$BIN" train "${C[@]}" "${TR[@]}" --name two >"$T/out" 2>"$T/err"; then
+    bad "mpirun train with a kill after epoch 1 should fail"
+else
+    ok "mpirun train killed after epoch 1"
+fi
+run "mpirun -np 2 train --resume" mpi "$BIN" train "${C[@]}" "${TR[@]}" --name two --resume
+if losses_close runs/one/loss.csv runs/two/loss.csv; then ok "train: loss.csv equal to 1e-6 relative"; else bad "train: loss.csv differs"; fi
+if params_close runs/one/checkpoint.h5 runs/two/checkpoint.h5; then ok "train: EAM parameters equal to 1e-6 of the largest"
+else bad "train: EAM parameters differ by more than 1e-6"; fi
+same_h5 "train: centres identical" runs/one/checkpoint.h5 runs/two/checkpoint.h5 -A 0 -d /centers
+same_h5 "train: AdamW step counts identical" runs/one/checkpoint.h5 runs/two/checkpoint.h5 -A 0 -d /adamw/step
+
+# ---- bank and eval: the same checkpoint, the bank sharded over the ranks -------------------
+for mode in per-view pooled; do
+    a=one-$mode b=two-$mode
+    mkdir -p runs/$a runs/$b
+    cp runs/one/checkpoint.h5 runs/$a/ && cp runs/one/checkpoint.h5 runs/$b/
+    K=(--cache runs/one/features --bank_mode "$mode")
+    run "1 process: bank ($mode)" "$BIN" bank "${C[@]}" "${K[@]}" --name $a
+    run "1 process: eval ($mode)" "$BIN" eval "${C[@]}" "${K[@]}" --name $a --no-heatmaps
+    run "mpirun -np 2 bank ($mode)" mpi "$BIN" bank "${C[@]}" "${K[@]}" --name $b
+    run "mpirun -np 2 eval ($mode)" mpi "$BIN" eval "${C[@]}" "${K[@]}" --name $b --no-heatmaps
+    same_h5 "bank ($mode): bank.h5 identical" runs/$a/bank.h5 runs/$b/bank.h5 -A 0
+    same_h5 "eval ($mode): scores.h5 identical" runs/$a/scores.h5 runs/$b/scores.h5 -A 0
+    if cmp -s runs/$a/metrics.json runs/$b/metrics.json; then ok "eval ($mode): metrics.json identical"
+    else bad "eval ($mode): metrics.json differs"; diff runs/$a/metrics.json runs/$b/metrics.json | head -6; fi
+done
+
+echo "# mpi_test: $PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]

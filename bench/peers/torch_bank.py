@@ -129,7 +129,7 @@ elif args.what == "kmeans":
                   flops=(iters + 1) * 2.0 * n * k * DIM + iters * n * DIM, held_mb=n * DIM * 4 * MB, rss0_mb=rss0)
 else:
     n = args.n_coreset
-    m_full = int(round(0.1 * n))
+    m_full = max(1, int(0.1 * n))   # floor, as mvs_coreset_size
     m_run = m_full if common.quick() else CORESET_PROBE
     x = torch.randn(n, DIM)
     rss0 = common.peak_rss_mb()
