@@ -246,10 +246,13 @@ int mvh5_attr_set_int(hid_t loc, const char *obj, const char *name, int64_t v) {
 int mvh5_attr_set_double(hid_t loc, const char *obj, const char *name, double v) {
     return attr_write(loc, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
 }
+/* Fixed-length strings: a corrupted variable-length string sends libhdf5 into
+ * its global heap, where a bad heap address can hang it (found by fuzzing). */
 int mvh5_attr_set_str(hid_t loc, const char *obj, const char *name, const char *v) {
     hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    int rc = attr_write(loc, obj, name, t, t, &v);
+    H5Tset_size(t, strlen(v) + 1);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    int rc = attr_write(loc, obj, name, t, t, v);
     H5Tclose(t);
     return rc;
 }
@@ -297,15 +300,12 @@ int mvh5_attr_get_str(hid_t loc, const char *obj, const char *name, char *buf, s
     hid_t t = H5Aget_type(a);
     int rc = 0;
     if (H5Tget_class(t) != H5T_STRING) rc = mv_error("%s: attribute '%s' is not a string", file, name);
-    else if (H5Tis_variable_str(t) > 0) {
-        char *s = NULL;
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, H5T_VARIABLE);
-        if (H5Aread(a, mt, &s) < 0 || !s) rc = mv_error("%s: cannot read attribute '%s'", file, name);
-        else { snprintf(buf, n, "%s", s); H5free_memory(s); }
-        H5Tclose(mt);
+    else if (H5Tis_variable_str(t) != 0) {
+        /* never written by mvead; reading one from a corrupted file can hang libhdf5 */
+        rc = mv_error("%s: attribute '%s' is a variable-length string (mvead writes fixed-length ones)", file, name);
     } else {
         size_t sz = H5Tget_size(t);
+        if (sz > (1u << 20)) { H5Tclose(t); H5Aclose(a); return mv_error("%s: attribute '%s' is implausibly long", file, name); }
         char *tmp = calloc(sz + 1, 1);
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, sz);
@@ -320,17 +320,22 @@ int mvh5_attr_get_str(hid_t loc, const char *obj, const char *name, char *buf, s
 }
 
 int mvh5_write_strings(hid_t loc, const char *name, int64_t n, const char *const *s) {
+    if (n < 0) return mv_error("strings %s: negative count", name);
+    size_t width = 1;
+    for (int64_t i = 0; i < n; i++) if (s[i] && strlen(s[i]) + 1 > width) width = strlen(s[i]) + 1;
+    char *buf = calloc(n ? (size_t)n : 1, width);
+    if (!buf) return mv_error("strings %s: out of memory", name);
+    for (int64_t i = 0; i < n; i++) if (s[i]) memcpy(buf + (size_t)i * width, s[i], strlen(s[i]));
     hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_size(t, width);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
     hsize_t dims[1] = {(hsize_t)n};
     hid_t space = H5Screate_simple(1, dims, NULL);
     hid_t lp = lcpl();
     hid_t d = H5Dcreate2(loc, name, t, space, lp, H5P_DEFAULT, H5P_DEFAULT);
     H5Pclose(lp);
-    const char **tmp = malloc(sizeof(char *) * (size_t)(n ? n : 1));
-    for (int64_t i = 0; i < n; i++) tmp[i] = s[i] ? s[i] : "";
-    int rc = (d < 0 || (n && H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp) < 0)) ? mv_error("cannot write strings %s", name) : 0;
-    free(tmp);
+    int rc = (d < 0 || (n && H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)) ? mv_error("cannot write strings %s", name) : 0;
+    free(buf);
     if (d >= 0) H5Dclose(d);
     H5Sclose(space);
     H5Tclose(t);
@@ -340,27 +345,35 @@ int mvh5_write_strings(hid_t loc, const char *name, int64_t n, const char *const
 char **mvh5_read_strings(hid_t loc, const char *name, int64_t *n, const char *file) {
     if (!mvh5_exists(loc, name)) { mv_error("%s: missing dataset '%s'", file, name); return NULL; }
     hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d < 0) { mv_error("%s: cannot open dataset '%s'", file, name); return NULL; }
     hid_t s = H5Dget_space(d), ft = H5Dget_type(d);
     char **out = NULL;
-    if (H5Tget_class(ft) != H5T_STRING || H5Sget_simple_extent_ndims(s) != 1) {
-        mv_error("%s: dataset '%s' is not a 1-D string array", file, name);
-    } else {
-        hsize_t dim;
-        H5Sget_simple_extent_dims(s, &dim, NULL);
-        hid_t t = H5Tcopy(H5T_C_S1);
-        H5Tset_size(t, H5T_VARIABLE);
-        char **raw = calloc(dim + 1, sizeof(char *));
-        if (dim && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
-            mv_error("%s: cannot read strings '%s'", file, name);
-            free(raw);
-        } else {
-            out = calloc(dim + 1, sizeof(char *));
-            for (hsize_t i = 0; i < dim; i++) { out[i] = strdup(raw[i] ? raw[i] : ""); if (raw[i]) H5free_memory(raw[i]); }
-            free(raw);
-            *n = (int64_t)dim;
-        }
-        H5Tclose(t);
+    hsize_t dim = 0;
+    size_t width = H5Tget_size(ft);
+    if (H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) != 0 || H5Sget_simple_extent_ndims(s) != 1 ||
+        width < 1 || width > (1u << 20)) {
+        mv_error("%s: dataset '%s' is not a 1-D array of fixed-length strings", file, name);
+        goto done;
     }
+    H5Sget_simple_extent_dims(s, &dim, NULL);
+    if (dim > (1u << 26) || (uint64_t)dim * width > (1ull << 32)) {
+        mv_error("%s: dataset '%s' is implausibly large (%llu strings of %zu bytes)", file, name, (unsigned long long)dim, width);
+        goto done;
+    }
+    char *raw = calloc((size_t)dim + 1, width);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, width);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    if (!raw || (dim && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0)) {
+        mv_error("%s: cannot read strings '%s' (corrupt?)", file, name);
+    } else {
+        out = calloc((size_t)dim + 1, sizeof(char *));
+        for (hsize_t i = 0; i < dim; i++) out[i] = strndup(raw + i * width, width);
+        *n = (int64_t)dim;
+    }
+    free(raw);
+    H5Tclose(t);
+done:
     H5Tclose(ft);
     H5Sclose(s);
     H5Dclose(d);

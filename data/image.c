@@ -118,6 +118,18 @@ static int decode_jpeg(const uint8_t *bytes, size_t n, const char *name, mvd_ima
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, (const unsigned char *)bytes, (unsigned long)n);
     jpeg_read_header(&cinfo, TRUE);
+    /* Check the declared size before start_decompress: a progressive JPEG
+     * allocates its whole coefficient buffer there, so a tiny corrupt file
+     * declaring 40000 x 30000 would otherwise take gigabytes. */
+    if (cinfo.image_width == 0 || cinfo.image_height == 0 || cinfo.image_width > MVD_IMAGE_MAX_SIDE ||
+        cinfo.image_height > MVD_IMAGE_MAX_SIDE ||
+        (uint64_t)cinfo.image_width * cinfo.image_height > MVD_IMAGE_MAX_PIXELS) {
+        int dw = (int)cinfo.image_width, dh = (int)cinfo.image_height;
+        jpeg_destroy_decompress(&cinfo);
+        return mv_error("%s: JPEG declares %d x %d pixels (max side %d, max %lld pixels)", name, dw, dh,
+                        MVD_IMAGE_MAX_SIDE, (long long)MVD_IMAGE_MAX_PIXELS);
+    }
+    cinfo.mem->max_memory_to_use = 1L << 30;
     int channels = cinfo.jpeg_color_space == JCS_GRAYSCALE ? 1 : 3;
     cinfo.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
     cinfo.dct_method = JDCT_ISLOW;
@@ -208,6 +220,11 @@ static int decode_png(const uint8_t *bytes, size_t n, const char *name, mvd_imag
     png_uint_32 w32, h32;
     int bit_depth, color_type, interlace;
     png_get_IHDR(png, info, &w32, &h32, &bit_depth, &color_type, &interlace, NULL, NULL);
+    if ((uint64_t)w32 * h32 > MVD_IMAGE_MAX_PIXELS) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return mv_error("%s: PNG declares %u x %u pixels (max %lld pixels)", name, (unsigned)w32, (unsigned)h32,
+                        (long long)MVD_IMAGE_MAX_PIXELS);
+    }
     if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (bit_depth == 16) png_set_scale_16(png);

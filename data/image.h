@@ -21,6 +21,8 @@ typedef struct {
 
 /* Largest side accepted by the decoders (guards allocations from corrupt headers). */
 #define MVD_IMAGE_MAX_SIDE 32768
+/* Largest pixel count accepted (guards the decoders' whole-image buffers). */
+#define MVD_IMAGE_MAX_PIXELS (1LL << 27)
 
 /* Zeroed image. Returns -1 (+ mv_error) on bad sizes or out of memory. */
 int mvd_image_alloc(mvd_image *img, int width, int height, int channels);

@@ -7,12 +7,14 @@
 #include "data/cache.h"
 #include "data/h5io.h"
 #include "tensor/error.h"
+#include <hdf5.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fz_write("train.h5", data, size);
     mvd_cache *c = mvd_cache_open(path);
     if (!c) {
         if (!mv_error_last()[0]) abort();
+        FZ_CHECK_HDF5_CLOSED();
         return 0;
     }
     const mvd_cache_info *in = &c->info;
@@ -32,5 +34,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int64_t i = 0; i < in->S && i < 64; i++)
         if (!c->category[i] || !c->sample_id[i] || !c->anomaly_class[i]) abort();
     mvd_cache_close(c);
+    FZ_CHECK_HDF5_CLOSED();
     return 0;
 }

@@ -4,6 +4,7 @@
 #include "fuzz/fuzz_util.h"
 #include "mvead/pipeline.h"
 #include "tensor/error.h"
+#include <hdf5.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fz_write("checkpoint.h5", data, size);
@@ -11,6 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memset(&s, 0, sizeof s);
     if (mvead_checkpoint_load(path, &s, NULL)) {
         if (!mv_error_last()[0]) abort();
+        FZ_CHECK_HDF5_CLOSED();
         return 0;
     }
     if (s.has_eam) {
@@ -23,5 +25,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         mvn_adamw_free(opt);
     }
     mvead_state_free(&s);
+    FZ_CHECK_HDF5_CLOSED();
     return 0;
 }

@@ -49,6 +49,18 @@ static inline const char *fz_write(const char *name, const uint8_t *data, size_t
     return path;
 }
 
+/* For the HDF5 targets: every file, group, dataset, attribute, type and space
+ * our code opened for one input must be closed when the call returns (success
+ * or error); a leaked handle keeps the file open (and its memory) for good. */
+#define FZ_CHECK_HDF5_CLOSED()                                                              \
+    do {                                                                                    \
+        ssize_t open_ = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);                         \
+        if (open_ > 0) {                                                                    \
+            fprintf(stderr, "fuzz: %zd HDF5 object(s) left open after the call\n", open_); \
+            abort();                                                                        \
+        }                                                                                   \
+    } while (0)
+
 /* Guard for allocations sized from the (fuzzed) file: the fuzzer's own
  * memory limit would otherwise report a corrupt size field as an OOM "crash"
  * of the harness rather than of the code under test. */

@@ -4,7 +4,7 @@
 # scripts through the real `mvead`. See docs/reliability.md.
 TESTS += fuzz/replay.sh fuzz/run.sh tests/corrupt_test.sh tests/fault_test.sh
 
-EXTRA_DIST += fuzz/run.sh fuzz/replay.sh fuzz/fuzz_util.h fuzz/seedgen.c fuzz/valgrind.supp \
+EXTRA_DIST += fuzz/run.sh fuzz/replay.sh fuzz/fuzz_util.h fuzz/seedgen.c fuzz/valgrind.supp fuzz/lsan.supp \
 	fuzz/fuzz_safetensors.c fuzz/fuzz_calibration.c fuzz/fuzz_realiad.c fuzz/fuzz_image.c \
 	fuzz/fuzz_config.c fuzz/fuzz_cache.c fuzz/fuzz_checkpoint.c fuzz/corpus \
 	tests/corrupt_test.sh tests/fault_test.sh scripts/check-asan.sh scripts/check-valgrind.sh \

@@ -98,6 +98,7 @@ build() {
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$SRC/fuzz/lsan.supp:print_suppressions=0}
 
 # fuzz_one TARGET SECONDS [args]: fuzz into a scratch corpus seeded from the committed one.
 fuzz_one() {
@@ -134,7 +135,7 @@ replay)
         for f in "$SRC/fuzz/corpus/fuzz_$t"/*; do [ -f "$f" ] && files+=("$f"); done
         [ ${#files[@]} = 0 ] && { echo "fuzz_$t: no corpus"; continue; }
         total=$((total + ${#files[@]}))
-        if "$FZ/fuzz_$t" -timeout=60 -rss_limit_mb=3072 "${files[@]}" >"$ART/replay-$t.log" 2>&1; then
+        if "$FZ/fuzz_$t" -timeout=15 -rss_limit_mb=2048 "${files[@]}" >"$ART/replay-$t.log" 2>&1; then
             echo "ok   - fuzz_$t: ${#files[@]} inputs"
         else
             fail=$((fail + 1))

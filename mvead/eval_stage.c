@@ -30,6 +30,7 @@ static void banks_free(banks_t *b) {
     for (int i = 0; i < b->count; i++) free(b->rows[i]);
     free(b->rows);
     free(b->n);
+    memset(b, 0, sizeof *b);   /* error paths free twice: the second must be a no-op */
 }
 
 /* Loads every bank and keeps this rank's contiguous block of its rows (all of

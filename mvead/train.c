@@ -344,7 +344,7 @@ static bool params_finite(mva_var *const *p, int n, bool grads) {
  * runs k-means and broadcasts the centres. One process: all samples here. */
 static mvt_tensor *centers_from_cache(const mvead_config *c, const mvead_objective_opts *oo, mvd_cache *cache,
                                       const mvead_state *st, const mvead_fusion_opts *fo, const mvt_tensor *static_mask,
-                                      float *zbuf, float *obuf) {
+                                      float *zbuf) {
     const mvd_cache_info *in = &cache->info;
     int V = (int)in->V, N = (int)in->N, D = (int)in->D;
     int64_t S = in->S, lo, hi;
@@ -359,7 +359,6 @@ static mvt_tensor *centers_from_cache(const mvead_config *c, const mvead_objecti
         mvead_progress_update(&pr, i - lo + 1, NULL);
     }
     mvead_progress_finish(&pr);
-    (void)obuf;
     /* a failure on any rank stops all of them here, before the gather */
     int64_t bad = !ok;
     mvead_mpi_allreduce_max_i64(&bad, 1);
@@ -404,7 +403,7 @@ static mvt_tensor *centers_from_cache(const mvead_config *c, const mvead_objecti
  * logged losses (pos, neg, total) in rank order. A parameter keeps a NULL
  * gradient only if it has none on every rank (AdamW then skips it, as in one
  * process). Returns whether the summed loss and gradients are finite. */
-static bool allreduce_step(mva_var *const *pp, float *gbuf, int64_t n_grad, double *losses) {
+static bool allreduce_step(mva_var *const *pp, float *gbuf, double *losses) {
     int64_t has[MVEAD_EAM_NPARAMS];
     int64_t off = 0;
     for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) {
@@ -417,7 +416,6 @@ static bool allreduce_step(mva_var *const *pp, float *gbuf, int64_t n_grad, doub
         } else memset(gbuf + off, 0, sizeof(float) * (size_t)n);
         off += n;
     }
-    (void)n_grad;
     mvead_mpi_allreduce_sum_f32(gbuf, off);
     mvead_mpi_allreduce_sum_f64(losses, 3);
     mvead_mpi_allreduce_max_i64(has, MVEAD_EAM_NPARAMS);
@@ -491,7 +489,7 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
         }
         if (trainable) {
             /* Centres from the EAM outputs of all training patches at initialisation. */
-            st.centers = centers_from_cache(c, &oo, cache, &st, &fo, static_mask, zbuf, obuf);
+            st.centers = centers_from_cache(c, &oo, cache, &st, &fo, static_mask, zbuf);
             if (!st.centers) goto done;
         }
     }
@@ -517,7 +515,11 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
     bool keep_prev = mva_set_keep_intermediate_grads(false);
     int64_t n_grad = 0;
     for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) n_grad += mvt_numel(pp[i]->value);
-    if (ranks > 1) gbuf = malloc(sizeof(float) * (size_t)n_grad);
+    if (ranks > 1 && !(gbuf = malloc(sizeof(float) * (size_t)n_grad))) {
+        mv_error("train: out of memory for the %lld gradients exchanged between ranks", (long long)n_grad);
+        mvt_release(centers32);
+        goto done;
+    }
     for (int epoch = st.epochs_done; epoch < c->epochs; epoch++) {
         /* Per-epoch stream: a resumed run draws exactly what an uninterrupted one would. */
         mvt_rng rng;
@@ -567,7 +569,7 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
             if (ranks > 1) {
                 /* every rank sees the same sums, so all take the same decision below */
                 double losses[3] = {pos, neg, total};
-                finite = allreduce_step(pp, gbuf, n_grad, losses);
+                finite = allreduce_step(pp, gbuf, losses);
                 pos = losses[0];
                 neg = losses[1];
                 total = losses[2];

@@ -10,7 +10,7 @@
 #include "tests/fixtures.h"
 #include <check.h>
 #include <math.h>
-#include <omp.h>
+#include "tensor/tensor.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,12 +343,12 @@ START_TEST(test_thread_determinism) {
     double *x64 = random_f64(n * d, -1, 1), *q64 = random_f64(nq * d, -1, 1), *grids = random_f64(2 * 42, 0, 1);
     float *x = to_f32(x64, n * d), *q = to_f32(q64, nq * d);
     run_out *a = malloc(sizeof *a), *b = malloc(sizeof *b);
-    int saved = omp_get_max_threads();
-    omp_set_num_threads(1);
+    int saved = mvt_get_num_threads();
+    mvt_set_num_threads(1);
     run_all(a, x, n, d, q, nq, grids);
-    omp_set_num_threads(2);
+    mvt_set_num_threads(2);
     run_all(b, x, n, d, q, nq, grids);
-    omp_set_num_threads(saved);
+    mvt_set_num_threads(saved);
     ck_assert(memcmp(a->sel, b->sel, sizeof a->sel) == 0);
     ck_assert(memcmp(a->sel_proj, b->sel_proj, sizeof a->sel_proj) == 0);
     ck_assert(memcmp(a->mind, b->mind, sizeof a->mind) == 0);

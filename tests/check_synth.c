@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef _OPENMP
-#include <omp.h>
+#include "tensor/tensor.h"
 #endif
 
 #include "data/image.h"
@@ -105,14 +105,14 @@ static int compare_trees(const char *a, const char *b, int *n_files) {
 
 static int generate_with_threads(const mvd_synth_opts *o, const char *dir, int threads) {
 #ifdef _OPENMP
-    int saved = omp_get_max_threads();
-    omp_set_num_threads(threads);
+    int saved = mvt_get_num_threads();
+    mvt_set_num_threads(threads);
 #else
     (void)threads;
 #endif
     int rc = mvd_synth_generate(o, dir);
 #ifdef _OPENMP
-    omp_set_num_threads(saved);
+    mvt_set_num_threads(saved);
 #endif
     if (rc) fprintf(stderr, "generate: %s\n", mv_error_last());
     return rc;

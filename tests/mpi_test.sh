@@ -76,9 +76,16 @@ same_h5() {   # DESCRIPTION A B [h5dump options]
 # values of one dataset, one per line (float32 round-trip precision)
 values() { h5dump -A 0 -y -w 1 -m '%.9g' -d "$2" "$1" | sed -n '/DATA {/,/}/p' | grep -v 'DATA {' | grep -v '}' | tr -d ', ' | grep -v '^$'; }
 
-# Parameters of two checkpoints to 1e-6 of the largest |parameter|. eam/bk
-# is left out: softmax is invariant to the key bias, so its gradient is zero
-# in exact arithmetic and AdamW trains it on rounding noise (in one process too).
+# Parameters of two checkpoints to PARAM_TOL of the largest |parameter|.
+# The ranks' shares of a batch sum their gradients in another order than one
+# process (~1e-7 relative), and AdamW's normalisation m / sqrt(v) turns that
+# into up to ~lr per step in components whose gradient is near zero: measured
+# here ~1.5e-6 of the largest parameter after 4 steps (most tensors ~1e-7),
+# so the bound is 1e-5. The loss itself agrees to 1e-6 relative (below).
+# eam/bk is left out: softmax is invariant to the key bias, so its gradient
+# is zero in exact arithmetic and AdamW trains it on rounding noise (in one
+# process too).
+PARAM_TOL=1e-5
 params_close() {
     local a=$1 b=$2 worst=0 scale=0 line
     for d in $(h5ls -r "$a" | awk '$2 == "Dataset" && $1 ~ /^\/eam\// {print $1}'); do
@@ -93,7 +100,7 @@ params_close() {
         worst=$(awk -v w="$worst" -v e="$3" 'BEGIN { print (e > w ? e : w) }')
     done
     echo "       max|diff| $worst, largest |parameter| $scale"
-    awk -v w="$worst" -v s="$scale" 'BEGIN { exit !(s > 0 && w <= 1e-6 * s) }'
+    awk -v w="$worst" -v s="$scale" -v t="$PARAM_TOL" 'BEGIN { exit !(s > 0 && w <= t * s) }'
 }
 
 # loss.csv rows equal to 1e-6 relative (pos, neg, total), same steps and epochs
@@ -126,7 +133,8 @@ elif [ -f runs/two/features/train.h5.partial ] && [ ! -f runs/two/features/train
 else
     bad "mpirun extract killed after sample 3: no train.h5.partial"
 fi
-run "mpirun -np 2 extract (resume)" mpi "$BIN" extract "${C[@]}" "${EX[@]}" --name two
+# not --quiet: rank 0 logs "resuming"
+run "mpirun -np 2 extract (resume)" mpi "$BIN" extract --data data --runs runs "${EX[@]}" --name two
 grep -q "resuming" "$T/err" && ok "extract resumed from the partial cache" || bad "extract did not report resuming"
 for s in train test; do
     same_h5 "extract: $s.h5 identical to one process" runs/one/features/$s.h5 runs/two/features/$s.h5
@@ -140,8 +148,8 @@ else
 fi
 run "mpirun -np 2 train --resume" mpi "$BIN" train "${C[@]}" "${TR[@]}" --name two --resume
 if losses_close runs/one/loss.csv runs/two/loss.csv; then ok "train: loss.csv equal to 1e-6 relative"; else bad "train: loss.csv differs"; fi
-if params_close runs/one/checkpoint.h5 runs/two/checkpoint.h5; then ok "train: EAM parameters equal to 1e-6 of the largest"
-else bad "train: EAM parameters differ by more than 1e-6"; fi
+if params_close runs/one/checkpoint.h5 runs/two/checkpoint.h5; then ok "train: EAM parameters equal to $PARAM_TOL of the largest"
+else bad "train: EAM parameters differ by more than $PARAM_TOL of the largest"; fi
 same_h5 "train: centres identical" runs/one/checkpoint.h5 runs/two/checkpoint.h5 -A 0 -d /centers
 same_h5 "train: AdamW step counts identical" runs/one/checkpoint.h5 runs/two/checkpoint.h5 -A 0 -d /adamw/step
 
@@ -150,10 +158,10 @@ for mode in per-view pooled; do
     a=one-$mode b=two-$mode
     mkdir -p runs/$a runs/$b
     cp runs/one/checkpoint.h5 runs/$a/ && cp runs/one/checkpoint.h5 runs/$b/
-    K=(--cache runs/one/features --bank_mode "$mode")
-    run "1 process: bank ($mode)" "$BIN" bank "${C[@]}" "${K[@]}" --name $a
+    K=(--cache runs/one/features)
+    run "1 process: bank ($mode)" "$BIN" bank "${C[@]}" "${K[@]}" --bank_mode "$mode" --name $a
     run "1 process: eval ($mode)" "$BIN" eval "${C[@]}" "${K[@]}" --name $a --no-heatmaps
-    run "mpirun -np 2 bank ($mode)" mpi "$BIN" bank "${C[@]}" "${K[@]}" --name $b
+    run "mpirun -np 2 bank ($mode)" mpi "$BIN" bank "${C[@]}" "${K[@]}" --bank_mode "$mode" --name $b
     run "mpirun -np 2 eval ($mode)" mpi "$BIN" eval "${C[@]}" "${K[@]}" --name $b --no-heatmaps
     same_h5 "bank ($mode): bank.h5 identical" runs/$a/bank.h5 runs/$b/bank.h5 -A 0
     same_h5 "eval ($mode): scores.h5 identical" runs/$a/scores.h5 runs/$b/scores.h5 -A 0
