@@ -67,25 +67,7 @@ static void coreset_fill_normal(double *out, int64_t n, uint64_t seed) {
 
 #else /* ---------------- template body: real, SFX, GEMM ---------------- */
 
-/* ||a - b||^2 (dim), accumulated in double over 8 interleaved partial sums
- * combined in a fixed order: a single running sum is a latency-bound chain
- * (the compiler may not reassociate it), 8 chains keep the FPU busy and the
- * result is still the same for every thread count. */
-static inline double SFX(coreset_sqdist)(const real *a, const real *b, int64_t dim) {
-    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t k = 0;
-    for (; k + 8 <= dim; k += 8)
-        for (int l = 0; l < 8; l++) {
-            double d = (double)a[k + l] - (double)b[k + l];
-            s[l] += d * d;
-        }
-    double tail = 0.0;
-    for (; k < dim; k++) {
-        double d = (double)a[k] - (double)b[k];
-        tail += d * d;
-    }
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + tail;
-}
+#include "mvead/sqdist_tmpl.h"
 
 
 int SFX(mvs_coreset_greedy)(const real *x, int64_t n, int64_t dim, int64_t m, int64_t start,
@@ -138,7 +120,7 @@ int SFX(mvs_coreset_greedy)(const real *x, int64_t n, int64_t dim, int64_t m, in
             double best = -1.0;
             int64_t arg = lo;
             for (int64_t i = lo; i < hi; i++) {
-                double acc = SFX(coreset_sqdist)(x + i * dim, c, dim);
+                double acc = SFX(mvs_sqdist)(x + i * dim, c, dim);
                 double d = mind[i] < acc ? mind[i] : acc;
                 mind[i] = d;
                 if (d > best) { best = d; arg = i; }

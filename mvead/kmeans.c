@@ -53,32 +53,14 @@ static int kmeans_check(int64_t n, int64_t dim, int64_t k) {
 
 #else /* ---------------- template body: real, SFX, GEMM ---------------- */
 
-/* ||a - b||^2 (dim), accumulated in double over 8 interleaved partial sums
- * combined in a fixed order: a single running sum is a latency-bound chain
- * (the compiler may not reassociate it), 8 chains keep the FPU busy and the
- * result is still the same for every thread count. */
-static inline double SFX(kmeans_sqdist)(const real *a, const real *b, int64_t dim) {
-    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t k = 0;
-    for (; k + 8 <= dim; k += 8)
-        for (int l = 0; l < 8; l++) {
-            double d = (double)a[k + l] - (double)b[k + l];
-            s[l] += d * d;
-        }
-    double tail = 0.0;
-    for (; k < dim; k++) {
-        double d = (double)a[k] - (double)b[k];
-        tail += d * d;
-    }
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + tail;
-}
+#include "mvead/sqdist_tmpl.h"
 
 
 /* mind2 (n) = min(mind2, ||x_i - c||^2), differences accumulated in double. */
 static void SFX(kmeans_update_mind)(const real *x, int64_t n, int64_t dim, const real *c, double *mind2) {
 #pragma omp parallel for schedule(static) if (n * dim >= KMEANS_MIN_PARALLEL_WORK)
     for (int64_t i = 0; i < n; i++) {
-        double acc = SFX(kmeans_sqdist)(x + i * dim, c, dim);
+        double acc = SFX(mvs_sqdist)(x + i * dim, c, dim);
         if (acc < mind2[i]) mind2[i] = acc;
     }
 }

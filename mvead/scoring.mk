@@ -1,6 +1,6 @@
 # scoring fragment: memory banks (coreset), k-means, kNN scoring, anomaly maps, metrics
 libmvead_la_SOURCES += mvead/metrics.c mvead/metrics.h mvead/kmeans.c mvead/kmeans.h \
-	mvead/coreset.c mvead/coreset.h mvead/knn.c mvead/knn.h mvead/anomaly_map.c mvead/anomaly_map.h
+	mvead/coreset.c mvead/coreset.h mvead/sqdist_tmpl.h mvead/knn.c mvead/knn.h mvead/anomaly_map.c mvead/anomaly_map.h
 nobase_pkginclude_HEADERS += mvead/metrics.h mvead/kmeans.h mvead/coreset.h mvead/knn.h mvead/anomaly_map.h
 
 check_PROGRAMS += tests/check_metrics tests/check_bank

@@ -66,7 +66,7 @@ def parse_kernels(text, threads, rss):
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) < 4 or not re.match(r"^[0-9.]+$", cells[2]):
             continue
-        name, shape, ms, rate = cells[0], cells[1], float(cells[2]), cells[3]
+        name, shape, ms, rate = cells[0], cells[1].replace(" ", ""), float(cells[2]), cells[3]
         t = ms * 1e-3
         rec = {"key": "kern_" + slug(name + " " + shape), "impl": "ours", "threads": threads, "size": shape,
                "time_s": t, "rss_mb": rss, "label": name}
@@ -76,8 +76,24 @@ def parse_kernels(text, threads, rss):
                 rec["flops"] = float(m.group(1)) * 1e9 * t
             else:
                 rec["bytes"] = float(m.group(1)) * 1e9 * t
+        rec["held_mb"] = kernel_held_mb(rec)
         out.append(rec)
     return out
+
+
+def kernel_held_mb(rec):
+    """bytes a kernel must hold: its inputs and outputs (the bytes counted for
+    memory-bound kernels; A, B and C for a matmul; the widest pass of attention)."""
+    if rec.get("bytes"):
+        return rec["bytes"] / 1048576.0
+    dims = [int(x) for x in re.findall(r"\d+", rec["size"])]
+    if len(dims) == 3:                                   # M x K x N linear layer
+        m, k, n = dims
+        return 4.0 * (m * k + n * k + m * n) / 1048576.0
+    if len(dims) >= 4:                                   # B x T x T x d attention
+        b, t, d = dims[0], dims[1], dims[-1] if len(dims) == 4 else dims[2]
+        return 4.0 * b * (2 * t * d + t * t) / 1048576.0
+    return None
 
 
 def parse_vit(text, threads, rss):
@@ -195,6 +211,12 @@ def order_of(key):
     return len(ORDER)
 
 
+def display(key, size):
+    """kernel keys carry their shape (kern_<name>_<shape>): show the name only."""
+    tail = "_" + slug(size)
+    return key[:-len(tail)] if key.startswith("kern_") and key.endswith(tail) else key
+
+
 def size_sort_key(size):
     return [int(x) for x in re.findall(r"\d+", size)]
 
@@ -257,13 +279,14 @@ def main():
                 fo, lim = frac(o)
                 fp, limp = frac(p)
                 rows.append({
-                    "threads": t, "workload": key, "size": size, "peer": imp or "-",
+                    "threads": t, "workload": display(key, size), "size": size, "peer": imp or "-",
                     "ours_s": o["time_s"] if o else None, "peer_s": p["time_s"] if p else None,
                     "ratio": p["time_s"] / o["time_s"] if o and p else None,
                     "limit": lim or limp, "ours_frac": fo, "peer_frac": fp,
                     "ours_rss_mb": o.get("rss_mb") if o else None, "peer_rss_mb": p.get("rss_mb") if p else None,
                     "peer_rss0_mb": p.get("rss0_mb") if p else None,
-                    "held_mb": (o or {}).get("held_mb") or (p or {}).get("held_mb"),
+                    "held_mb": (o or {}).get("held_mb") or (p or {}).get("held_mb")
+                               or (kernel_held_mb(o or p) if key.startswith("kern_") else None),
                 })
 
     with open(csv_path, "w", newline="") as f:
@@ -333,7 +356,7 @@ def main():
                 else:
                     a, b = peers.get((key, size, t0, imp)), peers.get((key, size, t1, imp))
                 if a and b:
-                    L.append(f"| {key} | {size} | {imp} | {a['time_s']:.4f} | {b['time_s']:.4f} | "
+                    L.append(f"| {display(key, size)} | {size} | {imp} | {a['time_s']:.4f} | {b['time_s']:.4f} | "
                              f"{a['time_s'] / b['time_s']:.2f} |")
 
     # cost growth with size (log-log slope between consecutive sizes)

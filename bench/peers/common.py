@@ -77,6 +77,7 @@ def time_best(fn, reps, warmup=True):
 
 def record(key, impl, threads, size, time_s, flops=None, nbytes=None, held_mb=None, rss0_mb=None, note=None):
     rss = peak_rss_mb()
+    size = size.replace(" ", "")   # records are space-separated (collect.py strips spaces alike)
     parts = [f"@bench key={key}", f"impl={impl}", f"threads={threads}", f"size={size}", f"time_s={time_s:.6g}"]
     if flops is not None:
         parts.append(f"flops={flops:.6g}")

@@ -104,5 +104,9 @@ def fwd_bwd():
     model(x, RUN_DEPTH).sum().backward()
 
 
+# held for backward: weights and their gradients, the pixels, and per block the saved
+# activations (LN1 in/out, q, k, v, attention output, residual, LN2 out: 8 D; fc1 and
+# GELU outputs: 2 MLP; the probabilities: heads x T) for every token
+held_bwd = 2 * weights_mb + (B * 3 * HW * HW + RUN_DEPTH * B * t * (8 * D + 2 * MLP + HEADS * t)) * 4 / 1048576.0
 tb = common.time_best(fwd_bwd, 1 if quick else 3, warmup=False)
-common.record("vit_fwdbwd", "pytorch", nt, size, tb, flops=3 * fl, rss0_mb=rss0)
+common.record("vit_fwdbwd", "pytorch", nt, size, tb, flops=3 * fl, held_mb=held_bwd, rss0_mb=rss0)
