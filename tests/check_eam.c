@@ -12,59 +12,18 @@
 #include "tensor/error.h"
 #include "tests/fixtures.h"
 
-/* Dataset `path` of loc as a tensor of dtype dt (NULL if missing). */
-static mvt_tensor *read_tensor(hid_t loc, const char *path, mvt_dtype dt) {
-    int nd;
-    int64_t shape[8];
-    double *d = fx_read(loc, path, &nd, shape);
-    if (!d) return NULL;
-    mvt_tensor *t64 = mvt_from_data(MVT_F64, nd, shape, d);
-    free(d);
-    if (dt == MVT_F64) return t64;
-    mvt_tensor *t = mvt_empty(dt, nd, shape);
-    mvt_copy_(t, t64);
-    mvt_release(t64);
-    return t;
-}
+static mvt_tensor *read_tensor(hid_t loc, const char *path, mvt_dtype dt) { return fx_read_tensor(loc, path, dt); }
 
-/* Compares any-dtype tensor t with the dataset `path`, relative to max|ref|. */
 static bool compare_tensor_atol(hid_t loc, const char *path, const mvt_tensor *t, double rtol, double atol,
                                 const char *what) {
-    int nd;
-    int64_t shape[8];
-    double *ref = fx_read(loc, path, &nd, shape);
-    ck_assert_msg(ref != NULL, "missing dataset %s", path);
-    int64_t n = fx_numel(nd, shape);
-    ck_assert_int_eq(n, mvt_numel(t));
-    mvt_tensor *g = mvt_empty(MVT_F64, t->ndim, t->shape);
-    mvt_copy_(g, t);
-    bool ok = fx_compare(what, mvt_f64(g), ref, n, rtol, atol, 1);
-    mvt_release(g);
-    free(ref);
-    return ok;
+    return fx_compare_tensor(what, loc, path, t, rtol, atol);
 }
 
 static bool compare_tensor(hid_t loc, const char *path, const mvt_tensor *t, double rtol, const char *what) {
-    return compare_tensor_atol(loc, path, t, rtol, 0.0, what);
+    return fx_compare_tensor(what, loc, path, t, rtol, 0.0);
 }
 
-/* Largest |element| over the datasets of group `path` (the gradient scale of a case). */
-static double group_max_abs(hid_t loc, const char *path) {
-    char **names;
-    int n = fx_list(loc, path, &names);
-    double mx = 0;
-    for (int i = 0; i < n; i++) {
-        char full[256];
-        snprintf(full, sizeof full, "%s/%s", path, names[i]);
-        int nd;
-        int64_t shape[8];
-        double *d = fx_read(loc, full, &nd, shape);
-        for (int64_t j = 0, m = d ? fx_numel(nd, shape) : 0; j < m; j++) mx = fmax(mx, fabs(d[j]));
-        free(d);
-    }
-    fx_free_list(names, n);
-    return mx;
-}
+static double group_max_abs(hid_t loc, const char *path) { return fx_group_max_abs(loc, path); }
 
 /* Loads the module's parameters from <case>/params (init_copy path). */
 static void load_eam(hid_t g, int heads, mvt_dtype dt, mvead_eam *m) {

@@ -14,52 +14,21 @@
 #include "tests/fixtures.h"
 
 static mvt_tensor *read_tensor(hid_t loc, const char *path) {
-    int nd;
-    int64_t shape[8];
-    double *d = fx_read(loc, path, &nd, shape);
-    ck_assert_msg(d != NULL, "missing dataset %s", path);
-    mvt_tensor *t = mvt_from_data(MVT_F64, nd, shape, d);
-    free(d);
+    mvt_tensor *t = fx_read_tensor(loc, path, MVT_F64);
+    ck_assert_msg(t != NULL, "missing dataset %s", path);
     return t;
 }
 
 static bool compare_tensor_atol(hid_t loc, const char *path, const mvt_tensor *t, double rtol, double atol,
                                 const char *what) {
-    int nd;
-    int64_t shape[8];
-    double *ref = fx_read(loc, path, &nd, shape);
-    ck_assert_msg(ref != NULL, "missing dataset %s", path);
-    int64_t n = fx_numel(nd, shape);
-    ck_assert_int_eq(n, mvt_numel(t));
-    mvt_tensor *g = mvt_empty(MVT_F64, t->ndim, t->shape);
-    mvt_copy_(g, t);
-    bool ok = fx_compare(what, mvt_f64(g), ref, n, rtol, atol, 1);
-    mvt_release(g);
-    free(ref);
-    return ok;
+    return fx_compare_tensor(what, loc, path, t, rtol, atol);
 }
 
 static bool compare_tensor(hid_t loc, const char *path, const mvt_tensor *t, double rtol, const char *what) {
-    return compare_tensor_atol(loc, path, t, rtol, 0.0, what);
+    return fx_compare_tensor(what, loc, path, t, rtol, 0.0);
 }
 
-/* Largest |element| over the datasets of group `path` (the gradient scale of a case). */
-static double group_max_abs(hid_t loc, const char *path) {
-    char **names;
-    int n = fx_list(loc, path, &names);
-    double mx = 0;
-    for (int i = 0; i < n; i++) {
-        char full[256];
-        snprintf(full, sizeof full, "%s/%s", path, names[i]);
-        int nd;
-        int64_t shape[8];
-        double *d = fx_read(loc, full, &nd, shape);
-        for (int64_t j = 0, m = d ? fx_numel(nd, shape) : 0; j < m; j++) mx = fmax(mx, fabs(d[j]));
-        free(d);
-    }
-    fx_free_list(names, n);
-    return mx;
-}
+static double group_max_abs(hid_t loc, const char *path) { return fx_group_max_abs(loc, path); }
 
 static bool compare_scalar(hid_t loc, const char *path, const mva_var *v, double rtol, const char *what) {
     ck_assert_msg(v != NULL, "%s: no var", what);

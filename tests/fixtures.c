@@ -175,3 +175,53 @@ bool fx_compare_f32(const char *what, const float *got, const double *ref, int64
                     double rtol, double atol, int scale_mode) {
     return fx_compare_impl(what, got, NULL, ref, n, rtol, atol, scale_mode);
 }
+
+mvt_tensor *fx_read_tensor(hid_t loc, const char *path, mvt_dtype dt) {
+    int nd;
+    int64_t shape[8];
+    double *d = fx_read(loc, path, &nd, shape);
+    if (!d) { fprintf(stderr, "fixture: missing dataset %s\n", path); return NULL; }
+    mvt_tensor *t64 = mvt_from_data(MVT_F64, nd, shape, d);
+    free(d);
+    if (dt == MVT_F64) return t64;
+    mvt_tensor *t = mvt_to_dtype(t64, dt);
+    mvt_release(t64);
+    return t;
+}
+
+bool fx_compare_tensor(const char *what, hid_t loc, const char *path, const mvt_tensor *t, double rtol, double atol) {
+    int nd;
+    int64_t shape[8];
+    double *ref = fx_read(loc, path, &nd, shape);
+    if (!ref) { fprintf(stderr, "%s: missing dataset %s\n", what, path); return false; }
+    int64_t n = fx_numel(nd, shape);
+    if (n != mvt_numel(t)) {
+        fprintf(stderr, "%s: %lld elements, the reference %s has %lld\n", what, (long long)mvt_numel(t), path, (long long)n);
+        free(ref);
+        return false;
+    }
+    mvt_tensor *g = mvt_to_dtype(t, MVT_F64);
+    mvt_tensor *gc = mvt_contiguous(g);
+    bool ok = fx_compare(what, mvt_f64(gc), ref, n, rtol, atol, 1);
+    mvt_release(gc);
+    mvt_release(g);
+    free(ref);
+    return ok;
+}
+
+double fx_group_max_abs(hid_t loc, const char *path) {
+    char **names;
+    int n = fx_list(loc, path, &names);
+    double mx = 0;
+    for (int i = 0; i < n; i++) {
+        char full[256];
+        snprintf(full, sizeof full, "%s/%s", path, names[i]);
+        int nd;
+        int64_t shape[8];
+        double *d = fx_read(loc, full, &nd, shape);
+        for (int64_t j = 0, m = d ? fx_numel(nd, shape) : 0; j < m; j++) mx = fmax(mx, fabs(d[j]));
+        free(d);
+    }
+    fx_free_list(names, n);
+    return mx;
+}

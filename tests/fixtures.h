@@ -8,6 +8,7 @@
 #include <hdf5.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "tensor/tensor.h"
 
 const char *fx_dir(void);
 /* Full path of rel inside the fixture dir (static buffer). */
@@ -39,4 +40,12 @@ bool fx_compare(const char *what, const double *got, const double *ref, int64_t 
                 double rtol, double atol, int scale_mode);
 bool fx_compare_f32(const char *what, const float *got, const double *ref, int64_t n,
                     double rtol, double atol, int scale_mode);
+
+/* Dataset `path` as a tensor of dtype dt (NULL, with a message, if missing). */
+mvt_tensor *fx_read_tensor(hid_t loc, const char *path, mvt_dtype dt);
+/* Compares t (any dtype) with dataset `path`, |err| <= atol + rtol * max|ref|;
+ * false (with the worst element printed) on a mismatch or a missing dataset. */
+bool fx_compare_tensor(const char *what, hid_t loc, const char *path, const mvt_tensor *t, double rtol, double atol);
+/* Largest |element| over the datasets of group `path` (e.g. a case's gradient scale). */
+double fx_group_max_abs(hid_t loc, const char *path);
 #endif
