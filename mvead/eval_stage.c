@@ -19,95 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    float **rows;
-    int64_t *n;
-    int count;
-    int D;
-} banks_t;
-
-static void banks_free(banks_t *b) {
-    for (int i = 0; i < b->count; i++) free(b->rows[i]);
-    free(b->rows);
-    free(b->n);
-    memset(b, 0, sizeof *b);   /* error paths free twice: the second must be a no-op */
-}
-
-/* Loads every bank and keeps this rank's contiguous block of its rows (all of
- * them in one process); a rank's block may be empty (n = 0) when a bank has
- * fewer rows than there are ranks. */
-static int banks_load(const char *path, int D, int V, banks_t *b) {
-    memset(b, 0, sizeof *b);
-    int fmt;
-    hid_t f = mvh5_open_read(path, "bank", MVEAD_BANK_FORMAT, &fmt);
-    if (f < 0) return -1;
-    int64_t nb, dim;
-    int rc = -1;
-    if (mvh5_attr_get_int(f, ".", "n_banks", &nb, path) || mvh5_attr_get_int(f, ".", "dim", &dim, path)) goto done;
-    if (dim != D) { mv_error("%s: bank dim %lld, features have %d", path, (long long)dim, D); goto done; }
-    if (nb != 1 && nb != V) { mv_error("%s: %lld banks, expected 1 (pooled) or %d (per view)", path, (long long)nb, V); goto done; }
-    b->count = (int)nb;
-    b->rows = calloc((size_t)nb, sizeof(float *));
-    b->n = calloc((size_t)nb, sizeof(int64_t));
-    for (int i = 0; i < nb; i++) {
-        char name[32];
-        snprintf(name, sizeof name, "bank/%d", i);
-        int64_t shp[2] = {-1, D};
-        mvt_tensor *t = mvh5_read_tensor(f, name, MVT_F32, 2, shp, path);
-        if (!t) goto done;
-        if (t->shape[0] < 1) { mvt_release(t); mv_error("%s: bank %d is empty", path, i); goto done; }
-        int64_t lo, hi;
-        mvead_mpi_block(t->shape[0], &lo, &hi);
-        b->n[i] = hi - lo;
-        b->rows[i] = malloc(sizeof(float) * (size_t)b->n[i] * D + 1);
-        memcpy(b->rows[i], mvt_f32(t) + (size_t)lo * D, sizeof(float) * (size_t)b->n[i] * D);
-        mvt_release(t);
-    }
-    rc = 0;
-done:
-    H5Fclose(f);
-    if (rc) banks_free(b);
-    return rc;
-}
-
-/* jet-like colour map for t in [0, 1] */
-static void colormap(double t, uint8_t *rgb) {
-    t = t < 0 ? 0 : t > 1 ? 1 : t;
-    double r = 1.5 - fabs(4 * t - 3), g = 1.5 - fabs(4 * t - 2), b = 1.5 - fabs(4 * t - 1);
-    rgb[0] = (uint8_t)(255 * (r < 0 ? 0 : r > 1 ? 1 : r));
-    rgb[1] = (uint8_t)(255 * (g < 0 ? 0 : g > 1 ? 1 : g));
-    rgb[2] = (uint8_t)(255 * (b < 0 ? 0 : b > 1 ? 1 : b));
-}
-
-/* image | overlay, with the ground-truth outline in white. */
-static int write_overlay(const char *out, const char *image_path, const float *map, const uint8_t *mask, int H, int W,
-                         double lo, double hi) {
-    mvd_image src = {0}, img = {0}, canvas = {0};
-    int rc = -1;
-    if (mvd_image_read_as(image_path, 3, &src)) return -1;
-    if (mvd_image_resize(&src, W, H, MVD_RESIZE_BILINEAR, MVD_AA_SHRINK, &img)) goto done;
-    if (mvd_image_alloc(&canvas, 2 * W, H, 3)) goto done;
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            const uint8_t *p = img.data + ((size_t)y * W + x) * 3;
-            uint8_t *a = canvas.data + ((size_t)y * 2 * W + x) * 3, *b = a + (size_t)W * 3, c[3];
-            memcpy(a, p, 3);
-            colormap((map[(size_t)y * W + x] - lo) / (hi > lo ? hi - lo : 1), c);
-            for (int k = 0; k < 3; k++) b[k] = (uint8_t)(0.5 * p[k] + 0.5 * c[k]);
-            if (mask && mask[(size_t)y * W + x]) {
-                bool edge = x == 0 || y == 0 || x == W - 1 || y == H - 1 || !mask[(size_t)y * W + x - 1] ||
-                            !mask[(size_t)y * W + x + 1] || !mask[(size_t)(y - 1) * W + x] || !mask[(size_t)(y + 1) * W + x];
-                if (edge) memset(b, 255, 3);
-            }
-        }
-    rc = mvd_image_write_png(out, &canvas);
-done:
-    mvd_image_free(&src);
-    mvd_image_free(&img);
-    mvd_image_free(&canvas);
-    return rc;
-}
-
 typedef struct { double v[7]; } metric_row;   /* img auroc, ap, sample auroc, ap, pixel auroc, ap, aupro */
 static const char *metric_names[7] = {"image_auroc", "image_ap", "sample_auroc", "sample_ap", "pixel_auroc", "pixel_ap", "pixel_aupro"};
 
@@ -178,7 +89,7 @@ int mvead_stage_eval(const mvead_config *c) {
     int rc = -1, R = mvead_mpi_rank(), ranks = mvead_mpi_size();
     mvead_state st = {0};
     mvt_tensor *static_mask = NULL;
-    banks_t banks = {0};
+    mvead_banks banks = {0};
     float *round_feat = NULL, *round_dist = NULL;
     float *z = NULL, *o = NULL, *patch = NULL, *maps = NULL;
     double *image_scores = NULL, *sample_scores = NULL;
@@ -187,7 +98,7 @@ int mvead_stage_eval(const mvead_config *c) {
     json_object *root = NULL;
     mvead_fusion_opts fo;
     if (mvead_checkpoint_load(p.checkpoint, &st, NULL)) { mv_error_prefix("eval (run `mvead train` first)"); goto done; }
-    if (banks_load(p.bank, D, V, &banks)) { mv_error_prefix("eval (run `mvead bank` first)"); goto done; }
+    if (mvead_banks_load(p.bank, D, V, in->backbone_hash, true, &banks)) { mv_error_prefix("eval (run `mvead bank` first)"); goto done; }
     if (mvead_pipeline_fusion(c, &p, in, &fo, &static_mask)) goto done;
     if (!in->has_masks) { mv_error("%s: the test cache has no masks", p.test_cache); goto done; }
     z = malloc(sizeof(float) * (size_t)V * N * D);
@@ -332,7 +243,7 @@ int mvead_stage_eval(const mvead_config *c) {
             for (int v = 0; v < V; v++) {
                 char out[1400];
                 snprintf(out, sizeof out, "%s/%s_%s_%s_C%d.png", dir, cache->category[i], cache->sample_id[i], cache->anomaly_class[i], v + 1);
-                if (write_overlay(out, cache->image_path[i * V + v], maps + (i * V + v) * HW, masks + (i * V + v) * HW, H, W, lo, hi)) {
+                if (mvead_heatmap_overlay(out, cache->image_path[i * V + v], maps + (i * V + v) * HW, masks + (i * V + v) * HW, H, W, lo, hi)) {
                     mvead_log("eval: warning: no heatmap for %s: %s", cache->image_path[i * V + v], mv_error_last());
                     goto heat_done;
                 }
@@ -344,7 +255,7 @@ int mvead_stage_eval(const mvead_config *c) {
 done:
     if (root) json_object_put(root);
     if (w.file >= 0) mvh5_abort(&w);
-    banks_free(&banks);
+    mvead_banks_free(&banks);
     mvead_state_free(&st);
     mvt_release(static_mask);
     mvd_cache_close(cache);

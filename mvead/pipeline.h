@@ -63,6 +63,21 @@ int mvead_pipeline_fusion(const mvead_config *c, const mvead_paths *p, const mvd
  * `tiny`, or a weights file); *hash identifies its weights. */
 mvn_vit *mvead_backbone_load(const mvead_config *c, char *hash, size_t hash_n);
 
+/* Memory banks as eval and predict use them (mvead/scoremaps.c): every bank
+ * of bank.h5 (1 pooled or V per view), or with shard this MPI rank's block of
+ * rows. hash (NULL: unchecked) must equal the bank's backbone hash. */
+typedef struct {
+    int count;
+    float **rows;    /* [count][n[i] * D] */
+    int64_t *n;
+} mvead_banks;
+int mvead_banks_load(const char *path, int D, int V, const char *hash, bool shard, mvead_banks *b);
+void mvead_banks_free(mvead_banks *b);   /* idempotent */
+/* PNG: the image beside the map blended over it (jet, lo..hi), at H x W; the
+ * ground-truth outline in white when mask is non-NULL. */
+int mvead_heatmap_overlay(const char *out, const char *image_path, const float *map, const uint8_t *mask, int H, int W,
+                          double lo, double hi);
+
 /* Stages. Each returns 0 or -1 with mv_error set. */
 int mvead_stage_extract(const mvead_config *c);
 int mvead_stage_train(const mvead_config *c, bool resume);

@@ -30,92 +30,6 @@ static const char *const PREDICT_SUMMARY =
     "checkpoint.h5 and bank.h5): per-view image scores, the sample score, heatmaps.\n"
     "Synopsis: mvead predict --name RUN [--runs R] --images IMG1,...,IMGV --out DIR";
 
-/* jet-like colour map for t in [0, 1] (the one eval uses for its overlays) */
-static void colormap(double t, uint8_t *rgb) {
-    t = t < 0 ? 0 : t > 1 ? 1 : t;
-    double r = 1.5 - fabs(4 * t - 3), g = 1.5 - fabs(4 * t - 2), b = 1.5 - fabs(4 * t - 1);
-    rgb[0] = (uint8_t)(255 * (r < 0 ? 0 : r > 1 ? 1 : r));
-    rgb[1] = (uint8_t)(255 * (g < 0 ? 0 : g > 1 ? 1 : g));
-    rgb[2] = (uint8_t)(255 * (b < 0 ? 0 : b > 1 ? 1 : b));
-}
-
-/* image | map blended over it, at the network size H x W. */
-static int write_overlay(const char *out, const char *image_path, const float *map, int H, int W, double lo, double hi) {
-    mvd_image src = {0}, img = {0}, canvas = {0};
-    int rc = -1;
-    if (mvd_image_read_as(image_path, 3, &src)) return -1;
-    if (mvd_image_resize(&src, W, H, MVD_RESIZE_BILINEAR, MVD_AA_SHRINK, &img)) goto done;
-    if (mvd_image_alloc(&canvas, 2 * W, H, 3)) goto done;
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            const uint8_t *p = img.data + ((size_t)y * W + x) * 3;
-            uint8_t *a = canvas.data + ((size_t)y * 2 * W + x) * 3, *b = a + (size_t)W * 3, c[3];
-            memcpy(a, p, 3);
-            colormap((map[(size_t)y * W + x] - lo) / (hi > lo ? hi - lo : 1), c);
-            for (int k = 0; k < 3; k++) b[k] = (uint8_t)(0.5 * p[k] + 0.5 * c[k]);
-        }
-    rc = mvd_image_write_png(out, &canvas);
-done:
-    mvd_image_free(&src);
-    mvd_image_free(&img);
-    mvd_image_free(&canvas);
-    return rc;
-}
-
-typedef struct {
-    int count;
-    float **rows;
-    int64_t *n;
-} bank_set;
-
-static void bank_set_free(bank_set *b) {
-    for (int i = 0; i < b->count; i++) free(b->rows ? b->rows[i] : NULL);
-    free(b->rows);
-    free(b->n);
-    memset(b, 0, sizeof *b);
-}
-
-/* bank.h5: attrs n_banks, dim, backbone_hash; bank/<i> [M, D] f32. */
-static int bank_set_load(const char *path, int D, const char *hash, bank_set *b) {
-    memset(b, 0, sizeof *b);
-    int fmt;
-    hid_t f = mvh5_open_read(path, "bank", MVEAD_BANK_FORMAT, &fmt);
-    if (f < 0) return -1;
-    int rc = -1;
-    int64_t nb, dim;
-    if (mvh5_attr_get_int(f, ".", "n_banks", &nb, path) || mvh5_attr_get_int(f, ".", "dim", &dim, path)) goto done;
-    if (dim != D) { mv_error("%s: bank of %lld-dim features, the backbone gives %d", path, (long long)dim, D); goto done; }
-    if (nb < 1 || nb > 64) { mv_error("%s: n_banks = %lld is out of range", path, (long long)nb); goto done; }
-    if (mvh5_attr_exists(f, ".", "backbone_hash")) {
-        char bh[64] = "";
-        if (mvh5_attr_get_str(f, ".", "backbone_hash", bh, sizeof bh, path)) goto done;
-        if (strcmp(bh, hash)) {
-            mv_error("%s: built from backbone %s, the run's config loads %s (wrong --runs/--name or edited config.json?)", path, bh, hash);
-            goto done;
-        }
-    }
-    b->count = (int)nb;
-    b->rows = calloc((size_t)nb, sizeof(float *));
-    b->n = calloc((size_t)nb, sizeof(int64_t));
-    for (int i = 0; i < nb; i++) {
-        char name[32];
-        snprintf(name, sizeof name, "bank/%d", i);
-        int64_t shp[2] = {-1, D};
-        mvt_tensor *t = mvh5_read_tensor(f, name, MVT_F32, 2, shp, path);
-        if (!t) goto done;
-        b->n[i] = t->shape[0];
-        if (b->n[i] < 1) { mvt_release(t); mv_error("%s: bank %d is empty", path, i); goto done; }
-        b->rows[i] = malloc(sizeof(float) * (size_t)b->n[i] * D);
-        memcpy(b->rows[i], mvt_f32(t), sizeof(float) * (size_t)b->n[i] * D);
-        mvt_release(t);
-    }
-    rc = 0;
-done:
-    H5Fclose(f);
-    if (rc) bank_set_free(b);
-    return rc;
-}
-
 /* The highest image score of a good test view in the run's scores.h5 (a
  * reference for reading the new scores); NAN when unavailable. */
 static double run_good_view_max(const char *scores_path, double *all_max) {
@@ -242,7 +156,7 @@ int mvead_cmd_predict(int argc, char **argv) {
     mvead_paths p;
     mvn_vit *m = NULL;
     mvead_state st = {0};
-    bank_set banks = {0};
+    mvead_banks banks = {0};
     mvt_tensor *static_mask = NULL, *px = NULL, *feat = NULL;
     float *fused = NULL, *patch = NULL, *maps = NULL;
     json_object *root = NULL;
@@ -252,11 +166,7 @@ int mvead_cmd_predict(int argc, char **argv) {
     int P = m->cfg.patch_size, H = c.image_size, W = c.image_size, gh = H / P, gw = W / P, N = gh * gw;
     int D = m->cfg.hidden_size;
     if (mvead_checkpoint_load(p.checkpoint, &st, NULL)) { mv_error_prefix("predict (run `mvead train` first)"); goto fail; }
-    if (bank_set_load(p.bank, D, hash, &banks)) { mv_error_prefix("predict (run `mvead bank` first)"); goto fail; }
-    if (banks.count != 1 && banks.count != V) {
-        mv_error("%s has %d per-view banks, --images gives %d views", p.bank, banks.count, V);
-        goto fail;
-    }
+    if (mvead_banks_load(p.bank, D, V, hash, false, &banks)) { mv_error_prefix("predict (run `mvead bank` first)"); goto fail; }
     mvd_cache_info in = {.S = 1, .V = V, .N = N, .D = D, .H = H, .W = W, .P = P, .grid_h = gh, .grid_w = gw, .layer = c.layer};
     snprintf(in.backbone, sizeof in.backbone, "%.255s", c.backbone);
     mvead_fusion_opts fo;
@@ -300,7 +210,7 @@ int mvead_cmd_predict(int argc, char **argv) {
     for (int v = 0; v < V; v++) {
         char png[1200];
         snprintf(png, sizeof png, "%s/C%d.png", out, v + 1);
-        if (write_overlay(png, paths[v], maps + (size_t)v * H * W, H, W, lo, hi)) goto fail;
+        if (mvead_heatmap_overlay(png, paths[v], maps + (size_t)v * H * W, NULL, H, W, lo, hi)) goto fail;
         json_object_array_add(jimgs, json_object_new_string(paths[v]));
         json_object_array_add(jscores, json_object_new_double(image_score[v]));
         json_object_array_add(jmaps, json_object_new_string(png));
@@ -338,7 +248,7 @@ done:
     mvt_release(px);
     mvt_release(feat);
     mvt_release(static_mask);
-    bank_set_free(&banks);
+    mvead_banks_free(&banks);
     mvead_state_free(&st);
     if (m) mvn_vit_free(m);
     free(fused);
