@@ -111,20 +111,24 @@ static int cmd_synth(int argc, char **argv) {
                    "(OUT_DIR/realiad_1024, OUT_DIR/realiad_jsons) with OUT_DIR/calibration.json.\n\n"
                    "  --categories N  categories (1..%d) [%d]\n  --train M       good training samples per category [%d]\n"
                    "  --test-good A   good test samples per category [%d]\n  --test-bad B    defective test samples per category [%d]\n"
-                   "  --size S        image side in pixels [%d]\n  --views V       cameras [%d]\n  --seed X        random seed [%llu]\n"
+                   "  --size S        image side in pixels [%d]\n  --views V       cameras [%d]\n"
+                   "  --supersample R rays per pixel side for the colour, 1 or 2 [%d]\n  --jpeg-quality Q JPEG quality 1..100 [%d]\n"
+                   "  --seed X        random seed [%llu]\n"
                    "  --quiet         no progress\n",
                    mvd_synth_max_categories(), o.categories, o.train, o.test_good, o.test_bad, o.size, o.views,
-                   (unsigned long long)o.seed);
+                   o.supersample, o.jpeg_quality, (unsigned long long)o.seed);
             return 0;
         }
-        const char *names[] = {"--categories", "--train", "--test-good", "--test-bad", "--size", "--views", "--seed"};
-        int *fields[] = {&o.categories, &o.train, &o.test_good, &o.test_bad, &o.size, &o.views, NULL};
+        const char *names[] = {"--categories", "--train", "--test-good", "--test-bad", "--size", "--views",
+                               "--supersample", "--jpeg-quality", "--seed"};
+        int *fields[] = {&o.categories, &o.train, &o.test_good, &o.test_bad, &o.size, &o.views, &o.supersample,
+                         &o.jpeg_quality, NULL};
         int k = -1;
-        for (int j = 0; j < 7; j++) if (!strcmp(a, names[j])) k = j;
+        for (int j = 0; j < 9; j++) if (!strcmp(a, names[j])) k = j;
         if (k >= 0) {
             if (i + 1 >= argc) { fprintf(stderr, "mvead synth: %s needs a value\n", a); return EXIT_USAGE; }
             const char *v = argv[++i];
-            if (k == 6) {
+            if (k == 8) {
                 char *end;
                 unsigned long long s = strtoull(v, &end, 10);
                 if (!*v || *end || v[0] == '-') { fprintf(stderr, "mvead synth: --seed expects a non-negative integer, got '%s'\n", v); return EXIT_USAGE; }
@@ -351,7 +355,8 @@ static int cmd_report(int argc, char **argv) {
         else args[na++] = argv[i];
     }
     int r = parse(&c, "report", "Writes report.html (tables, curves, the worst false positives and negatives)\n"
-                                "and report.md for a run. With --compare RUN_DIR... prints a side-by-side table.",
+                                "and report.md for a run.\n"
+                                "  --compare RUN_DIR...  instead, print the metrics of several runs side by side",
                   RUN_OPTS, na, args, pos, 64, &np, false);
     if (r >= 0) return r;
     if (compare) return mvead_report_compare((const char *const *)pos, np) ? fail("report") : 0;
