@@ -142,7 +142,7 @@ mvd_cache_writer *mvd_cache_begin(const char *path, const mvd_cache_info *info, 
     snprintf(w->partial, sizeof w->partial, "%s.partial", path);
     w->file = -1;
     if (access(w->partial, F_OK) == 0) {
-        w->file = H5Fopen(w->partial, H5F_ACC_RDWR, H5P_DEFAULT);
+        w->file = mvh5_check_superblock(w->partial) ? -1 : H5Fopen(w->partial, H5F_ACC_RDWR, mvh5_fapl_checksummed());
         mvd_cache_info old;
         int64_t done = 0;
         if (w->file < 0) { mv_error("%s: unreadable partial cache (delete it to start over)", w->partial); goto fail; }
@@ -161,7 +161,7 @@ mvd_cache_writer *mvd_cache_begin(const char *path, const mvd_cache_info *info, 
         if (done < 0 || done > info->S) { mv_error("%s: corrupt n_done attribute", w->partial); goto fail; }
         w->n_done = done;
     } else {
-        w->file = H5Fcreate(w->partial, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        w->file = H5Fcreate(w->partial, H5F_ACC_TRUNC, H5P_DEFAULT, mvh5_fapl_checksummed());
         if (w->file < 0) { mv_error("%s: cannot create", w->partial); goto fail; }
         if (mvh5_attr_set_str(w->file, ".", "mvead_kind", "cache") || mvh5_attr_set_int(w->file, ".", "mvead_format", MVD_CACHE_FORMAT) ||
             set_info_attrs(w->file, info) || mvh5_attr_set_int(w->file, ".", "n_done", 0) ||

@@ -33,6 +33,11 @@ void mvh5_abort(mvh5_writer *w);
 hid_t mvh5_open_read(const char *path, const char *kind, int max_format, int *format);
 void mvh5_close(hid_t f);
 
+/* File access list for new files: latest format, whose metadata HDF5 checksums. */
+hid_t mvh5_fapl_checksummed(void);
+/* 0 when path starts with an HDF5 superblock of version >= 2 (checksummed). */
+int mvh5_check_superblock(const char *path);
+
 /* Silences HDF5's own error stack printing (we report our own messages). */
 void mvh5_quiet(void);
 

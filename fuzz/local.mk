@@ -4,7 +4,13 @@
 # scripts through the real `mvead`. See docs/reliability.md.
 TESTS += fuzz/replay.sh fuzz/run.sh tests/corrupt_test.sh tests/fault_test.sh
 
-EXTRA_DIST += fuzz/run.sh fuzz/replay.sh fuzz/fuzz_util.h fuzz/seedgen.c fuzz/valgrind.supp fuzz/lsan.supp \
+# helper of corrupt_test.sh: rewrites an integer attribute (wrong-version files)
+check_PROGRAMS += fuzz/h5setattr
+fuzz_h5setattr_SOURCES = fuzz/h5setattr.c
+fuzz_h5setattr_CFLAGS = $(AM_CFLAGS)
+fuzz_h5setattr_LDADD = $(HDF5_LIBS)
+
+EXTRA_DIST += fuzz/run.sh fuzz/replay.sh fuzz/fuzz_util.h fuzz/seedgen.c fuzz/valgrind.supp fuzz/lsan.supp fuzz/h5setattr.c \
 	fuzz/fuzz_safetensors.c fuzz/fuzz_calibration.c fuzz/fuzz_realiad.c fuzz/fuzz_image.c \
 	fuzz/fuzz_config.c fuzz/fuzz_cache.c fuzz/fuzz_checkpoint.c fuzz/corpus \
 	tests/corrupt_test.sh tests/fault_test.sh scripts/check-asan.sh scripts/check-valgrind.sh \

@@ -12,46 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Under MPI each rank fuses a contiguous block of the training samples;
- * rank 0 gathers them (rank order = sample order, so `all` is bitwise what
- * one process builds), runs the coreset and writes bank.h5. The search over
- * the bank is sharded in eval (eval_stage.c). */
-static int fuse_shared(const mvead_state *st, const mvead_fusion_opts *fo, const mvt_tensor *static_mask,
-                       mvd_cache *cache, float *z, float *all) {
-    const mvd_cache_info *in = &cache->info;
-    int V = (int)in->V, N = (int)in->N, D = (int)in->D;
-    int64_t S = in->S, lo, hi;
-    size_t per = (size_t)V * N * D;
-    mvead_mpi_block(S, &lo, &hi);
-    float *mine = malloc(sizeof(float) * per * (size_t)(hi - lo) + 1);
-    int64_t bad = mine == NULL;
-    if (bad) mv_error("bank: out of memory for %lld fused samples", (long long)(hi - lo));
-    mvead_progress pr;
-    mvead_progress_start(&pr, "bank: fuse", hi - lo);
-    for (int64_t i = lo; !bad && i < hi; i++) {
-        bad = mvd_cache_read(cache, i, z) || mvead_fuse_sample(st, fo, static_mask, z, V, N, D, mine + (size_t)(i - lo) * per);
-        mvead_progress_update(&pr, i - lo + 1, NULL);
-    }
-    mvead_progress_finish(&pr);
-    int64_t any_bad = bad;
-    mvead_mpi_allreduce_max_i64(&any_bad, 1);   /* nobody enters the gather if a rank failed */
-    if (any_bad) {
-        free(mine);
-        return bad ? -1 : mv_error("bank: another rank failed fusing its samples (see its message)");
-    }
-    void *got = NULL;
-    mvead_mpi_gather_bytes(mine, sizeof(float) * per * (size_t)(hi - lo), &got, NULL, 0);
-    free(mine);
-    if (mvead_mpi_rank() == 0) {
-        const float *src = got;
-        for (int64_t i = 0; i < S; i++)
-            for (int v = 0; v < V; v++)
-                memcpy(all + ((size_t)v * S * N + (size_t)i * N) * D, src + (size_t)i * per + (size_t)v * N * D, sizeof(float) * N * D);
-    }
-    free(got);
-    return 0;
-}
-
 int mvead_stage_bank(const mvead_config *c) {
     mvead_paths p;
     if (mvead_paths_init(c, &p, true)) return -1;
@@ -63,33 +23,22 @@ int mvead_stage_bank(const mvead_config *c) {
     int rc = -1, R = mvead_mpi_rank(), ranks = mvead_mpi_size();
     mvead_state st = {0};
     mvt_tensor *static_mask = NULL;
-    float *z = NULL, *o = NULL, *all = NULL;
+    float *all = NULL;
     bool pooled = !strcmp(c->bank_mode, "pooled");
     int n_banks = pooled ? 1 : V;
     mvead_fusion_opts fo;
     mvh5_writer w = {.file = -1};
     if (mvead_checkpoint_load(p.checkpoint, &st, NULL)) { mv_error_prefix("bank (run `mvead train` first)"); goto done; }
     if (mvead_pipeline_fusion(c, &p, in, &fo, &static_mask)) goto done;
-    z = malloc(sizeof(float) * (size_t)V * N * D);
-    o = malloc(sizeof(float) * (size_t)V * N * D);
     /* all[v][i*N + j][:] : view-major so each view's bank is one block */
     all = R == 0 ? malloc(sizeof(float) * (size_t)S * V * N * D) : malloc(1);
-    if (!z || !o || !all) { mv_error("bank: out of memory for %lld x %d x %d x %d features", (long long)S, V, N, D); goto done; }
+    if (!all) { mv_error("bank: out of memory for %lld x %d x %d x %d features", (long long)S, V, N, D); goto done; }
+    /* under MPI each rank fuses a block of the samples, rank 0 gathers them
+     * (bitwise what one process builds), runs the coreset and writes bank.h5;
+     * the search over the bank is sharded in eval (eval_stage.c) */
+    if (mvead_fuse_training_set(&st, &fo, static_mask, cache, "bank: fuse", all)) goto done;
+    if (R > 0) { rc = 0; goto done; }
     mvead_progress pr;
-    if (ranks > 1) {
-        if (fuse_shared(&st, &fo, static_mask, cache, z, all)) goto done;
-        if (R > 0) { rc = 0; goto done; }   /* rank 0 alone runs the coreset and writes */
-        goto coreset;
-    }
-    mvead_progress_start(&pr, "bank: fuse", S);
-    for (int64_t i = 0; i < S; i++) {
-        if (mvd_cache_read(cache, i, z) || mvead_fuse_sample(&st, &fo, static_mask, z, V, N, D, o)) goto done;
-        for (int v = 0; v < V; v++)
-            memcpy(all + ((size_t)v * S * N + (size_t)i * N) * D, o + (size_t)v * N * D, sizeof(float) * N * D);
-        mvead_progress_update(&pr, i + 1, NULL);
-    }
-    mvead_progress_finish(&pr);
-coreset:
     if (mvh5_create(&w, p.bank, "bank", MVEAD_BANK_FORMAT)) goto done;
     int64_t rows = pooled ? S * V * N : S * N;
     int64_t m = mvs_coreset_size(rows, c->coreset_ratio);
@@ -137,8 +86,6 @@ done:
     mvead_state_free(&st);
     mvt_release(static_mask);
     mvd_cache_close(cache);
-    free(z);
-    free(o);
     free(all);
     /* eval may read bank.h5 on any rank: wait for rank 0's commit (a failed
      * rank returns at once and main ends the job) */

@@ -15,6 +15,7 @@
 #include "mvead/commands.h"
 #include "data/cache.h"
 #include "data/h5io.h"
+#include "mvead/mpi.h"
 #include "mvead/objective.h"
 #include "mvead/pipeline.h"
 #include "mvead/progress.h"
@@ -85,47 +86,6 @@ static int parse_on_run_config(int argc, char **argv, mvead_config *c) {
 fail:
     fprintf(stderr, "mvead grads: error: %s\n", mv_error_last());
     return 1;
-}
-
-/* As train.c's initialisation: copy of backbone block layer+1, or random with
- * the backbone's head count. */
-static int init_eam_as_train(const mvead_config *c, int D, mvead_eam *m) {
-    int heads = 0;
-    mvead_eam_weights src;
-    void *keep = NULL;
-    if (!strcmp(c->init, "random")) {
-        if (mvead_backbone_copy_weights(c, D, &heads, &src, &keep) == 0) mvead_backbone_release(keep);
-        else {
-            mv_error_clear();
-            heads = D % 12 == 0 ? 12 : D % 8 == 0 ? 8 : D % 4 == 0 ? 4 : 1;
-        }
-        return mvead_eam_init_random(m, D, heads, MVT_F32, c->seed);
-    }
-    if (mvead_backbone_copy_weights(c, D, &heads, &src, &keep)) return mv_error_prefix("--init copy");
-    int rc = mvead_eam_init_copy(m, heads, MVT_F32, &src, NULL);
-    mvead_backbone_release(keep);
-    return rc;
-}
-
-/* Centres from the module's outputs on every training patch (as train does). */
-static mvt_tensor *centers_as_train(const mvead_config *c, const mvead_objective_opts *oo, mvd_cache *cache,
-                                    const mvead_state *st, const mvead_fusion_opts *fo, const mvt_tensor *mask) {
-    const mvd_cache_info *in = &cache->info;
-    int V = (int)in->V, N = (int)in->N, D = (int)in->D;
-    int64_t S = in->S, shp[3] = {V, S * N, D};
-    mvt_tensor *feats = mvt_empty(MVT_F32, 3, shp), *out = NULL;
-    float *z = malloc(sizeof(float) * (size_t)V * N * D), *o = malloc(sizeof(float) * (size_t)V * N * D);
-    for (int64_t i = 0; i < S; i++) {
-        if (mvd_cache_read(cache, i, z) || mvead_fuse_sample(st, fo, mask, z, V, N, D, o)) goto done;
-        for (int v = 0; v < V; v++)
-            memcpy(mvt_f32(feats) + ((size_t)v * S * N + (size_t)i * N) * D, o + (size_t)v * N * D, sizeof(float) * N * D);
-    }
-    out = mvead_centers_init(oo->kind, feats, oo->K, oo->lloyd_iters, c->seed);
-done:
-    mvt_release(feats);
-    free(z);
-    free(o);
-    return out;
 }
 
 static double tensor_norm(const mvt_tensor *t) {
@@ -316,9 +276,13 @@ int mvead_cmd_grads(int argc, char **argv) {
         if (!st.has_eam || !st.centers) { mv_error("%s: no EAM or centres in the checkpoint", p.checkpoint); goto fail; }
         snprintf(source, sizeof source, "checkpoint after %d epochs", st.epochs_done);
     } else {
-        if (init_eam_as_train(&c, D, &st.eam)) goto fail;
+        if (mvead_eam_init_for_run(&c, D, &st.eam)) goto fail;
         st.has_eam = true;
-        if (!(st.centers = centers_as_train(&c, &oo, cache, &st, &fo, mask))) goto fail;
+        /* under mpirun grads runs on rank 0 alone: no collectives with the idle ranks */
+        bool was_local = mvead_mpi_set_local(true);
+        st.centers = mvead_centers_for_run(&c, &oo, cache, &st, &fo, mask);
+        mvead_mpi_set_local(was_local);
+        if (!st.centers) goto fail;
         snprintf(source, sizeof source, "initialisation (no checkpoint)");
     }
     if (st.centers->ndim != 3 || st.centers->shape[0] != V || st.centers->shape[2] != D) {

@@ -17,6 +17,7 @@
 #include "autograd/autograd.h"
 #include "mvead/options.h"
 #include "mvead/eam.h"
+#include "mvead/objective.h"
 #include "nn/adamw.h"
 #include "nn/vit.h"
 #include "data/cache.h"
@@ -94,4 +95,27 @@ void mvead_backbone_release(void *keep);
 /* Fused features (no grad) of one sample's Z [V, N, D] f32 -> out [V*N*D]. */
 int mvead_fuse_sample(const mvead_state *s, const mvead_fusion_opts *f, const mvt_tensor *static_mask,
                       const float *z, int V, int N, int D, float *out);
+
+/* Fused features (no grad) of every training sample of the cache in the
+ * view-major layout all[V][S*N][D] (row i*N + j of view v = patch j of
+ * sample i), the layout of the per-view banks and of the centres' k-means.
+ * `all` (S V N D floats) is needed on rank 0 only (other ranks may pass
+ * NULL). Under MPI (collective) each rank fuses a contiguous block of the
+ * samples and rank 0 gathers them: bitwise the one-process result. `label`
+ * names the progress line and errors. Returns 0, or -1 (mv_error) on every
+ * rank when any rank failed. Called by train (centres) and bank. */
+int mvead_fuse_training_set(const mvead_state *st, const mvead_fusion_opts *fo, const mvt_tensor *static_mask,
+                            mvd_cache *cache, const char *label, float *all);
+
+/* The EAM a run starts from (--init copy: backbone block layer+1; random:
+ * seeded, with the backbone's head count). Called by train and by grads
+ * before any training. */
+int mvead_eam_init_for_run(const mvead_config *c, int D, mvead_eam *m);
+
+/* The run's initial centres [V, K, D] f64: k-means (deepsvdd: the mean) of
+ * st's fused outputs of every training patch, seeded with c->seed; under
+ * MPI (collective) computed on rank 0 and broadcast. NULL + mv_error on
+ * failure. Called by train and by grads before any training. */
+mvt_tensor *mvead_centers_for_run(const mvead_config *c, const mvead_objective_opts *oo, mvd_cache *cache,
+                                  const mvead_state *st, const mvead_fusion_opts *fo, const mvt_tensor *mask);
 #endif

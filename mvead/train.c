@@ -272,12 +272,13 @@ static void permutation(mvt_rng *r, int64_t n, int64_t *idx) {
     }
 }
 
-/* The EAM a run starts from: copy of backbone block layer+1, or random. */
-static int init_eam(const mvead_config *c, int D, mvead_eam *m) {
+/* The EAM a run starts from: copy of backbone block layer+1, or random with
+ * the backbone's head count. train and grads (before training) both call it. */
+int mvead_eam_init_for_run(const mvead_config *c, int D, mvead_eam *m) {
+    int heads = 0;
+    mvead_eam_weights src;
+    void *keep = NULL;
     if (!strcmp(c->init, "random")) {
-        int heads = 0;
-        mvead_eam_weights src;
-        void *keep = NULL;
         /* heads follow the backbone when it is known; otherwise a divisor of D */
         if (mvead_backbone_copy_weights(c, D, &heads, &src, &keep) == 0) mvead_backbone_release(keep);
         else {
@@ -286,9 +287,6 @@ static int init_eam(const mvead_config *c, int D, mvead_eam *m) {
         }
         return mvead_eam_init_random(m, D, heads, MVT_F32, c->seed);
     }
-    int heads = 0;
-    mvead_eam_weights src;
-    void *keep = NULL;
     if (mvead_backbone_copy_weights(c, D, &heads, &src, &keep)) return mv_error_prefix("--init copy");
     int rc = mvead_eam_init_copy(m, heads, MVT_F32, &src, NULL);
     mvead_backbone_release(keep);
@@ -322,76 +320,82 @@ int mvead_pipeline_fusion(const mvead_config *c, const mvead_paths *p, const mvd
     return fusion_setup(c, p, in, fo, static_mask);
 }
 
-static bool params_finite(mva_var *const *p, int n, bool grads) {
-    for (int i = 0; i < n; i++) {
-        const mvt_tensor *t = grads ? p[i]->grad : p[i]->value;
-        if (t && !mvt_all_finite(t)) return false;
-    }
-    return true;
+/* ---- fused features of the training set ---------------------------------------------- */
+
+/* Sample i's features [V][N][D] into the view-major all[V][S*N][D]. */
+static void scatter_view_major(const float *sample, int64_t i, int64_t S, int V, int N, int D, float *all) {
+    for (int v = 0; v < V; v++)
+        memcpy(all + ((size_t)v * S * N + (size_t)i * N) * D, sample + (size_t)v * N * D, sizeof(float) * N * D);
 }
 
-/* ---- data parallelism (mpirun -np P mvead train) ---------------------------------
- * Every rank draws the same permutation and negatives for the GLOBAL batch of
- * B samples and computes the objective on its block [lo, hi) of Br samples.
- * The objective is a mean over the batch (pos: over the batch's patches, all
- * samples having V N of them; neg: (1/B) sum_i neg_i), so the rank's loss
- * scaled by Br / B sums over ranks to the one-process loss, and so do the
- * gradients. They are summed in rank order (mvead/mpi.h), identical on every
- * rank, and every rank takes the same AdamW step. */
-
-/* Centres from the initial EAM outputs of every training patch: each rank
- * fuses its block of samples, rank 0 gathers them (rank order = sample order),
- * runs k-means and broadcasts the centres. One process: all samples here. */
-static mvt_tensor *centers_from_cache(const mvead_config *c, const mvead_objective_opts *oo, mvd_cache *cache,
-                                      const mvead_state *st, const mvead_fusion_opts *fo, const mvt_tensor *static_mask,
-                                      float *zbuf) {
+/* Under MPI each rank fuses a contiguous block of the samples and rank 0
+ * gathers them (rank order = sample order, so `all` is bitwise what one
+ * process builds); one process scatters each sample straight into `all`. */
+int mvead_fuse_training_set(const mvead_state *st, const mvead_fusion_opts *fo, const mvt_tensor *static_mask,
+                            mvd_cache *cache, const char *label, float *all) {
     const mvd_cache_info *in = &cache->info;
     int V = (int)in->V, N = (int)in->N, D = (int)in->D;
     int64_t S = in->S, lo, hi;
     size_t per = (size_t)V * N * D;
+    bool shared = mvead_mpi_size() > 1;
     mvead_mpi_block(S, &lo, &hi);
-    float *mine = malloc(sizeof(float) * per * (size_t)(hi - lo) + 1);
-    int64_t ok = mine != NULL;
+    float *z = malloc(sizeof(float) * per), *o = malloc(sizeof(float) * per);
+    float *mine = shared ? malloc(sizeof(float) * per * (size_t)(hi - lo) + 1) : NULL;
+    int64_t bad = !z || !o || (shared && !mine);
+    if (bad) mv_error("%s: out of memory for %lld fused samples", label, (long long)(shared ? hi - lo : 1));
     mvead_progress pr;
-    mvead_progress_start(&pr, "centres", hi - lo);
-    for (int64_t i = lo; ok && i < hi; i++) {
-        ok = !mvd_cache_read(cache, i, zbuf) && !mvead_fuse_sample(st, fo, static_mask, zbuf, V, N, D, mine + (size_t)(i - lo) * per);
+    mvead_progress_start(&pr, label, hi - lo);
+    for (int64_t i = lo; !bad && i < hi; i++) {
+        float *dst = shared ? mine + (size_t)(i - lo) * per : o;
+        bad = mvd_cache_read(cache, i, z) || mvead_fuse_sample(st, fo, static_mask, z, V, N, D, dst);
+        if (!bad && !shared) scatter_view_major(o, i, S, V, N, D, all);
         mvead_progress_update(&pr, i - lo + 1, NULL);
     }
     mvead_progress_finish(&pr);
-    /* a failure on any rank stops all of them here, before the gather */
-    int64_t bad = !ok;
-    mvead_mpi_allreduce_max_i64(&bad, 1);
-    if (bad) {
+    free(z);
+    free(o);
+    int64_t any_bad = bad;
+    mvead_mpi_allreduce_max_i64(&any_bad, 1);   /* nobody enters the gather if a rank failed */
+    if (any_bad) {
         free(mine);
-        if (ok) mv_error("train: another rank failed computing the centres (see its message)");
+        return bad ? -1 : mv_error("%s: another rank failed fusing its samples (see its message)", label);
+    }
+    if (!shared) return 0;
+    void *got = NULL;
+    int e = mvead_mpi_gather_bytes(mine, sizeof(float) * per * (size_t)(hi - lo), &got, NULL, 0);
+    free(mine);
+    if (mvead_mpi_rank() == 0 && !e)
+        for (int64_t i = 0; i < S; i++) scatter_view_major((const float *)got + (size_t)i * per, i, S, V, N, D, all);
+    free(got);
+    if (e) return mv_error("%s: out of memory gathering the fused samples on rank 0", label);
+    return 0;
+}
+
+/* Centres from the initial EAM outputs of every training patch: the fused
+ * training set (mvead_fuse_training_set) on rank 0, k-means there, the
+ * centres broadcast. */
+mvt_tensor *mvead_centers_for_run(const mvead_config *c, const mvead_objective_opts *oo, mvd_cache *cache,
+                                  const mvead_state *st, const mvead_fusion_opts *fo, const mvt_tensor *mask) {
+    const mvd_cache_info *in = &cache->info;
+    int V = (int)in->V, N = (int)in->N, D = (int)in->D;
+    int64_t S = in->S, shp[3] = {V, S * N, D};
+    bool root = mvead_mpi_rank() == 0;
+    mvt_tensor *feats = root ? mvt_empty(MVT_F32, 3, shp) : NULL;
+    if (mvead_fuse_training_set(st, fo, mask, cache, "centres", root ? mvt_f32(feats) : NULL)) {
+        mvt_release(feats);
         return NULL;
     }
-    void *all = NULL;
-    if (mvead_mpi_size() > 1) {
-        mvead_mpi_gather_bytes(mine, sizeof(float) * per * (size_t)(hi - lo), &all, NULL, 0);
-        free(mine);
-    } else all = mine;
     int64_t cshape[3] = {0, 0, 0};
     mvt_tensor *centers = NULL;
-    if (mvead_mpi_rank() == 0) {
-        /* samples [S][V][N][D] -> view-major [V][S N][D] */
-        const float *src = all;
-        int64_t shp[3] = {V, S * N, D};
-        mvt_tensor *feats = mvt_empty(MVT_F32, 3, shp);
-        float *fp = mvt_f32(feats);
-        for (int64_t i = 0; i < S; i++)
-            for (int v = 0; v < V; v++)
-                memcpy(fp + ((size_t)v * S * N + (size_t)i * N) * D, src + (size_t)i * per + (size_t)v * N * D, sizeof(float) * N * D);
+    if (root) {
         centers = mvead_centers_init(oo->kind, feats, oo->K, oo->lloyd_iters, c->seed);
-        mvt_release(feats);
         if (centers) memcpy(cshape, centers->shape, sizeof cshape);
     }
-    free(all);
+    mvt_release(feats);
     if (mvead_mpi_size() == 1) return centers;
     mvead_mpi_bcast(cshape, sizeof cshape, 0);
     if (!cshape[0]) {
-        if (mvead_mpi_rank() > 0) mv_error("train: rank 0 failed computing the centres (see its message)");
+        if (!root) mv_error("train: rank 0 failed computing the centres (see its message)");
         return NULL;
     }
     if (!centers) centers = mvt_zeros(MVT_F64, 3, cshape);
@@ -399,38 +403,152 @@ static mvt_tensor *centers_from_cache(const mvead_config *c, const mvead_objecti
     return centers;
 }
 
-/* Sums the ranks' shares of the gradients (into pp[i]->grad) and of the
- * logged losses (pos, neg, total) in rank order. A parameter keeps a NULL
- * gradient only if it has none on every rank (AdamW then skips it, as in one
- * process). Returns whether the summed loss and gradients are finite. */
-static bool allreduce_step(mva_var *const *pp, float *gbuf, double *losses) {
+/* ---- one step's gradient, per sample ---------------------------------------------------
+ * The objective is separable over the samples of a batch: pos is the mean
+ * over all B V N patches, i.e. sum_i (1/B) pos_i with pos_i the mean over
+ * sample i's V N patches, and neg = (1/B) sum_i neg_i. So the batch gradient
+ * is g = sum_i g_i with g_i the gradient of (1/B) (pos_i + lambda neg_i),
+ * computed on a graph of sample i alone. The trainer always works this way,
+ * in one process too, and adds g_0 + g_1 + ... + g_{B-1} in sample order
+ * with one function (add_sample): under mpirun each rank computes the g_i of
+ * its contiguous block of the GLOBAL batch, rank 0 receives them in sample
+ * order and adds them exactly as one process does, and broadcasts the sum.
+ * The result is bitwise the one-process gradient for any number of ranks;
+ * the logged losses are summed the same way. Every rank draws the same
+ * permutation and negatives for the whole batch (one RNG stream per epoch). */
+
+#define TAG_SAMPLE_PART 7301
+#define TAG_SAMPLE_GRAD 7302
+
+/* A sample's share of the step besides its gradient: (1/B) times its pos,
+ * neg and total, and which parameters the backward reached. Sent as bytes
+ * between ranks (the ranks of a job run the same build). */
+typedef struct {
+    double loss[3];
     int64_t has[MVEAD_EAM_NPARAMS];
+} sample_part;
+
+typedef struct {
+    const mvead_objective_opts *oo;
+    const mvead_eam *eam;
+    const mvead_fusion_opts *fo;
+    const mvt_tensor *static_mask, *centers;   /* centres [V, K, D] f32 */
+    mva_var *params[MVEAD_EAM_NPARAMS];
+    int V, N, D;
+    int64_t n_grad;                            /* parameter elements, all tensors */
+} step_ctx;
+
+static void drop_grads(mva_var *const *p) {
+    for (int k = 0; k < MVEAD_EAM_NPARAMS; k++) {
+        mvt_release(p[k]->grad);
+        p[k]->grad = NULL;
+    }
+}
+
+/* Gradient g[n_grad] (flat, parameters in mvead_eam_params order) of sample
+ * z [V, N, D]'s share (1/B) total_i of the batch objective, with its drawn
+ * negative (nv, np). A non-finite loss skips the backward (g = 0): the
+ * step's summed loss is then non-finite and --nan_policy decides. */
+static int sample_gradient(const step_ctx *s, const float *z, int64_t nv, int64_t np, int B, float *g, sample_part *part) {
+    drop_grads(s->params);
+    int64_t shp[4] = {1, s->V, s->N, s->D};
+    mva_var *Z = mva_const(mvt_from_data(MVT_F32, 4, shp, z));
+    mvead_loss L;
+    if (mvead_objective_forward(s->oo, s->eam, s->fo, Z, s->static_mask, s->centers, &nv, &np, &L)) {
+        mva_tape_clear();
+        return -1;
+    }
+    double share = 1.0 / (double)B;
+    part->loss[0] = mvt_item(L.pos->value) * share;
+    part->loss[1] = L.neg ? mvt_item(L.neg->value) * share : 0;
+    part->loss[2] = mvt_item(L.total->value) * share;
+    if (isfinite(part->loss[2])) mva_backward(mva_scale(L.total, share), NULL);
+    mva_tape_clear();
     int64_t off = 0;
-    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) {
-        int64_t n = mvt_numel(pp[i]->value);
-        has[i] = pp[i]->grad != NULL;
-        if (has[i]) {
-            mvt_tensor *g = mvt_contiguous(pp[i]->grad);
-            memcpy(gbuf + off, mvt_f32(g), sizeof(float) * (size_t)n);
-            mvt_release(g);
-        } else memset(gbuf + off, 0, sizeof(float) * (size_t)n);
+    for (int k = 0; k < MVEAD_EAM_NPARAMS; k++) {
+        const mva_var *p = s->params[k];
+        int64_t n = mvt_numel(p->value);
+        part->has[k] = p->grad != NULL;
+        if (p->grad) {
+            mvt_tensor *c = mvt_contiguous(p->grad);
+            memcpy(g + off, mvt_f32(c), sizeof(float) * (size_t)n);
+            mvt_release(c);
+        } else memset(g + off, 0, sizeof(float) * (size_t)n);
         off += n;
     }
-    mvead_mpi_allreduce_sum_f32(gbuf, off);
-    mvead_mpi_allreduce_sum_f64(losses, 3);
-    mvead_mpi_allreduce_max_i64(has, MVEAD_EAM_NPARAMS);
-    off = 0;
-    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) {
-        const mvt_tensor *v = pp[i]->value;
-        if (has[i]) {
-            if (!pp[i]->grad) pp[i]->grad = mvt_zeros(v->dtype, v->ndim, v->shape);
-            mvt_tensor *sum = mvt_from_data(MVT_F32, v->ndim, v->shape, gbuf + off);
-            mvt_copy_(pp[i]->grad, sum);
-            mvt_release(sum);
-        }
-        off += mvt_numel(v);
+    drop_grads(s->params);
+    return 0;
+}
+
+/* sum += sample: THE summation of a step (float adds in sample order). */
+static void add_sample(float *acc, sample_part *sum, const float *g, const sample_part *part, int64_t n) {
+    for (int64_t j = 0; j < n; j++) acc[j] += g[j];
+    for (int k = 0; k < 3; k++) sum->loss[k] += part->loss[k];
+    for (int k = 0; k < MVEAD_EAM_NPARAMS; k++) sum->has[k] |= part->has[k];
+}
+
+/* Buffers of the per-sample steps: g one sample's gradient, acc the sum
+ * (every rank after the broadcast), held[Bmax n_grad] + parts[Bmax] the
+ * gradients a rank > 0 computes before sending them to rank 0. */
+typedef struct {
+    float *z, *g, *acc, *held;
+    sample_part *parts;
+} step_bufs;
+
+/* The gradient of the global batch samples[0..B) (negatives nv/np[B]) in
+ * acc and sum, identical on every rank and bitwise the one-process result.
+ * Returns -1 (mv_error) on a read or objective failure on this rank (main
+ * then ends the job). */
+static int batch_gradient(const step_ctx *s, mvd_cache *cache, const int64_t *samples, int B, const int64_t *nv,
+                          const int64_t *np, step_bufs *b, sample_part *sum) {
+    int R = mvead_mpi_rank(), P = mvead_mpi_size();
+    int64_t n = s->n_grad;
+    memset(b->acc, 0, sizeof(float) * (size_t)n);
+    memset(sum, 0, sizeof *sum);
+    int64_t lo = 0, hi = B;
+    if (P > 1) mvead_mpi_block_of(B, R, P, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) {
+        /* rank 0's block comes first in sample order: add as they come; the
+         * other ranks keep theirs for rank 0 */
+        float *g = R == 0 ? b->g : b->held + (size_t)(i - lo) * n;
+        sample_part *part = R == 0 ? &b->parts[0] : &b->parts[i - lo];
+        if (mvd_cache_read(cache, samples[i], b->z) || sample_gradient(s, b->z, nv[i], np[i], B, g, part)) return -1;
+        if (R == 0) add_sample(b->acc, sum, g, part, n);
     }
-    return isfinite(losses[2]) && params_finite(pp, MVEAD_EAM_NPARAMS, true);
+    if (P == 1) return 0;
+    if (R > 0) {
+        for (int64_t i = lo; i < hi; i++)
+            if (mvead_mpi_send(&b->parts[i - lo], sizeof(sample_part), 0, TAG_SAMPLE_PART) ||
+                mvead_mpi_send(b->held + (size_t)(i - lo) * n, sizeof(float) * (size_t)n, 0, TAG_SAMPLE_GRAD)) return -1;
+    } else {
+        for (int r = 1; r < P; r++) {
+            int64_t rlo, rhi;
+            mvead_mpi_block_of(B, r, P, &rlo, &rhi);
+            for (int64_t i = rlo; i < rhi; i++) {
+                if (mvead_mpi_recv(&b->parts[0], sizeof(sample_part), r, TAG_SAMPLE_PART) ||
+                    mvead_mpi_recv(b->g, sizeof(float) * (size_t)n, r, TAG_SAMPLE_GRAD)) return -1;
+                add_sample(b->acc, sum, b->g, &b->parts[0], n);
+            }
+        }
+    }
+    if (mvead_mpi_bcast(sum, sizeof *sum, 0) || mvead_mpi_bcast(b->acc, sizeof(float) * (size_t)n, 0)) return -1;
+    return 0;
+}
+
+/* The summed gradient into the parameters' .grad (a parameter no sample
+ * reached keeps none: AdamW skips it). Returns whether loss and gradient
+ * are finite (the same answer on every rank). */
+static bool set_grads(const step_ctx *s, const float *acc, const sample_part *sum) {
+    bool finite = isfinite(sum->loss[2]);
+    for (int64_t j = 0; finite && j < s->n_grad; j++) finite = isfinite(acc[j]);
+    int64_t off = 0;
+    for (int k = 0; k < MVEAD_EAM_NPARAMS; k++) {
+        mva_var *p = s->params[k];
+        mvt_release(p->grad);
+        p->grad = sum->has[k] ? mvt_from_data(MVT_F32, p->value->ndim, p->value->shape, acc + off) : NULL;
+        off += mvt_numel(p->value);
+    }
+    return finite;
 }
 
 int mvead_stage_train(const mvead_config *c, bool resume) {
@@ -444,11 +562,12 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
     int rc = -1;
     mvead_state st = {0};
     mvn_adamw *opt = NULL;
-    mvt_tensor *static_mask = NULL;
-    float *zbuf = NULL, *obuf = NULL;
+    mvt_tensor *static_mask = NULL, *centers32 = NULL;
     int64_t *order = NULL, *nv = NULL, *np = NULL;
-    float *gbuf = NULL;   /* flat gradients for the MPI sum */
+    step_bufs sb = {0};
     int R = mvead_mpi_rank(), ranks = mvead_mpi_size();
+    /* attention-score gradients are the largest buffers of a step; only the leaves' are needed */
+    bool keep_prev = mva_set_keep_intermediate_grads(false);
     mvead_fusion_opts fo;
     mvead_objective_opts oo;
     mvead_objective_opts_default(&oo);
@@ -461,11 +580,10 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
 
     bool trainable = fo.mode != MVEAD_FUSION_NONE && oo.kind != MVEAD_OBJ_NONE;
     bool have_ckpt = access(p.checkpoint, F_OK) == 0;
-    zbuf = malloc(sizeof(float) * (size_t)c->batch * V * N * D);
-    obuf = malloc(sizeof(float) * (size_t)V * N * D);
     order = malloc(sizeof(int64_t) * (size_t)S);
     nv = malloc(sizeof(int64_t) * (size_t)c->batch);
     np = malloc(sizeof(int64_t) * (size_t)c->batch);
+    if (!order || !nv || !np) { mv_error("train: out of memory"); goto done; }
 
     if (resume && have_ckpt) {
         /* The optimiser needs the parameters first: load the state, then the moments. */
@@ -481,7 +599,7 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
         mvead_log("train: resuming %s at epoch %d/%d", p.checkpoint, st.epochs_done, c->epochs);
     } else {
         if (fo.mode != MVEAD_FUSION_NONE) {
-            if (init_eam(c, D, &st.eam)) goto done;
+            if (mvead_eam_init_for_run(c, D, &st.eam)) goto done;
             st.has_eam = true;
             mva_var *pp[MVEAD_EAM_NPARAMS];
             mvead_eam_params(&st.eam, pp);
@@ -489,7 +607,7 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
         }
         if (trainable) {
             /* Centres from the EAM outputs of all training patches at initialisation. */
-            st.centers = centers_from_cache(c, &oo, cache, &st, &fo, static_mask, zbuf);
+            st.centers = mvead_centers_for_run(c, &oo, cache, &st, &fo, static_mask);
             if (!st.centers) goto done;
         }
     }
@@ -504,108 +622,68 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
         rc = 0;
         goto done;
     }
-    mvt_tensor *centers32 = mvt_to_dtype(st.centers, MVT_F32);
+    centers32 = mvt_to_dtype(st.centers, MVT_F32);
+    step_ctx sc = {&oo, &st.eam, &fo, static_mask, centers32, {0}, V, N, D, 0};
+    mvead_eam_params(&st.eam, sc.params);
+    for (int k = 0; k < MVEAD_EAM_NPARAMS; k++) sc.n_grad += mvt_numel(sc.params[k]->value);
+    /* a rank > 0 holds the gradients of its block of a batch until rank 0 takes them */
+    int64_t held = 0;
+    if (R > 0) {
+        int64_t lo, hi;
+        mvead_mpi_block_of(c->batch, R, ranks, &lo, &hi);
+        held = hi - lo;
+    }
+    size_t gbytes = sizeof(float) * (size_t)sc.n_grad;
+    sb.z = malloc(sizeof(float) * (size_t)V * N * D);
+    sb.g = malloc(gbytes);
+    sb.acc = malloc(gbytes);
+    sb.held = malloc(gbytes * (size_t)held + 1);
+    sb.parts = malloc(sizeof(sample_part) * (size_t)(held + 1));
+    if (!sb.z || !sb.g || !sb.acc || !sb.held || !sb.parts) {
+        mv_error("train: out of memory for the gradients of %lld samples x %lld parameters", (long long)held + 2,
+                 (long long)sc.n_grad);
+        goto done;
+    }
     int64_t steps_per_epoch = (S + c->batch - 1) / c->batch;
     mvead_progress pr;
     mvead_progress_start(&pr, "train", (int64_t)c->epochs * steps_per_epoch);
     mvead_progress_update(&pr, (int64_t)st.epochs_done * steps_per_epoch, NULL);
-    mva_var *pp[MVEAD_EAM_NPARAMS];
-    mvead_eam_params(&st.eam, pp);
-    /* attention-score gradients are the largest buffers of a step; only the leaves' are needed */
-    bool keep_prev = mva_set_keep_intermediate_grads(false);
-    int64_t n_grad = 0;
-    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) n_grad += mvt_numel(pp[i]->value);
-    if (ranks > 1 && !(gbuf = malloc(sizeof(float) * (size_t)n_grad))) {
-        mv_error("train: out of memory for the %lld gradients exchanged between ranks", (long long)n_grad);
-        mvt_release(centers32);
-        goto done;
-    }
     for (int epoch = st.epochs_done; epoch < c->epochs; epoch++) {
         /* Per-epoch stream: a resumed run draws exactly what an uninterrupted one would. */
         mvt_rng rng;
         mvt_rng_seed(&rng, c->seed * 1000003ull + (uint64_t)epoch);
         permutation(&rng, S, order);
-        double ep_total = 0;
         for (int64_t b0 = 0; b0 < S; b0 += c->batch) {
             int B = (int)(S - b0 < c->batch ? S - b0 : c->batch);
-            /* this rank's block of the global batch (all of it in one process) */
-            int64_t lo = 0, hi = B;
-            if (ranks > 1) mvead_mpi_block_of(B, R, ranks, &lo, &hi);
-            int Br = (int)(hi - lo);
-            for (int i = 0; i < Br; i++)
-                if (mvd_cache_read(cache, order[b0 + lo + i], zbuf + (size_t)i * V * N * D)) { mvt_release(centers32); goto done; }
             mvead_draw_negatives(&rng, B, V, N, nv, np);   /* the whole batch's draws on every rank */
-            mvn_adamw_zero_grad(opt);
-            double total = 0, pos = 0, neg = 0;
-            bool finite = true;
-            if (Br > 0) {
-                int64_t shp[4] = {Br, V, N, D};
-                mva_var *Z = mva_const(mvt_from_data(MVT_F32, 4, shp, zbuf));
-                mvead_loss L;
-                if (mvead_objective_forward(&oo, &st.eam, &fo, Z, static_mask, centers32, nv + lo, np + lo, &L)) {
-                    mva_tape_clear();
-                    mvt_release(centers32);
-                    goto done;
-                }
-                total = mvt_item(L.total->value);
-                pos = mvt_item(L.pos->value);
-                neg = L.neg ? mvt_item(L.neg->value) : 0;
-                mva_var *root = L.total;
-                if (ranks > 1) {
-                    /* this rank's share of the batch mean */
-                    double share = (double)Br / (double)B;
-                    root = mva_scale(L.total, share);
-                    total *= share;
-                    pos *= share;
-                    neg *= share;
-                }
-                finite = isfinite(total);
-                if (finite) {
-                    mva_backward(root, NULL);
-                    finite = params_finite(pp, MVEAD_EAM_NPARAMS, true);
-                }
-                mva_tape_clear();
-            }
-            if (ranks > 1) {
-                /* every rank sees the same sums, so all take the same decision below */
-                double losses[3] = {pos, neg, total};
-                finite = allreduce_step(pp, gbuf, losses);
-                pos = losses[0];
-                neg = losses[1];
-                total = losses[2];
-            }
+            sample_part sum;
+            if (batch_gradient(&sc, cache, order + b0, B, nv, np, &sb, &sum)) goto done;
+            bool finite = set_grads(&sc, sb.acc, &sum);
+            double pos = sum.loss[0], neg = sum.loss[1], total = sum.loss[2];
             int64_t step = st.steps;
             if (!finite) {
                 if (!strcmp(c->nan_policy, "stop")) {
                     mv_error("train: non-finite loss or gradient at epoch %d step %lld (total %g); --nan_policy skip skips such batches", epoch, (long long)step, total);
-                    mvt_release(centers32);
                     goto done;
                 }
                 mvead_log("train: skipping batch at epoch %d step %lld: non-finite loss/gradient", epoch, (long long)step);
-                mvn_adamw_zero_grad(opt);
             } else {
                 mvn_adamw_step(opt);
             }
-            if (log_append(&st, pos, neg, total, epoch)) { mvt_release(centers32); goto done; }
-            ep_total += total * B;
+            drop_grads(sc.params);
+            if (log_append(&st, pos, neg, total, epoch)) goto done;
             char extra[96];
             snprintf(extra, sizeof extra, "ep %d loss %.4f (pos %.4f neg %.4f)", epoch + 1, total, pos, neg);
             mvead_progress_update(&pr, (int64_t)epoch * steps_per_epoch + b0 / c->batch + 1, extra);
         }
         st.epochs_done = epoch + 1;
-        if (R == 0 && (mvead_checkpoint_save(p.checkpoint, c, &st, opt) || write_loss_csv(p.loss_csv, &st))) {
-            mvt_release(centers32);
-            goto done;
-        }
+        if (R == 0 && (mvead_checkpoint_save(p.checkpoint, c, &st, opt) || write_loss_csv(p.loss_csv, &st))) goto done;
         if (getenv("MVEAD_TEST_DIE_AFTER_EPOCH") && atoi(getenv("MVEAD_TEST_DIE_AFTER_EPOCH")) == epoch + 1) {
             /* fault injection for the resume tests: die like a SIGKILL, right after a checkpoint */
             _exit(137);
         }
-        (void)ep_total;
     }
     mvead_progress_finish(&pr);
-    mva_set_keep_intermediate_grads(keep_prev);
-    mvt_release(centers32);
     if (R == 0 && (st.epochs_done == 0 || c->epochs == st.epochs_done)) {
         if (mvead_checkpoint_save(p.checkpoint, c, &st, opt) || write_loss_csv(p.loss_csv, &st)) goto done;
     }
@@ -614,16 +692,20 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
     rc = 0;
 done:
     mva_tape_clear();
+    mva_set_keep_intermediate_grads(keep_prev);
     if (opt) mvn_adamw_free(opt);
     mvead_state_free(&st);
     mvt_release(static_mask);
+    mvt_release(centers32);
     mvd_cache_close(cache);
-    free(zbuf);
-    free(obuf);
     free(order);
     free(nv);
     free(np);
-    free(gbuf);
+    free(sb.z);
+    free(sb.g);
+    free(sb.acc);
+    free(sb.held);
+    free(sb.parts);
     /* Only rank 0 writes the checkpoint: nobody reads it (next stage) before it is
      * in place. A rank that failed returns at once (main ends the job): waiting
      * here could pair with another rank's collective. */

@@ -30,7 +30,7 @@ fi
 
 # halt at the first error with a full report; leaks are errors; the library's
 # OpenMP/BLAS thread pools are process-lifetime by design (see fuzz/lsan.supp).
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:abort_on_error=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:abort_on_error=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$SRC/fuzz/lsan.supp:print_suppressions=0}
 # fork mode stays on: a sanitizer abort then fails one test, not the suite

@@ -321,8 +321,8 @@ START_TEST(test_group_and_categories) {
     double s[] = {0.1, 0.7, 0.4, 0.2, 0.9, 0.3};
     uint8_t y[] = {0, 0, 0, 1, 1, 0};
     int64_t g[] = {0, 0, 1, 1, 2, 2};
-    double gs[3];
-    uint8_t gl[3];
+    double gs[4];   /* room for the 4-group call below */
+    uint8_t gl[4];
     ck_assert_int_eq(mvs_group_max(s, y, g, 6, 3, gs, gl), 0);
     ck_assert(gs[0] == 0.7 && gs[1] == 0.4 && gs[2] == 0.9);
     ck_assert(gl[0] == 0 && gl[1] == 1 && gl[2] == 1);
