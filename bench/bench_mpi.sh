@@ -2,9 +2,10 @@
 # bench_mpi: scaling of `mvead extract` and `mvead train` with 1 and 2 MPI
 # ranks on this machine (one OpenMP thread per rank, so the speed-up is the
 # MPI one), printed as seconds and speed-up, and the communication volume of
-# one data-parallel training step: every rank sends its gradient (parameter
-# count x 4 bytes) to rank 0 and receives the sum back (the same again), for
-# the run's EAM and for the DINOv2 widths.
+# one data-parallel training step: rank 0 gathers every sample's gradient
+# (B x params x 4 bytes, so the sum runs in sample order and is bitwise that of
+# one process) and broadcasts the sum (params x 4 bytes), for the run's EAM and
+# for the DINOv2 widths.
 # `make bench` copies this script to <builddir>/bench/bench_mpi (mvead/mpi.mk);
 # bench/run.sh runs it. Environment: MVEAD_BIN (default ../mvead/mvead next to
 # this script), MVEAD_MPIRUN (default mpirun), BENCH_MPI_TRAIN (training
@@ -71,15 +72,17 @@ if command -v h5ls >/dev/null 2>&1 && [ -f runs/r1/checkpoint.h5 ]; then
         s = $0; sub(/.*\{/, "", s); sub(/\}.*/, "", s); n = split(s, d, ","); p = 1; for (i = 1; i <= n; i++) p *= d[i] + 0; t += p }
         END { print t + 0 }')
 fi
-echo "communication per training step, per rank: gradient to rank 0 + sum back = params x 4 B x 2"
-echo "(plus 3 doubles of loss and 10 int64 flags; rank 0 receives (P-1) gradients per step)"
-printf "%-22s %6s %12s %14s\n" "EAM" "D" "params" "bytes/step"
+B=${BENCH_MPI_BATCH:-8}
+echo "communication per training step (batch B = $B): per-sample gradients gathered to rank 0 + sum broadcast"
+echo "= (B + 1) x params x 4 B at most (rank 0's own samples stay local; plus ~104 B per sample of losses and flags)"
+printf "%-22s %6s %12s %16s\n" "EAM" "D" "params" "bytes/step"
+vol() { awk -v p="$1" -v b="$B" 'BEGIN { v = (b + 1) * p * 4; printf "%16.0f  (%.2f MiB)", v, v / 1048576 }'; }
 if [ "$params" -gt 0 ]; then
-    printf "%-22s %6s %12d %14d  (%.2f MiB)\n" "this run (tiny)" 96 "$params" $((params * 8)) "$(awk -v b=$((params * 8)) 'BEGIN { print b / 1048576 }')"
+    printf "%-22s %6s %12d %s\n" "this run (tiny)" 96 "$params" "$(vol "$params")"
 fi
 for w in vits14:384 vitb14:768 vitl14:1024 vitg14:1536; do
     name=${w%%:*} D=${w##*:}
     p=$((4 * D * D + 6 * D))   # wq, wk, wv, wo (D x D), their 4 biases, LayerNorm weight + bias
-    printf "%-22s %6d %12d %14d  (%.2f MiB)\n" "$name" "$D" "$p" $((p * 8)) "$(awk -v b=$((p * 8)) 'BEGIN { print b / 1048576 }')"
+    printf "%-22s %6d %12d %s\n" "$name" "$D" "$p" "$(vol "$p")"
 done
 exit 0
