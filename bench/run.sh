@@ -16,6 +16,7 @@
 #   MVEAD_BENCH_TIMEOUT     seconds per program (default 900 quick, 7200 full)
 # Missing peers are reported as skipped, never faked. Asserts nothing.
 set -u
+export PYTHONDONTWRITEBYTECODE=1   # the peers import bench/peers/common.py: no __pycache__ in the source tree
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
   echo "usage: $0 BUILDDIR (the directory where make built bench/bench_*)" >&2
   exit 2
@@ -35,7 +36,7 @@ NCPU=$(nproc 2>/dev/null || echo 1)
 if [ -n "${MVEAD_BENCH_THREADS:-}" ]; then
   THREADS="$MVEAD_BENCH_THREADS"; VIT_ALL_THREADS=1
 else
-  THREADS=$( (echo 1; echo "$NCPU") | sort -n -u | tr '\n' ' ')
+  THREADS=$( (echo 1; echo "$NCPU") | sort -n -u | tr '\n' ' ' | sed 's/ $//')
   VIT_ALL_THREADS=$((1 - QUICK))
 fi
 TMAX=$(for t in $THREADS; do echo "$t"; done | sort -n | tail -1)
