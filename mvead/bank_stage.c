@@ -78,8 +78,8 @@ int mvead_stage_bank(const mvead_config *c) {
         mvh5_attr_set_str(w.file, ".", "backbone_hash", in->backbone_hash)) goto done;
     if (mvh5_commit(&w)) goto done;
     w.file = -1;
-    mvead_log("bank: %d bank(s) of %lld of %lld patches (%s coreset %.3g) -> %s", n_banks, (long long)m, (long long)rows,
-              c->coreset_mode, c->coreset_ratio, p.bank);
+    mvead_log("bank: %d bank(s) of %lld of %lld patches (%s coreset %.3g) -> %s (peak RSS %.0f MiB)", n_banks, (long long)m,
+              (long long)rows, c->coreset_mode, c->coreset_ratio, p.bank, mvead_peak_rss_mib());
     rc = 0;
 done:
     if (w.file >= 0) mvh5_abort(&w);

@@ -221,8 +221,8 @@ int mvead_stage_eval(const mvead_config *c) {
         snprintf(tmp, sizeof tmp, "%s.tmp", p.metrics);
         int wrc = json_object_to_file_ext(tmp, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
         if (!wrc && rename(tmp, p.metrics)) wrc = -1;
-        mvead_log("eval: %lld samples, %d categories: sample AUROC %.4f AP %.4f | image AUROC %.4f AP %.4f | pixel AUROC %.4f AUPRO %.4f -> %s",
-                  (long long)S, n_cat, mean.v[2], mean.v[3], mean.v[0], mean.v[1], mean.v[4], mean.v[6], p.metrics);
+        mvead_log("eval: %lld samples, %d categories: sample AUROC %.4f AP %.4f | image AUROC %.4f AP %.4f | pixel AUROC %.4f AUPRO %.4f -> %s (peak RSS %.0f MiB)",
+                  (long long)S, n_cat, mean.v[2], mean.v[3], mean.v[0], mean.v[1], mean.v[4], mean.v[6], p.metrics, mvead_peak_rss_mib());
         free(sel);
         free(cats);
         free(cat_of);

@@ -246,7 +246,8 @@ static int extract_split(const mvead_config *c, mvn_vit *m, const char *hash, co
         mvead_mpi_bcast(&rc0, sizeof rc0, 0);
         if (rc0 && !rc) rc = mv_error("extract %s: rank 0 could not finish the cache (see its message)", split);
     }
-    if (!rc) mvead_log("extract: %s: %lld samples x %d views x %d patches x %d dims -> %s", split, (long long)S, V, N, D, path);
+    if (!rc) mvead_log("extract: %s: %lld samples x %d views x %d patches x %d dims -> %s (peak RSS %.0f MiB)", split,
+                       (long long)S, V, N, D, path, mvead_peak_rss_mib());
 out:
     if (ld) mvd_loader_close(ld);
     if (w) mvd_cache_close_writer(w);

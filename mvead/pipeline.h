@@ -44,6 +44,7 @@ typedef struct {
     int epochs_done;
     int64_t steps;
     double *log_pos, *log_neg, *log_total;   /* per step */
+    double *log_grad_norm;                   /* per step: L2 norm of the whole gradient */
     int64_t *log_epoch;
 } mvead_state;
 

@@ -21,6 +21,8 @@ void mvead_progress_start(mvead_progress *p, const char *label, int64_t total);
 void mvead_progress_update(mvead_progress *p, int64_t done, const char *extra);
 void mvead_progress_finish(mvead_progress *p);
 double mvead_now(void);   /* monotonic seconds */
+/* Peak resident memory of this process so far, in MiB (stage summaries report it). */
+double mvead_peak_rss_mib(void);
 /* Log line to stderr unless quiet. */
 void mvead_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #endif

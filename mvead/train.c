@@ -41,6 +41,7 @@ void mvead_state_free(mvead_state *s) {
     free(s->log_pos);
     free(s->log_neg);
     free(s->log_total);
+    free(s->log_grad_norm);
     free(s->log_epoch);
     memset(s, 0, sizeof *s);
 }
@@ -63,19 +64,22 @@ uint8_t *mvead_support_mask(const mvead_config *c, const char *calib_path, int V
 
 /* ---- checkpoint ------------------------------------------------------------ */
 
-static int log_append(mvead_state *s, double pos, double neg, double total, int64_t epoch) {
+static int log_append(mvead_state *s, double pos, double neg, double total, double grad_norm, int64_t epoch) {
     int64_t n = s->steps + 1;
     double *a = realloc(s->log_pos, sizeof(double) * n), *b = a ? realloc(s->log_neg, sizeof(double) * n) : NULL;
     if (a) s->log_pos = a;
     if (b) s->log_neg = b;
     double *t = b ? realloc(s->log_total, sizeof(double) * n) : NULL;
     if (t) s->log_total = t;
-    int64_t *e = t ? realloc(s->log_epoch, sizeof(int64_t) * n) : NULL;
+    double *g = t ? realloc(s->log_grad_norm, sizeof(double) * n) : NULL;
+    if (g) s->log_grad_norm = g;
+    int64_t *e = g ? realloc(s->log_epoch, sizeof(int64_t) * n) : NULL;
     if (!e) return mv_error("out of memory for the loss log");
     s->log_epoch = e;
     s->log_pos[s->steps] = pos;
     s->log_neg[s->steps] = neg;
     s->log_total[s->steps] = total;
+    s->log_grad_norm[s->steps] = grad_norm;
     s->log_epoch[s->steps] = epoch;
     s->steps = n;
     return 0;
@@ -136,6 +140,7 @@ int mvead_checkpoint_save(const char *path, const mvead_config *c, const mvead_s
         rc |= mvh5_write_f64(f, "log/pos", 1, sh, s->steps ? s->log_pos : &zero);
         rc |= mvh5_write_f64(f, "log/neg", 1, sh, s->steps ? s->log_neg : &zero);
         rc |= mvh5_write_f64(f, "log/total", 1, sh, s->steps ? s->log_total : &zero);
+        rc |= mvh5_write_f64(f, "log/grad_norm", 1, sh, s->steps ? s->log_grad_norm : &zero);
         rc |= mvh5_write_i64(f, "log/epoch", 1, sh, s->steps ? s->log_epoch : &zi);
     }
     if (rc) {
@@ -152,7 +157,7 @@ int mvead_checkpoint_load(const char *path, mvead_state *s, mvn_adamw *opt) {
     memset(s, 0, sizeof *s);
     int64_t epochs, steps, has_eam, dim = 0, heads = 0;
     int rc = -1;
-    mvt_tensor *lp = NULL, *ln = NULL, *lt = NULL, *le = NULL;
+    mvt_tensor *lp = NULL, *ln = NULL, *lt = NULL, *le = NULL, *lg = NULL;
     if (mvh5_attr_get_int(f, ".", "epochs_done", &epochs, path) || mvh5_attr_get_int(f, ".", "steps", &steps, path) ||
         mvh5_attr_get_int(f, ".", "has_eam", &has_eam, path)) goto done;
     if (epochs < 0 || steps < 0) { mv_error("%s: negative epoch/step counters", path); goto done; }
@@ -209,14 +214,17 @@ int mvead_checkpoint_load(const char *path, mvead_state *s, mvn_adamw *opt) {
     lt = ln ? mvh5_read_tensor(f, "log/total", MVT_F64, 1, sh, path) : NULL;
     le = lt ? mvh5_read_tensor(f, "log/epoch", MVT_I64, 1, sh, path) : NULL;
     if (!le) goto done;
+    lg = mvh5_read_tensor(f, "log/grad_norm", MVT_F64, 1, sh, path);
+    if (!lg) goto done;
     for (int64_t i = 0; i < steps; i++)
-        if (log_append(s, mvt_f64(lp)[i], mvt_f64(ln)[i], mvt_f64(lt)[i], mvt_i64(le)[i])) goto done;
+        if (log_append(s, mvt_f64(lp)[i], mvt_f64(ln)[i], mvt_f64(lt)[i], mvt_f64(lg)[i], mvt_i64(le)[i])) goto done;
     rc = 0;
 done:
     mvt_release(lp);
     mvt_release(ln);
     mvt_release(lt);
     mvt_release(le);
+    mvt_release(lg);
     H5Fclose(f);
     if (rc) mvead_state_free(s);
     return rc;
@@ -227,9 +235,10 @@ static int write_loss_csv(const char *path, const mvead_state *s) {
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *fp = fopen(tmp, "w");
     if (!fp) return mv_error("%s: cannot write: %s", tmp, strerror(errno));
-    fprintf(fp, "step,epoch,pos,neg,total\n");
+    fprintf(fp, "step,epoch,pos,neg,total,grad_norm\n");
     for (int64_t i = 0; i < s->steps; i++)
-        fprintf(fp, "%lld,%lld,%.9g,%.9g,%.9g\n", (long long)i, (long long)s->log_epoch[i], s->log_pos[i], s->log_neg[i], s->log_total[i]);
+        fprintf(fp, "%lld,%lld,%.9g,%.9g,%.9g,%.9g\n", (long long)i, (long long)s->log_epoch[i], s->log_pos[i], s->log_neg[i],
+                s->log_total[i], s->log_grad_norm[i]);
     if (fclose(fp)) return mv_error("%s: write failed", tmp);
     if (rename(tmp, path)) return mv_error("%s: cannot rename into place", path);
     return 0;
@@ -538,16 +547,25 @@ static int batch_gradient(const step_ctx *s, mvd_cache *cache, const int64_t *sa
 /* The summed gradient into the parameters' .grad (a parameter no sample
  * reached keeps none: AdamW skips it). Returns whether loss and gradient
  * are finite (the same answer on every rank). */
-static bool set_grads(const step_ctx *s, const float *acc, const sample_part *sum) {
+static bool set_grads(const step_ctx *s, const float *acc, const sample_part *sum, double *grad_norm,
+                      const char **bad_tensor) {
     bool finite = isfinite(sum->loss[2]);
-    for (int64_t j = 0; finite && j < s->n_grad; j++) finite = isfinite(acc[j]);
+    *bad_tensor = finite ? NULL : "loss";
+    double sq = 0;   /* in parameter order: the same on every rank and thread count */
     int64_t off = 0;
     for (int k = 0; k < MVEAD_EAM_NPARAMS; k++) {
         mva_var *p = s->params[k];
+        int64_t n = mvt_numel(p->value);
+        for (int64_t j = 0; j < n; j++) {
+            double g = acc[off + j];
+            if (!isfinite(g) && !*bad_tensor) { *bad_tensor = mvead_eam_param_names[k]; finite = false; }
+            sq += g * g;
+        }
         mvt_release(p->grad);
         p->grad = sum->has[k] ? mvt_from_data(MVT_F32, p->value->ndim, p->value->shape, acc + off) : NULL;
-        off += mvt_numel(p->value);
+        off += n;
     }
+    *grad_norm = sqrt(sq);
     return finite;
 }
 
@@ -658,22 +676,26 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
             mvead_draw_negatives(&rng, B, V, N, nv, np);   /* the whole batch's draws on every rank */
             sample_part sum;
             if (batch_gradient(&sc, cache, order + b0, B, nv, np, &sb, &sum)) goto done;
-            bool finite = set_grads(&sc, sb.acc, &sum);
+            double grad_norm;
+            const char *bad;
+            bool finite = set_grads(&sc, sb.acc, &sum, &grad_norm, &bad);
             double pos = sum.loss[0], neg = sum.loss[1], total = sum.loss[2];
             int64_t step = st.steps;
             if (!finite) {
                 if (!strcmp(c->nan_policy, "stop")) {
-                    mv_error("train: non-finite loss or gradient at epoch %d step %lld (total %g); --nan_policy skip skips such batches", epoch, (long long)step, total);
+                    mv_error("train: non-finite %s%s at epoch %d step %lld (total loss %g); --nan_policy skip skips such batches",
+                             strcmp(bad, "loss") ? "gradient of EAM parameter " : "", bad, epoch, (long long)step, total);
                     goto done;
                 }
-                mvead_log("train: skipping batch at epoch %d step %lld: non-finite loss/gradient", epoch, (long long)step);
+                mvead_log("train: skipping batch at epoch %d step %lld: non-finite %s%s", epoch, (long long)step,
+                          strcmp(bad, "loss") ? "gradient of EAM parameter " : "", bad);
             } else {
                 mvn_adamw_step(opt);
             }
             drop_grads(sc.params);
-            if (log_append(&st, pos, neg, total, epoch)) goto done;
+            if (log_append(&st, pos, neg, total, grad_norm, epoch)) goto done;
             char extra[96];
-            snprintf(extra, sizeof extra, "ep %d loss %.4f (pos %.4f neg %.4f)", epoch + 1, total, pos, neg);
+            snprintf(extra, sizeof extra, "ep %d loss %.4f (pos %.4f neg %.4f) |g| %.3g", epoch + 1, total, pos, neg, grad_norm);
             mvead_progress_update(&pr, (int64_t)epoch * steps_per_epoch + b0 / c->batch + 1, extra);
         }
         st.epochs_done = epoch + 1;
@@ -687,8 +709,8 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
     if (R == 0 && (st.epochs_done == 0 || c->epochs == st.epochs_done)) {
         if (mvead_checkpoint_save(p.checkpoint, c, &st, opt) || write_loss_csv(p.loss_csv, &st)) goto done;
     }
-    mvead_log("train: %d epochs, %lld steps, final loss %.5f -> %s", st.epochs_done, (long long)st.steps,
-              st.steps ? st.log_total[st.steps - 1] : 0.0, p.checkpoint);
+    mvead_log("train: %d epochs, %lld steps, final loss %.5f -> %s (peak RSS %.0f MiB)", st.epochs_done, (long long)st.steps,
+              st.steps ? st.log_total[st.steps - 1] : 0.0, p.checkpoint, mvead_peak_rss_mib());
     rc = 0;
 done:
     mva_tape_clear();

@@ -133,6 +133,14 @@ expect 0 "report regenerates r1's report" -- "$BIN" report --runs "$RUNS" --name
 # ---- resume after a kill == uninterrupted ---------------------------------------------
 FEAT=$RUNS/r1/features
 TRAIN=("$BIN" train --config "$RUNS/r1/config.json" --cache "$FEAT" --epochs 2 --quiet)
+
+# ---- numerics: a diverging run stops naming the step, or skips the batch -----------------
+expect 1 "train with lr 1e30 stops on a non-finite loss" -- "${TRAIN[@]}" --name diverge --epochs 3 --lr 1e30
+contains "$ERR" "non-finite" "the error says what was not finite"
+contains "$ERR" "step 1" "the error names the step"
+expect 0 "train with lr 1e30 --nan_policy skip finishes" -- "${TRAIN[@]}" --name diverge --epochs 3 --lr 1e30 --nan_policy skip
+contains "$RUNS/diverge/loss.csv" "grad_norm" "loss.csv logs the gradient norm"
+
 expect 137 "train killed after epoch 1" -- env MVEAD_TEST_DIE_AFTER_EPOCH=1 "${TRAIN[@]}" --name resumed
 expect 0 "train --resume finishes" -- "${TRAIN[@]}" --name resumed --resume
 expect 0 "uninterrupted 2-epoch train" -- "${TRAIN[@]}" --name straight
