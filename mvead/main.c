@@ -286,47 +286,44 @@ out:
 
 /* ---- stages ----------------------------------------------------------------------- */
 
-static int cmd_extract(int argc, char **argv) {
+/* A stage command: parse its options, write config.json, run the stage. */
+typedef struct {
+    const char *name, *summary;
+    const char *const *accepted;
+    int (*run)(const mvead_config *c);
+} stage_command;
+
+static int run_train(const mvead_config *c) { return mvead_stage_train(c, c->resume); }
+
+static const stage_command STAGES[] = {
+    {"extract", "Runs the frozen backbone over the dataset (train and test splits) and stores\n"
+                "the block-k patch features in <cache>/{train,test}.h5 (resumable).",
+     EXTRACT_OPTS, mvead_stage_extract},
+    {"train", "Pre-trains the Epipolar Attention Module on the cached training features\n"
+              "(objective none | deepsvdd | mcp | mcp+reg); writes checkpoint.h5 every epoch\n"
+              "and loss.csv; --resume continues an interrupted run to the same result.",
+     TRAIN_OPTS, run_train},
+    {"bank", "Builds the memory bank(s) from the fused features of every training patch\n"
+             "(per view or pooled), subsampled by greedy coreset; writes bank.h5.",
+     BANK_OPTS, mvead_stage_bank},
+    {"eval", "Scores the test split against the bank (patch, image, sample scores and\n"
+             "anomaly maps) and writes metrics.json (AUROC/AP at sample, image and pixel\n"
+             "level, AUPRO), scores.h5 and heatmap overlays.",
+     EVAL_OPTS, mvead_stage_eval},
+};
+
+static int cmd_stage(const stage_command *s, int argc, char **argv) {
     mvead_config c;
     char *pos[1];
-    int np, r = parse(&c, "extract", "Runs the frozen backbone over the dataset (train and test splits) and stores\n"
-                                     "the block-k patch features in <cache>/{train,test}.h5 (resumable).",
-                      EXTRACT_OPTS, argc, argv, pos, 0, &np, true);
+    int np, r = parse(&c, s->name, s->summary, s->accepted, argc, argv, pos, 0, &np, true);
     if (r >= 0) return r;
-    return mvead_stage_extract(&c) ? fail("extract") : 0;
+    return s->run(&c) ? fail(s->name) : 0;
 }
 
-static int cmd_train(int argc, char **argv) {
-    mvead_config c;
-    char *pos[1];
-    int np, r = parse(&c, "train", "Pre-trains the Epipolar Attention Module on the cached training features\n"
-                                   "(objective none | deepsvdd | mcp | mcp+reg); writes checkpoint.h5 every epoch\n"
-                                   "and loss.csv; --resume continues an interrupted run to the same result.",
-                      TRAIN_OPTS, argc, argv, pos, 0, &np, true);
-    if (r >= 0) return r;
-    return mvead_stage_train(&c, c.resume) ? fail("train") : 0;
-}
-
-static int cmd_bank(int argc, char **argv) {
-    mvead_config c;
-    char *pos[1];
-    int np, r = parse(&c, "bank", "Builds the memory bank(s) from the fused features of every training patch\n"
-                                  "(per view or pooled), subsampled by greedy coreset; writes bank.h5.",
-                      BANK_OPTS, argc, argv, pos, 0, &np, true);
-    if (r >= 0) return r;
-    return mvead_stage_bank(&c) ? fail("bank") : 0;
-}
-
-static int cmd_eval(int argc, char **argv) {
-    mvead_config c;
-    char *pos[1];
-    int np, r = parse(&c, "eval", "Scores the test split against the bank (patch, image, sample scores and\n"
-                                  "anomaly maps) and writes metrics.json (AUROC/AP at sample, image and pixel\n"
-                                  "level, AUPRO), scores.h5 and heatmap overlays.",
-                      EVAL_OPTS, argc, argv, pos, 0, &np, true);
-    if (r >= 0) return r;
-    return mvead_stage_eval(&c) ? fail("eval") : 0;
-}
+static int cmd_extract(int argc, char **argv) { return cmd_stage(&STAGES[0], argc, argv); }
+static int cmd_train(int argc, char **argv) { return cmd_stage(&STAGES[1], argc, argv); }
+static int cmd_bank(int argc, char **argv) { return cmd_stage(&STAGES[2], argc, argv); }
+static int cmd_eval(int argc, char **argv) { return cmd_stage(&STAGES[3], argc, argv); }
 
 static int cmd_run(int argc, char **argv) {
     mvead_config c;
