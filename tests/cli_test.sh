@@ -10,24 +10,10 @@
 # Uses h5dump (Debian hdf5-tools) when present; prints SKIP lines otherwise.
 set -u
 
-BIN=${MVEAD_BIN:-$(dirname "$0")/../mvead/mvead}
-if [ ! -x "$BIN" ]; then
-    echo "cli_test: MVEAD_BIN ($BIN) is not an executable"
-    exit 1
-fi
-T=$(mktemp -d "${TMPDIR:-/tmp}/mvead_cli.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-PASS=0
-FAIL=0
-OUT=$T/stdout
-ERR=$T/stderr
+BAD_TAIL=5
+. "$(dirname "$0")/testlib.sh"
+testlib_init cli
 
-ok() { PASS=$((PASS + 1)); echo "ok   - $1"; }
-bad() {
-    FAIL=$((FAIL + 1))
-    echo "FAIL - $1"
-    if [ -s "$ERR" ]; then sed 's/^/       stderr: /' "$ERR" | tail -5; fi
-}
 
 # expect RC DESCRIPTION -- command...   (stdout in $OUT, stderr in $ERR)
 expect() {
@@ -242,5 +228,4 @@ else
     echo "SKIP chromium"
 fi
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" = 0 ]
+testlib_finish

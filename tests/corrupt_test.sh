@@ -21,29 +21,15 @@
 # those cases print SKIP without them.
 set -u
 
-BIN=${MVEAD_BIN:-$(dirname "$0")/../mvead/mvead}
-if [ ! -x "$BIN" ]; then
-    echo "corrupt_test: MVEAD_BIN ($BIN) is not an executable"
-    exit 1
-fi
-T=$(mktemp -d "${TMPDIR:-/tmp}/mvead_corrupt.XXXXXX")
-trap 'rm -rf "$T"' EXIT
+BAD_TAIL=8
+. "$(dirname "$0")/testlib.sh"
+testlib_init corrupt
 if [ "${MVEAD_LONG:-0}" = 1 ]; then FLIPS=${MVEAD_CORRUPT_FLIPS:-25}; else FLIPS=${MVEAD_CORRUPT_FLIPS:-3}; fi
 RANDOM=${MVEAD_CORRUPT_SEED:-20240301}
 HAVE_H5DUMP=0
 command -v h5dump >/dev/null 2>&1 && HAVE_H5DUMP=1
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-PASS=0
-FAIL=0
-OUT=$T/stdout
-ERR=$T/stderr
 
-ok() { PASS=$((PASS + 1)); echo "ok   - $1"; }
-bad() {
-    FAIL=$((FAIL + 1))
-    echo "FAIL - $1"
-    if [ -s "$ERR" ]; then sed 's/^/       stderr: /' "$ERR" | tail -8; fi
-}
 
 # run_cmd: runs "$@" with a time limit; sets RC. A hang shows as 124.
 run_cmd() {
@@ -361,5 +347,4 @@ for ((n = 0; n < FLIPS; n++)); do
     else bad "$desc: exit $RC without naming $jname"; fi
 done
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" = 0 ]
+testlib_finish

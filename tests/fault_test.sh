@@ -23,32 +23,18 @@
 # compare HDF5 files: SKIP (77) without it; timeout(1) from coreutils.
 set -u
 
-BIN=${MVEAD_BIN:-$(dirname "$0")/../mvead/mvead}
-if [ ! -x "$BIN" ]; then
-    echo "fault_test: MVEAD_BIN ($BIN) is not an executable"
-    exit 1
-fi
+BAD_TAIL=6
+. "$(dirname "$0")/testlib.sh"
+testlib_init fault
 if ! command -v h5dump >/dev/null 2>&1; then
     echo "SKIP fault_test: h5dump not found (Debian: apt-get install hdf5-tools)"
     exit 77
 fi
-T=$(mktemp -d "${TMPDIR:-/tmp}/mvead_fault.XXXXXX")
-trap 'rm -rf "$T"' EXIT
 SEED=${MVEAD_FAULT_SEED:-$(date +%s)}
 RANDOM=$SEED
 echo "# kill times from MVEAD_FAULT_SEED=$SEED"
 LONG=${MVEAD_LONG:-0}
-PASS=0
-FAIL=0
-OUT=$T/stdout
-ERR=$T/stderr
 
-ok() { PASS=$((PASS + 1)); echo "ok   - $1"; }
-bad() {
-    FAIL=$((FAIL + 1))
-    echo "FAIL - $1"
-    if [ -s "$ERR" ]; then sed 's/^/       stderr: /' "$ERR" | tail -6; fi
-}
 
 # run_cmd THREADS KILL_AFTER command...: sets RC (137: killed). KILL_AFTER 0 = no limit but 300 s.
 run_cmd() {
@@ -210,5 +196,4 @@ for spec in "${specs[@]}"; do
 done
 [ "$LONG" = 1 ] || echo "SKIP a repeated 2-thread run from scratch (set MVEAD_LONG=1)"
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" = 0 ]
+testlib_finish
