@@ -18,11 +18,25 @@ B=${1:-${MVEAD_ASAN_BUILD:-${TMPDIR:-/tmp}/mvead-build-asan}}
 [ $# -gt 0 ] && shift
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
+mkdir -p "$B"
+# A source tree configured in place refuses out-of-tree builds: build from a
+# clean copy of its sources (tracked and untracked-but-not-ignored files).
+if [ -f "$SRC/config.status" ]; then
+    COPY=$B/src
+    rm -rf "$COPY" && mkdir -p "$COPY"
+    (cd "$SRC" && git ls-files -z -co --exclude-standard | tar --null -T - -cf -) | tar -C "$COPY" -xf - ||
+        { echo "check-asan: cannot copy the sources of $SRC"; exit 1; }
+    # the copy's ../shared is not the checkout's: keep the fixtures where tests find them
+    export MVEAD_FIXTURES=${MVEAD_FIXTURES:-$SRC/../shared/fixtures}
+    (cd "$COPY" && autoreconf -fi >/dev/null 2>&1) || { echo "check-asan: autoreconf failed in $COPY"; exit 1; }
+    SRC=$COPY
+    B=$B/build
+    mkdir -p "$B"
+fi
 if [ ! -x "$SRC/configure" ]; then
     echo "check-asan: $SRC/configure missing (run autoreconf -fi in $SRC)"
     exit 1
 fi
-mkdir -p "$B"
 cd "$B" || exit 1
 if [ ! -f Makefile ] || ! grep -q '^SAN_CFLAGS = -fsanitize' Makefile; then
     "$SRC/configure" -q --enable-sanitizers CFLAGS="${CFLAGS:--g -O1}" || { echo "check-asan: configure failed"; exit 1; }
