@@ -26,4 +26,8 @@ pass=$(cat $trs_files /dev/null | grep -c '^:test-result: PASS')
 fail=$(cat $trs_files /dev/null | grep -c '^:test-result: \(FAIL\|ERROR\|XPASS\)')
 skip=$(cat $trs_files /dev/null | grep -c '^:test-result: SKIP')
 echo "tests: $pass passed, $fail failed, $skip skipped"
+# the sanitizer build is scratch unless the caller named it
+if [ -z "${MVEAD_ASAN_BUILD:-}" ] && [ -n "${asan_dir:-}" ] && [ "$rc" -eq 0 ] && [ "$fail" -eq 0 ]; then
+  rm -rf "$asan_dir"
+fi
 [ "$rc" -eq 0 ] && [ "$fail" -eq 0 ]
