@@ -85,7 +85,8 @@ int mvh5_check_superblock(const char *path) {
     fclose(fp);
     if (n < sizeof head || memcmp(head, sig, 8)) return mv_error("%s: not an HDF5 file (truncated or corrupt?)", path);
     if (head[8] < 2)
-        return mv_error("%s: HDF5 superblock version %d without metadata checksums: not written by this mvead", path, head[8]);
+        return mv_error("%s: HDF5 superblock version %d has no metadata checksums: written by another tool or an "
+                        "older mvead (re-create it: extract, train or bank again)", path, head[8]);
     return 0;
 }
 

@@ -6,7 +6,11 @@
  * size); the correspondences of all samples are pooled and fitted by RANSAC
  * around the normalised 8-point algorithm. Patch centres are quantised to the
  * patch grid, so a RANSAC threshold of a fraction of the patch size (not the
- * 1 px default) is the sensible choice. Called by mvead/main.c. */
+ * 1 px default) is the sensible choice. Before matching, the mean feature of
+ * each patch position (over every sample and view) is subtracted: ViT
+ * features carry their position embedding, and without this the patches at
+ * the same grid position of two views match each other, which fits a
+ * degenerate F exactly. Called by mvead/main.c. */
 #include "mvead/commands.h"
 #include "data/cache.h"
 #include "mvead/progress.h"
@@ -59,6 +63,7 @@ int mvead_calibrate_from_cache(const char *cache_path, const mvg_ransac_opts *o,
     corr_list *lists = NULL;
     float *z = NULL;
     int *row_best = NULL, *col_best = NULL;
+    double *pos_mean = NULL;
     if (V < 2 || V > MVG_MAX_VIEWS) { mv_error("%s: %d views, calibration needs 2..%d", cache_path, V, MVG_MAX_VIEWS); goto done; }
     if (S < 1) { mv_error("%s: no samples", cache_path); goto done; }
     lists = calloc((size_t)n_pairs, sizeof *lists);
@@ -66,10 +71,24 @@ int mvead_calibrate_from_cache(const char *cache_path, const mvg_ransac_opts *o,
     row_best = malloc(sizeof(int) * (size_t)N);
     col_best = malloc(sizeof(int) * (size_t)N);
     if (!lists || !z || !row_best || !col_best) { mv_error("calibrate: out of memory"); goto done; }
+    /* mean feature per patch position, accumulated in double */
+    pos_mean = calloc((size_t)N * D, sizeof(double));
+    if (!pos_mean) { mv_error("calibrate: out of memory"); goto done; }
     mvead_progress pr;
+    mvead_progress_start(&pr, "calibrate: means", S);
+    for (int64_t s = 0; s < S; s++) {
+        if (mvd_cache_read(c, s, z)) goto done;
+        for (int v = 0; v < V; v++)
+            for (size_t k = 0; k < (size_t)N * D; k++) pos_mean[k] += z[(size_t)v * N * D + k];
+        mvead_progress_update(&pr, s + 1, NULL);
+    }
+    mvead_progress_finish(&pr);
+    for (size_t k = 0; k < (size_t)N * D; k++) pos_mean[k] /= (double)(S * V);
     mvead_progress_start(&pr, "calibrate: matches", S);
     for (int64_t s = 0; s < S; s++) {
         if (mvd_cache_read(c, s, z)) goto done;
+        for (int v = 0; v < V; v++)
+            for (size_t k = 0; k < (size_t)N * D; k++) z[(size_t)v * N * D + k] -= (float)pos_mean[k];
         normalise_rows(z, (int64_t)V * N, D);
         int64_t shp[3] = {V, N, D};
         mvt_tensor *feat = mvt_from_data(MVT_F32, 3, shp, z);
@@ -152,6 +171,7 @@ done:
         }
     free(lists);
     free(z);
+    free(pos_mean);
     free(row_best);
     free(col_best);
     mvd_cache_close(c);

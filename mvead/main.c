@@ -18,6 +18,7 @@
 #include "nn/weights.h"
 #include "tensor/error.h"
 #include "tensor/tensor.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,8 +207,22 @@ static int cmd_calibrate(int argc, char **argv) {
     if (mvg_calibration_write_json(out, &cal)) return fail("calibrate");
     for (int a = 0; a < cal.V; a++)
         for (int b = 0; b < cal.V; b++)
-            if (a < b && cal.n_corr[a][b])
-                fprintf(stderr, "calibrate: C%d-C%d: %d/%d inliers, RMS Sampson %.2f px\n", a + 1, b + 1, cal.n_inliers[a][b], cal.n_corr[a][b], cal.rms_px[a][b]);
+            if (a < b && cal.n_corr[a][b]) {
+                /* matches that sit at the same pixel in both views are fitted exactly by a
+                 * skew-symmetric F (p^T [e]x p = 0 for every p): say so, it is not a calibration */
+                const double *F = cal.F[a][b];
+                double sym = 0, all = 0;
+                for (int i = 0; i < 3; i++)
+                    for (int j = 0; j < 3; j++) {
+                        sym += (F[3 * i + j] + F[3 * j + i]) * (F[3 * i + j] + F[3 * j + i]);
+                        all += F[3 * i + j] * F[3 * i + j];
+                    }
+                bool degenerate = all > 0 && sqrt(sym / all) < 1e-3;
+                fprintf(stderr, "calibrate: C%d-C%d: %d/%d inliers, RMS Sampson %.2f px%s\n", a + 1, b + 1, cal.n_inliers[a][b],
+                        cal.n_corr[a][b], cal.rms_px[a][b],
+                        degenerate ? "  WARNING: F is skew-symmetric (the matches sit at the same pixels in both views): "
+                                     "not a usable calibration; give correspondences or cameras" : "");
+            }
     fprintf(stderr, "calibrate: -> %s\n", out);
     return 0;
 }
