@@ -8,9 +8,75 @@
 #include "mvead/mpi.h"
 #include "mvead/progress.h"
 #include "tensor/error.h"
+#include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The approximate coreset without holding the fused features: pass 1 fuses
+ * each sample and keeps only its rows projected to pd <= 128 dimensions
+ * (seeded Gaussian, 1/sqrt(pd)), the greedy k-center runs on the projections,
+ * pass 2 fuses the samples again and copies the chosen rows. Memory: pd/D of
+ * the full features; cost: two EAM passes. Rows are ordered as in the full
+ * path: bank b holds view v = b (or all views, pooled) as [v][i*N + j]. */
+static int approx_bank_streaming(const mvead_config *c, const mvead_state *st, const mvead_fusion_opts *fo,
+                                 const mvt_tensor *mask, mvd_cache *cache, bool pooled, mvh5_writer *w) {
+    const mvd_cache_info *in = &cache->info;
+    int V = (int)in->V, N = (int)in->N, D = (int)in->D, n_banks = pooled ? 1 : V;
+    int64_t S = in->S, rows = pooled ? S * V * N : S * N, m = mvs_coreset_size(rows, c->coreset_ratio);
+    int pd = D < 128 ? D : 128, rc = -1;
+    size_t per = (size_t)V * N * D;
+    float *z = malloc(sizeof(float) * per), *o = malloc(sizeof(float) * per);
+    float *G = malloc(sizeof(float) * (size_t)D * pd), *proj = malloc(sizeof(float) * (size_t)n_banks * rows * pd);
+    float *bank = malloc(sizeof(float) * (size_t)n_banks * m * D);
+    int64_t *sel = malloc(sizeof(int64_t) * (size_t)n_banks * m);
+    if (!z || !o || !G || !proj || !bank || !sel) { mv_error("bank: out of memory for %lld projected rows", (long long)(n_banks * rows)); goto done; }
+    mvt_rng rng;
+    mvt_rng_seed(&rng, c->seed ^ 0x9e3779b97f4a7c15ull);
+    for (size_t k = 0; k < (size_t)D * pd; k++) G[k] = (float)(mvt_rng_normal(&rng) / sqrt((double)pd));
+    mvead_progress pr;
+    mvead_progress_start(&pr, "bank: project", S);
+    for (int64_t i = 0; i < S; i++) {
+        if (mvd_cache_read(cache, i, z) || mvead_fuse_sample(st, fo, mask, z, V, N, D, o)) goto done;
+        for (int v = 0; v < V; v++) {
+            /* rows of view v of sample i: their place in the bank's row order */
+            int64_t row0 = (int64_t)v * S * N + i * N, b = pooled ? 0 : v;
+            if (!pooled) row0 = i * N;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, pd, D, 1.0f, o + (size_t)v * N * D, D, G, pd, 0.0f,
+                        proj + ((size_t)b * rows + (size_t)row0) * pd, pd);
+        }
+        mvead_progress_update(&pr, i + 1, NULL);
+    }
+    mvead_progress_finish(&pr);
+    for (int b = 0; b < n_banks; b++)
+        if (mvs_coreset_greedy_f32(proj + (size_t)b * rows * pd, rows, pd, m, 0, sel + (size_t)b * m, NULL)) goto done;
+    mvead_progress_start(&pr, "bank: gather", S);
+    for (int64_t i = 0; i < S; i++) {
+        if (mvd_cache_read(cache, i, z) || mvead_fuse_sample(st, fo, mask, z, V, N, D, o)) goto done;
+        for (int b = 0; b < n_banks; b++)
+            for (int64_t k = 0; k < m; k++) {
+                int64_t r = sel[(size_t)b * m + k];
+                int64_t v = pooled ? r / (S * N) : b, rest = pooled ? r % (S * N) : r;
+                if (rest / N != i) continue;
+                memcpy(bank + ((size_t)b * m + k) * D, o + ((size_t)v * N + rest % N) * D, sizeof(float) * D);
+            }
+        mvead_progress_update(&pr, i + 1, NULL);
+    }
+    mvead_progress_finish(&pr);
+    for (int b = 0; b < n_banks; b++) {
+        char name[32], sname[32];
+        int64_t shp[2] = {m, D}, s1[1] = {m};
+        snprintf(name, sizeof name, "bank/%d", b);
+        snprintf(sname, sizeof sname, "selected/%d", b);
+        if (mvh5_write_f32(w->file, name, 2, shp, bank + (size_t)b * m * D) ||
+            mvh5_write_i64(w->file, sname, 1, s1, sel + (size_t)b * m)) goto done;
+    }
+    rc = 0;
+done:
+    free(z); free(o); free(G); free(proj); free(bank); free(sel);
+    return rc;
+}
 
 int mvead_stage_bank(const mvead_config *c) {
     mvead_paths p;
@@ -30,6 +96,26 @@ int mvead_stage_bank(const mvead_config *c) {
     mvh5_writer w = {.file = -1};
     if (mvead_checkpoint_load(p.checkpoint, &st, NULL)) { mv_error_prefix("bank (run `mvead train` first)"); goto done; }
     if (mvead_pipeline_fusion(c, &p, in, &fo, &static_mask)) goto done;
+    if (ranks == 1 && !strcmp(c->coreset_mode, "approx") && c->coreset_ratio < 1.0) {
+        /* large training sets: never hold the fused features (approx_bank_streaming) */
+        int64_t rows = pooled ? S * V * N : S * N;
+        if (mvh5_create(&w, p.bank, "bank", MVEAD_BANK_FORMAT) ||
+            approx_bank_streaming(c, &st, &fo, static_mask, cache, pooled, &w)) goto done;
+        int64_t m = mvs_coreset_size(rows, c->coreset_ratio);
+        if (mvh5_attr_set_int(w.file, ".", "n_banks", n_banks) || mvh5_attr_set_str(w.file, ".", "mode", c->bank_mode) ||
+            mvh5_attr_set_int(w.file, ".", "dim", D) || mvh5_attr_set_int(w.file, ".", "source_rows", rows) ||
+            mvh5_attr_set_double(w.file, ".", "coreset_ratio", c->coreset_ratio) ||
+            mvh5_attr_set_str(w.file, ".", "coreset_mode", "approx-streaming") ||
+            mvh5_attr_set_str(w.file, ".", "fusion", c->fusion) ||
+            mvh5_attr_set_str(w.file, ".", "checkpoint", p.checkpoint) ||
+            mvh5_attr_set_str(w.file, ".", "cache", p.train_cache) ||
+            mvh5_attr_set_str(w.file, ".", "backbone_hash", in->backbone_hash) || mvh5_commit(&w)) goto done;
+        w.file = -1;
+        mvead_log("bank: %d bank(s) of %lld of %lld patches (approximate coreset %.3g, streamed) -> %s (peak RSS %.0f MiB)",
+                  n_banks, (long long)m, (long long)rows, c->coreset_ratio, p.bank, mvead_peak_rss_mib());
+        rc = 0;
+        goto done;
+    }
     /* all[v][i*N + j][:] : view-major so each view's bank is one block */
     all = R == 0 ? malloc(sizeof(float) * (size_t)S * V * N * D) : malloc(1);
     if (!all) { mv_error("bank: out of memory for %lld x %d x %d x %d features", (long long)S, V, N, D); goto done; }

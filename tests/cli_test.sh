@@ -116,6 +116,15 @@ if expect 0 "report --compare r1 r2" -- "$BIN" report --compare "$RUNS/r1" "$RUN
 fi
 expect 0 "report regenerates r1's report" -- "$BIN" report --runs "$RUNS" --name r1 --quiet
 
+# ---- a stage of an existing run takes the run's options (no --data needed) ------------
+expect 0 "bank of r1 without --data, approximate streamed coreset" -- "$BIN" bank --runs "$RUNS" --name r1 --coreset_mode approx --quiet
+contains "$RUNS/r1/config.json" '"data": "' "config.json keeps the run's dataset"
+expect 0 "eval of r1 without --data" -- "$BIN" eval --runs "$RUNS" --name r1 --quiet
+if command -v h5dump >/dev/null 2>&1; then
+    h5dump -a /coreset_mode "$RUNS/r1/bank.h5" >"$OUT" 2>&1
+    contains "$OUT" "approx-streaming" "the bank records the streamed approximate coreset"
+fi
+
 # ---- resume after a kill == uninterrupted ---------------------------------------------
 FEAT=$RUNS/r1/features
 TRAIN=("$BIN" train --config "$RUNS/r1/config.json" --cache "$FEAT" --epochs 2 --quiet)
