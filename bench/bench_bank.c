@@ -9,6 +9,7 @@
  * MVEAD_BENCH_FULL=1 runs all of them; MVEAD_BENCH_QUICK=1 shrinks every
  * problem 5-10x (coreset to 20k points, run to the full 10%).
  * Prints time, GFLOP/s, and peak RSS against the bytes the bench holds. */
+#include "bench/bench_util.h"
 #include "mvead/coreset.h"
 #include "mvead/kmeans.h"
 #include "mvead/knn.h"
@@ -21,23 +22,6 @@
 #include <time.h>
 
 #define CORESET_PROBE 200
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static double peak_rss_mb(void) {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_maxrss / 1024.0; /* Linux: KiB */
-}
-
-static int env_flag(const char *name) {
-    const char *v = getenv(name);
-    return v && *v && strcmp(v, "0") != 0;
-}
 
 /* x (n) ~ roughly N(0, 1) (sum of 4 uniforms, rescaled): cheap and seeded. */
 static float *random_features(int64_t n, uint64_t seed) {
@@ -60,7 +44,7 @@ static float *random_features(int64_t n, uint64_t seed) {
 
 static void row(const char *what, double seconds, double flops, double held_bytes) {
     printf("%-44s %9.3f s %9.1f GFLOP/s   held %8.1f MB   peak RSS %8.1f MB\n", what, seconds,
-           flops / seconds * 1e-9, held_bytes / 1048576.0, peak_rss_mb());
+           flops / seconds * 1e-9, held_bytes / 1048576.0, mvead_peak_rss_mib());
     fflush(stdout);
 }
 
@@ -79,12 +63,12 @@ int main(void) {
     float *dist = malloc((size_t)n_query * sizeof(float));
     int64_t *idx = malloc((size_t)n_query * sizeof(int64_t));
     if (!bank || !queries || !dist || !idx) { fprintf(stderr, "bench_bank: out of memory\n"); return 1; }
-    double t0 = now_s();
+    double t0 = mvead_now();
     if (mvs_knn_f32(queries, n_query, bank, n_bank, dim, dist, idx)) {
         fprintf(stderr, "bench_bank: %s\n", mv_error_last());
         return 1;
     }
-    double t = now_s() - t0;
+    double t = mvead_now() - t0;
     char label[128];
     snprintf(label, sizeof label, "knn %lldq x %lld bank", (long long)n_query, (long long)n_bank);
     row(label, t, 2.0 * (double)n_query * (double)n_bank * (double)dim,
@@ -94,21 +78,21 @@ int main(void) {
     /* ---- k-means on the first n_kmeans bank rows ---- */
     float *centers = malloc((size_t)(k * dim) * sizeof(float));
     int64_t *assign = malloc((size_t)n_kmeans * sizeof(int64_t));
-    t0 = now_s();
+    t0 = mvead_now();
     if (mvs_kmeanspp_init_f32(bank, n_kmeans, dim, k, 7, centers)) {
         fprintf(stderr, "bench_bank: %s\n", mv_error_last());
         return 1;
     }
-    t = now_s() - t0;
+    t = mvead_now() - t0;
     snprintf(label, sizeof label, "kmeans++ init K=%lld n=%lld", (long long)k, (long long)n_kmeans);
     row(label, t, 3.0 * (double)k * (double)n_kmeans * (double)dim, (double)n_kmeans * (double)dim * 4.0);
     int64_t iters_run = 0;
-    t0 = now_s();
+    t0 = mvead_now();
     if (mvs_kmeans_lloyd_f32(bank, n_kmeans, dim, k, lloyd_iters, centers, assign, &iters_run)) {
         fprintf(stderr, "bench_bank: %s\n", mv_error_last());
         return 1;
     }
-    t = now_s() - t0;
+    t = mvead_now() - t0;
     snprintf(label, sizeof label, "kmeans Lloyd %lld iters (+1 assign)", (long long)iters_run);
     /* per iteration: GEMM 2nkd + centre sums nd */
     row(label, t, (double)(iters_run + 1) * 2.0 * (double)n_kmeans * (double)k * (double)dim +
@@ -123,12 +107,12 @@ int main(void) {
     int64_t *sel = malloc((size_t)m_full * sizeof(int64_t));
     if (!feats || !sel) { fprintf(stderr, "bench_bank: out of memory\n"); return 1; }
     double held = (double)n_coreset * (double)dim * 4.0 + (double)n_coreset * 8.0;
-    t0 = now_s();
+    t0 = mvead_now();
     if (mvs_coreset_greedy_f32(feats, n_coreset, dim, m_run, 0, sel, NULL)) {
         fprintf(stderr, "bench_bank: %s\n", mv_error_last());
         return 1;
     }
-    t = now_s() - t0;
+    t = mvead_now() - t0;
     snprintf(label, sizeof label, "coreset exact %lld of %lld sel, n=%lld", (long long)m_run, (long long)m_full,
              (long long)n_coreset);
     /* each selection: one pass of n*dim (sub, mul, add) */
@@ -140,18 +124,18 @@ int main(void) {
 
     const int64_t proj_dim = 128;
     /* one selection = the projection GEMM alone, to extrapolate only the passes */
-    t0 = now_s();
+    t0 = mvead_now();
     if (mvs_coreset_projected_f32(feats, n_coreset, dim, proj_dim, 11, 1, 0, sel)) {
         fprintf(stderr, "bench_bank: %s\n", mv_error_last());
         return 1;
     }
-    double t_setup = now_s() - t0;
-    t0 = now_s();
+    double t_setup = mvead_now() - t0;
+    t0 = mvead_now();
     if (mvs_coreset_projected_f32(feats, n_coreset, dim, proj_dim, 11, m_run, 0, sel)) {
         fprintf(stderr, "bench_bank: %s\n", mv_error_last());
         return 1;
     }
-    t = now_s() - t0;
+    t = mvead_now() - t0;
     snprintf(label, sizeof label, "coreset proj %lld-d %lld of %lld sel", (long long)proj_dim, (long long)m_run,
              (long long)m_full);
     row(label, t,

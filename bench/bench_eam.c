@@ -18,6 +18,7 @@
  * Prints a human line and an "@bench key=..." record per workload (best of
  * reps after one warm-up; flops counted for the dense VN x VN attention both
  * sides compute). Asserts nothing. */
+#include "bench/bench_util.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,23 +32,6 @@
 #include "tensor/error.h"
 
 enum { V = 5, D = 768, HEADS = 12, K_CENTERS = 20 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double peak_rss_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;   /* Linux: KiB */
-}
-
-static int env_flag(const char *name) {
-    const char *v = getenv(name);
-    return v && *v && strcmp(v, "0") != 0;
-}
 
 /* support [V][N][(V-1)N]: the band mask described at the top (grid side w). */
 static uint8_t *band_support(int N) {
@@ -80,9 +64,9 @@ static double eam_held_bytes(int B, int N) {
 
 static void report(const char *key, int nt, int B, int N, double best, double flops, double held) {
     printf("  %-8s B=%d V=%d N=%d D=%d heads=%d  best %8.4f s  %8.1f GFLOP/s  held %8.1f MB  peak RSS %8.1f MB\n",
-           key, B, V, N, D, HEADS, best, flops / best * 1e-9, held / 1048576.0, peak_rss_mb());
+           key, B, V, N, D, HEADS, best, flops / best * 1e-9, held / 1048576.0, mvead_peak_rss_mib());
     printf("@bench key=eam_%s impl=ours threads=%d size=B%dxN%d time_s=%.6g flops=%.6g held_mb=%.1f rss_mb=%.1f\n",
-           key, nt, B, N, best, flops, held / 1048576.0, peak_rss_mb());
+           key, nt, B, N, best, flops, held / 1048576.0, mvead_peak_rss_mib());
     fflush(stdout);
 }
 
@@ -135,10 +119,10 @@ int main(int argc, char **argv) {
     if (do_fwdbwd) {
         double best = 1e30;
         for (int r = -1; r < reps; r++) {   /* r = -1: warm-up */
-            double t0 = now_s();
+            double t0 = mvead_now();
             mva_var *O = mvead_eam_forward(&m, mva_const(mvt_retain(Z)), mask);
             mva_backward(mva_sum_all(mva_mul(O, mva_const(mvt_retain(R)))), NULL);
-            double dt = now_s() - t0;
+            double dt = mvead_now() - t0;
             mva_tape_clear();
             for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) mva_zero_grad(params[i]);
             if (r >= 0 && dt < best) best = dt;
@@ -160,7 +144,7 @@ int main(int argc, char **argv) {
         double best = 1e30;
         for (int r = -1; r < reps; r++) {
             mvead_draw_negatives(&rng, B, V, N, neg_view, neg_patch);
-            double t0 = now_s();
+            double t0 = mvead_now();
             mvead_loss loss;
             if (mvead_objective_forward(&o, &m, &f, mva_const(mvt_retain(Z)), mask, centers, neg_view, neg_patch,
                                         &loss)) {
@@ -169,7 +153,7 @@ int main(int argc, char **argv) {
             }
             mva_backward(loss.total, NULL);
             mvn_adamw_step(opt);
-            double dt = now_s() - t0;
+            double dt = mvead_now() - t0;
             mva_tape_clear();
             mvn_adamw_zero_grad(opt);
             if (r >= 0 && dt < best) best = dt;

@@ -5,6 +5,7 @@
  * matmuls the ratio of mvt_matmul to a raw cblas_sgemm call on the same shapes
  * (raw BLAS threaded as it likes; ours is tiled for determinism).
  * MVEAD_BENCH_QUICK=1 shrinks the repetitions. Prints only; asserts nothing. */
+#include "bench/bench_util.h"
 #include "config.h"
 #include "tensor/tensor.h"
 
@@ -15,12 +16,6 @@
 #include <time.h>
 
 static int g_reps = 7;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -39,14 +34,14 @@ static double time_pair(bench_fn f, bench_fn g, void *ctx, double *g_median, int
     f(ctx);
     if (g) { set_blas_threads(nt); g(ctx); }
     for (int i = 0; i < reps; i++) {
-        double t0 = now_s();
+        double t0 = mvead_now();
         f(ctx);
-        tf[i] = now_s() - t0;
+        tf[i] = mvead_now() - t0;
         if (g) {
             set_blas_threads(nt);   /* raw cblas: let BLAS use every thread */
-            t0 = now_s();
+            t0 = mvead_now();
             g(ctx);
-            tg[i] = now_s() - t0;
+            tg[i] = mvead_now() - t0;
         }
     }
     qsort(tf, (size_t)reps, sizeof *tf, cmp_double);

@@ -10,3 +10,4 @@ bench_bench_stream_LDADD = libmvead.la $(MV_LIBS)
 EXTRA_DIST += bench/run.sh bench/README.md bench/peers/collect.py bench/peers/common.py \
 	bench/peers/torch_kernels.py bench/peers/torch_vit.py bench/peers/eam.py \
 	bench/peers/torch_bank.py bench/peers/faiss_flat.py bench/peers/faiss_flat.cpp
+EXTRA_DIST += bench/bench_util.h

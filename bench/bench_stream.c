@@ -8,6 +8,7 @@
  * Prints one human line per limit and one machine line ("@bench key=..."),
  * the record format bench/peers/collect.py reads.
  * MVEAD_BENCH_QUICK=1: smaller matrix and arrays, fewer reps. Asserts nothing. */
+#include "bench/bench_util.h"
 #include "config.h"
 
 #include <cblas.h>
@@ -17,23 +18,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double peak_rss_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;   /* Linux: KiB */
-}
-
-static int env_flag(const char *name) {
-    const char *v = getenv(name);
-    return v && *v && strcmp(v, "0") != 0;
-}
 
 int main(void) {
     int quick = env_flag("MVEAD_BENCH_QUICK");
@@ -55,16 +39,16 @@ int main(void) {
     }
     double flops = 2.0 * n * (double)n * n, best = 1e30;
     for (int r = -1; r < reps; r++) {   /* r = -1: warm-up (BLAS thread start) */
-        double t0 = now_s();
+        double t0 = mvead_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double dt = now_s() - t0;
+        double dt = mvead_now() - t0;
         if (r >= 0 && dt < best) best = dt;
     }
     printf("bench_stream: %d threads%s\n", nt, quick ? " (quick)" : "");
     printf("  sgemm %dx%dx%d          best %8.4f s  %8.1f GFLOP/s\n", n, n, n, best, flops / best * 1e-9);
     printf("@bench key=limit_sgemm impl=machine threads=%d size=%dx%dx%d time_s=%.6g flops=%.6g "
            "held_mb=%.1f rss_mb=%.1f\n",
-           nt, n, n, n, best, flops, 3.0 * n * (double)n * 4 / 1048576.0, peak_rss_mb());
+           nt, n, n, n, best, flops, 3.0 * n * (double)n * 4 / 1048576.0, mvead_peak_rss_mib());
     free(a); free(b); free(c);
 
     /* ---- copy bandwidth ---- */
@@ -77,10 +61,10 @@ int main(void) {
     double bytes = 2.0 * (double)len * sizeof(float);
     best = 1e30;
     for (int r = -1; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = mvead_now();
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < len; i++) dst[i] = src[i];
-        double dt = now_s() - t0;
+        double dt = mvead_now() - t0;
         if (r >= 0 && dt < best) best = dt;
     }
     /* keep the copy observable so it is not optimised away */
@@ -89,7 +73,7 @@ int main(void) {
            len * sizeof(float) >> 20, best, bytes / best * 1e-9, check);
     printf("@bench key=limit_copy impl=machine threads=%d size=%zuMB time_s=%.6g bytes=%.6g held_mb=%.1f "
            "rss_mb=%.1f\n",
-           nt, len * sizeof(float) >> 20, best, bytes, 2.0 * (double)len * 4 / 1048576.0, peak_rss_mb());
+           nt, len * sizeof(float) >> 20, best, bytes, 2.0 * (double)len * 4 / 1048576.0, mvead_peak_rss_mib());
     free(src); free(dst);
     return 0;
 }

@@ -2,6 +2,7 @@
  * 224 x 224 images through block 8: no-grad throughput (images/s, achieved
  * GFLOP/s), forward + backward time (gradients w.r.t. pixels and every
  * parameter), and peak RSS per image. MVEAD_BENCH_QUICK=1: fewer reps. */
+#include "bench/bench_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,18 +12,6 @@
 #include "nn/vit.h"
 #include "tensor/error.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double peak_rss_mib(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;   /* Linux: KiB */
-}
-
 int main(void) {
     const char *q = getenv("MVEAD_BENCH_QUICK");
     bool quick = q && *q && strcmp(q, "0") != 0;
@@ -31,10 +20,10 @@ int main(void) {
 
     mvn_vit_config cfg;
     mvn_config_preset("vitb14", &cfg);
-    double rss0 = peak_rss_mib();
+    double rss0 = mvead_peak_rss_mib();
     mvn_vit *m = mvn_vit_new_random(&cfg, MVT_F32, 1234);
     if (!m) { fprintf(stderr, "bench_vit: %s\n", mv_error_last()); return 1; }
-    double rss_model = peak_rss_mib();
+    double rss_model = mvead_peak_rss_mib();
 
     int64_t shape[4] = {B, 3, HW, HW};
     mvt_tensor *px = mvt_empty(MVT_F32, 4, shape);
@@ -48,15 +37,15 @@ int main(void) {
     mva_var **hs = calloc((size_t)depth + 1, sizeof *hs);
     double best = 1e30, total = 0;
     for (int r = -1; r < reps_fwd; r++) {   /* r = -1: warm-up */
-        double t0 = now_s();
+        double t0 = mvead_now();
         mvn_vit_forward(m, mva_const(mvt_retain(px)), NULL, depth, hs, NULL);
-        double dt = now_s() - t0;
+        double dt = mvead_now() - t0;
         mva_tape_clear();
         if (r < 0) continue;
         total += dt;
         if (dt < best) best = dt;
     }
-    double rss_fwd = peak_rss_mib();
+    double rss_fwd = mvead_peak_rss_mib();
     mva_set_grad_enabled(prev);
 
     /* forward + backward (all parameters and the pixels require grad) */
@@ -65,16 +54,16 @@ int main(void) {
     double best_fb = 1e30;
     for (int r = 0; r < reps_bwd; r++) {
         mva_var *x = mva_leaf(mvt_retain(px), true, "pixels");
-        double t0 = now_s();
+        double t0 = mvead_now();
         mvn_vit_forward(m, x, NULL, depth, hs, NULL);
         mva_backward(mva_sum_all(hs[depth]), NULL);
-        double dt = now_s() - t0;
+        double dt = mvead_now() - t0;
         mva_tape_clear();
         mva_leaf_free(x);
         for (int i = 0; i < m->n_params; i++) mva_zero_grad(m->params[i]);
         if (dt < best_fb) best_fb = dt;
     }
-    double rss_bwd = peak_rss_mib();
+    double rss_bwd = mvead_peak_rss_mib();
     mva_set_grad_enabled(prev);
 
     printf("bench_vit: DINOv2 ViT-B/14, float32, batch %d x 3 x %d x %d, blocks 1..%d, %d threads%s\n",
