@@ -85,37 +85,24 @@ int mvead_cmd_attention(int argc, char **argv) {
         else if (nr < 127) rest[nr++] = argv[i];
     }
     mvead_config c;
-    mvead_config_defaults(&c);
     char *pos[1];
     int np;
-    int r = mvead_config_parse(&c, "attention",
-                               "Draws the EAM attention of one query patch over the support views (mean over heads).\n"
-                               "  --sample I   sample index in the split's cache [0]\n"
-                               "  --split S    test | train [test]\n"
-                               "  --view V     query view, 1-based [1]\n"
-                               "  --patch J    query patch index (row-major; default: the centre patch)\n"
-                               "  --out FILE   PNG to write [<run>/attention_s<I>_C<V>_p<J>.png]",
-                               accepted, nr, rest, pos, 0, &np);
+    /* the run's own options (fusion, calibration, cache) unless given again */
+    int r = mvead_config_parse_run(&c, "attention",
+                                   "Draws the EAM attention of one query patch over the support views (mean over heads).\n"
+                                   "  --sample I   sample index in the split's cache [0]\n"
+                                   "  --split S    test | train [test]\n"
+                                   "  --view V     query view, 1-based [1]\n"
+                                   "  --patch J    query patch index (row-major; default: the centre patch)\n"
+                                   "  --out FILE   PNG to write [<run>/attention_s<I>_C<V>_p<J>.png]",
+                                   accepted, nr, rest, pos, 0, &np, true);
     if (r == 1) return 0;
+    if (r == -2) goto fail;
     if (r < 0) { fprintf(stderr, "%s\n", mv_error_last()); return 2; }
     if (strcmp(split, "test") && strcmp(split, "train")) { fprintf(stderr, "mvead attention: --split must be test or train\n"); return 2; }
     mvead_progress_set_quiet(c.quiet);
     mvead_paths p;
     if (mvead_paths_init(&c, &p, false)) goto fail;
-    /* the run's own options (fusion, calibration) unless given again */
-    char cfgpath[1100];
-    snprintf(cfgpath, sizeof cfgpath, "%s/config.json", p.run);
-    mvead_config runcfg = c;
-    if (mvead_config_load_json(&runcfg, cfgpath) == 0) {
-        bool given_fusion = false;
-        for (int i = 0; i < nr; i++) if (!strncmp(rest[i], "--fusion", 8)) given_fusion = true;
-        if (!given_fusion) memcpy(c.fusion, runcfg.fusion, sizeof c.fusion);
-        memcpy(c.data, runcfg.data, sizeof c.data);
-        if (!c.calib[0]) memcpy(c.calib, runcfg.calib, sizeof c.calib);
-        if (!c.cache[0]) memcpy(c.cache, runcfg.cache, sizeof c.cache);
-        c.delta = runcfg.delta;
-        if (mvead_paths_init(&c, &p, false)) goto fail;
-    }
     mvd_cache *cache = mvd_cache_open(!strcmp(split, "test") ? p.test_cache : p.train_cache);
     if (!cache) goto fail;
     const mvd_cache_info *in = &cache->info;

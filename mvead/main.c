@@ -59,32 +59,20 @@ static void apply_runtime(const mvead_config *c) {
  * -1 continue, else the exit code to return. */
 static int parse(mvead_config *c, const char *cmd, const char *summary, const char *const *accepted, int argc,
                  char **argv, char **pos, int max_pos, int *n_pos, bool write_cfg) {
-    mvead_config_defaults(c);
-    int r = mvead_config_parse(c, cmd, summary, accepted, argc, argv, pos, max_pos, n_pos);
+    /* a stage of an existing run starts from the run's own options
+     * (`mvead bank --name exp1` after `mvead train --data ... --name exp1`) */
+    int r;
+    if (write_cfg) {
+        r = mvead_config_parse_run(c, cmd, summary, accepted, argc, argv, pos, max_pos, n_pos, false);
+    } else {
+        mvead_config_defaults(c);
+        r = mvead_config_parse(c, cmd, summary, accepted, argc, argv, pos, max_pos, n_pos);
+    }
     if (r == 1) return 0;
+    if (r == -2) return fail(cmd);
     if (r < 0) {
         fprintf(stderr, "%s\n", mv_error_last());
         return EXIT_USAGE;
-    }
-    if (write_cfg) {
-        /* A stage of an existing run starts from the run's own options
-         * (`mvead bank --name exp1` after `mvead train --data ... --name exp1`);
-         * the command line still wins. How to run (--resume, --quiet, --threads)
-         * is never inherited, only what to compute. */
-        char dir[1024], path[1100];
-        if (mvead_run_dir(c, dir, sizeof dir, false) == 0 &&
-            snprintf(path, sizeof path, "%s/config.json", dir) < (int)sizeof path && access(path, F_OK) == 0) {
-            mvead_config_defaults(c);
-            if (mvead_config_load_json(c, path)) return fail(cmd);
-            c->resume = false;
-            c->quiet = false;
-            c->threads = 0;
-            r = mvead_config_parse(c, cmd, summary, accepted, argc, argv, pos, max_pos, n_pos);
-            if (r < 0) {
-                fprintf(stderr, "%s\n", mv_error_last());
-                return EXIT_USAGE;
-            }
-        }
     }
     apply_runtime(c);
     if (write_cfg && mvead_mpi_world_rank() > 0) {

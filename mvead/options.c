@@ -342,3 +342,32 @@ int mvead_run_dir(const mvead_config *c, char *buf, int n, bool mk) {
     if (snprintf(buf, n, "%s/%s", c->runs, c->name) >= n) return mv_error("run directory path too long");
     return mk ? mvead_mkdirs(buf) : 0;
 }
+
+int mvead_config_parse_run(mvead_config *c, const char *cmd, const char *summary, const char *const *accepted,
+                           int argc, char **argv, char **pos, int max_pos, int *n_pos, bool require_run) {
+    mvead_config first;
+    mvead_config_defaults(&first);
+    int r = mvead_config_parse(&first, cmd, summary, accepted, argc, argv, pos, max_pos, n_pos);
+    if (r) return r;
+    char dir[1024], path[1100];
+    if (mvead_run_dir(&first, dir, sizeof dir, false)) return -1;
+    if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path) return mv_error("%s: path too long", dir);
+    if (access(path, F_OK) != 0) {
+        if (require_run) {
+            mv_error("%s: no run configuration here (is --runs/--name right? run `mvead run` first)", path);
+            return -2;
+        }
+        *c = first;
+        return 0;
+    }
+    mvead_config_defaults(c);
+    if (mvead_config_load_json(c, path)) return -2;
+    c->resume = false;
+    c->quiet = false;
+    c->threads = 0;
+    r = mvead_config_parse(c, cmd, summary, accepted, argc, argv, pos, max_pos, n_pos);
+    if (r) return r;
+    memcpy(c->runs, first.runs, sizeof c->runs);
+    memcpy(c->name, first.name, sizeof c->name);
+    return 0;
+}

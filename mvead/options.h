@@ -60,6 +60,16 @@ void mvead_config_defaults(mvead_config *c);
 int mvead_config_parse(mvead_config *c, const char *cmd, const char *summary,
                        const char *const *accepted, int argc, char **argv,
                        char **pos, int max_pos, int *n_pos);
+/* As mvead_config_parse, for commands that act on a run: when
+ * <runs>/<name>/config.json exists, the run's options are the base and the
+ * command line (and --config) override them. How to run (--resume, --quiet,
+ * --threads) is never inherited, and runs/name stay those of the command line
+ * (a run folder may have been moved). require_run: a missing config.json is
+ * an error naming it. Returns as mvead_config_parse (0, 1 for --help, -1 for
+ * a bad option), and -2 when the run's config.json is missing (require_run)
+ * or unreadable: a failure of the command, not of its usage. */
+int mvead_config_parse_run(mvead_config *c, const char *cmd, const char *summary, const char *const *accepted,
+                           int argc, char **argv, char **pos, int max_pos, int *n_pos, bool require_run);
 /* Loads a JSON config (keys = option names; unknown key is an error). */
 int mvead_config_load_json(mvead_config *c, const char *path);
 /* Writes all options as JSON (atomically). */

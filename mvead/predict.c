@@ -68,30 +68,14 @@ static int parse_on_run_config(const char *cmd, const char *summary, const char 
             fputs(extra_help, stdout);
             return 0;
         }
-    mvead_config first;
-    mvead_config_defaults(&first);
     char *pos[1];
     int np;
-    if (mvead_config_parse(&first, cmd, summary, accepted, argc, argv, pos, 0, &np) < 0) {
+    int r = mvead_config_parse_run(c, cmd, summary, accepted, argc, argv, pos, 0, &np, true);
+    if (r == -2) goto fail;
+    if (r < 0) {
         fprintf(stderr, "%s\n", mv_error_last());
         return EXIT_USAGE;
     }
-    char dir[1024], path[1100];
-    if (mvead_run_dir(&first, dir, sizeof dir, false)) goto fail;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    mvead_config_defaults(c);
-    if (access(path, R_OK)) {
-        mv_error("%s: no run configuration here (is --runs/--name right? run `mvead run` first)", path);
-        goto fail;
-    }
-    if (mvead_config_load_json(c, path)) goto fail;
-    if (mvead_config_parse(c, cmd, summary, accepted, argc, argv, pos, 0, &np) < 0) {
-        fprintf(stderr, "%s\n", mv_error_last());
-        return EXIT_USAGE;
-    }
-    /* the files are where we found them, whatever config.json remembers */
-    snprintf(c->runs, sizeof c->runs, "%s", first.runs);
-    snprintf(c->name, sizeof c->name, "%s", first.name);
     if (c->threads > 0) mvt_set_num_threads(c->threads);
     mvead_progress_set_quiet(c->quiet);
     return -1;
