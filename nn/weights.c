@@ -170,36 +170,74 @@ static bool parse_index(const char **p, int *out) {
     return true;
 }
 
+/* torch-hub name -> HF name: top-level tensors, and the per-block ones
+ * (blocks.L.<hub> -> encoder.layer.L.<HF>); attn.qkv is split apart. */
+static const char *const hub_top_names[][2] = {
+    {"cls_token", "embeddings.cls_token"},
+    {"pos_embed", "embeddings.position_embeddings"},
+    {"mask_token", "embeddings.mask_token"},
+    {"register_tokens", "embeddings.register_tokens"},
+    {"patch_embed.proj.weight", "embeddings.patch_embeddings.projection.weight"},
+    {"patch_embed.proj.bias", "embeddings.patch_embeddings.projection.bias"},
+    {"norm.weight", "layernorm.weight"},
+    {"norm.bias", "layernorm.bias"},
+};
+static const char *const hub_block_names[][2] = {
+    {"norm1.weight", "norm1.weight"}, {"norm1.bias", "norm1.bias"},
+    {"norm2.weight", "norm2.weight"}, {"norm2.bias", "norm2.bias"},
+    {"attn.proj.weight", "attention.output.dense.weight"}, {"attn.proj.bias", "attention.output.dense.bias"},
+    {"ls1.gamma", "layer_scale1.lambda1"}, {"ls2.gamma", "layer_scale2.lambda1"},
+    {"mlp.fc1.weight", "mlp.fc1.weight"}, {"mlp.fc1.bias", "mlp.fc1.bias"},
+    {"mlp.fc2.weight", "mlp.fc2.weight"}, {"mlp.fc2.bias", "mlp.fc2.bias"},
+    {"mlp.w12.weight", "mlp.weights_in.weight"}, {"mlp.w12.bias", "mlp.weights_in.bias"},
+    {"mlp.w3.weight", "mlp.weights_out.weight"}, {"mlp.w3.bias", "mlp.weights_out.bias"},
+};
+
+/* Puts t into out under the name for key (column `from` of hub_top_names)
+ * in column `to`; false when key is not a top-level tensor name. */
+static bool put_top_tensor(mvn_state *out, const char *key, int from, int to, mvt_tensor *t) {
+    for (size_t j = 0; j < sizeof hub_top_names / sizeof hub_top_names[0]; j++)
+        if (!strcmp(key, hub_top_names[j][from])) {
+            mvn_state_put(out, hub_top_names[j][to], mvt_retain(t));
+            return true;
+        }
+    return false;
+}
+
+/* Puts t into out under block `layer`'s name for key (column `from` of
+ * hub_block_names) in column `to`, with name prefix fmt ("blocks.%d." or
+ * "encoder.layer.%d."). False when key is not a block tensor name. */
+static bool put_block_tensor(mvn_state *out, const char *key, int from, int to, const char *fmt, int layer, mvt_tensor *t) {
+    for (size_t j = 0; j < sizeof hub_block_names / sizeof hub_block_names[0]; j++)
+        if (!strcmp(key, hub_block_names[j][from])) {
+            char nm[160];
+            int n = snprintf(nm, sizeof nm, fmt, layer);
+            snprintf(nm + n, sizeof nm - (size_t)n, "%s", hub_block_names[j][to]);
+            mvn_state_put(out, nm, mvt_retain(t));
+            return true;
+        }
+    return false;
+}
+
+/* Frees the renaming `out` (or s's old contents when it succeeded: the
+ * contents are swapped, so the caller's pointer holds the renamed set). */
+static int finish_rename(mvn_state *s, mvn_state *out, int rc) {
+    if (!rc) {
+        mvn_state tmp = *s;
+        *s = *out;
+        *out = tmp;
+    }
+    mvn_state_free(out);
+    return rc;
+}
+
 int mvn_state_hub_to_hf(mvn_state *s, const char *what) {
-    static const char *const top[][2] = {
-        {"cls_token", "embeddings.cls_token"},
-        {"pos_embed", "embeddings.position_embeddings"},
-        {"mask_token", "embeddings.mask_token"},
-        {"register_tokens", "embeddings.register_tokens"},
-        {"patch_embed.proj.weight", "embeddings.patch_embeddings.projection.weight"},
-        {"patch_embed.proj.bias", "embeddings.patch_embeddings.projection.bias"},
-        {"norm.weight", "layernorm.weight"},
-        {"norm.bias", "layernorm.bias"},
-    };
-    static const char *const blk[][2] = {
-        {"norm1.weight", "norm1.weight"}, {"norm1.bias", "norm1.bias"},
-        {"norm2.weight", "norm2.weight"}, {"norm2.bias", "norm2.bias"},
-        {"attn.proj.weight", "attention.output.dense.weight"}, {"attn.proj.bias", "attention.output.dense.bias"},
-        {"ls1.gamma", "layer_scale1.lambda1"}, {"ls2.gamma", "layer_scale2.lambda1"},
-        {"mlp.fc1.weight", "mlp.fc1.weight"}, {"mlp.fc1.bias", "mlp.fc1.bias"},
-        {"mlp.fc2.weight", "mlp.fc2.weight"}, {"mlp.fc2.bias", "mlp.fc2.bias"},
-        {"mlp.w12.weight", "mlp.weights_in.weight"}, {"mlp.w12.bias", "mlp.weights_in.bias"},
-        {"mlp.w3.weight", "mlp.weights_out.weight"}, {"mlp.w3.bias", "mlp.weights_out.bias"},
-    };
     mvn_state *out = mvn_state_new();
     int rc = 0;
     for (int i = 0; i < s->n && !rc; i++) {
         const char *k = s->names[i];
         mvt_tensor *t = s->tensors[i];
-        bool done = false;
-        for (size_t j = 0; j < sizeof top / sizeof top[0] && !done; j++)
-            if (!strcmp(k, top[j][0])) { mvn_state_put(out, top[j][1], mvt_retain(t)); done = true; }
-        if (done) continue;
+        if (put_top_tensor(out, k, 0, 1, t)) continue;
         const char *p = k;
         int a, b, layer;
         if (strncmp(p, "blocks.", 7) != 0) { rc = mv_error("%s: tensor '%s': unknown torch-hub key", what, k); break; }
@@ -227,21 +265,53 @@ int mvn_state_hub_to_hf(mvn_state *s, const char *what) {
             }
             continue;
         }
-        for (size_t j = 0; j < sizeof blk / sizeof blk[0] && !done; j++)
-            if (!strcmp(p, blk[j][0])) {
-                snprintf(nm, sizeof nm, "encoder.layer.%d.%s", layer, blk[j][1]);
-                mvn_state_put(out, nm, mvt_retain(t));
-                done = true;
-            }
-        if (!done) rc = mv_error("%s: tensor '%s': unknown torch-hub key", what, k);
+        if (!put_block_tensor(out, p, 0, 1, "encoder.layer.%d.", layer, t))
+            rc = mv_error("%s: tensor '%s': unknown torch-hub key", what, k);
     }
-    if (rc) { mvn_state_free(out); return rc; }
-    /* swap contents so the caller's pointer now holds the renamed set */
-    mvn_state tmp = *s;
-    *s = *out;
-    *out = tmp;
-    mvn_state_free(out);
-    return 0;
+    return finish_rename(s, out, rc);
+}
+
+int mvn_state_hf_to_hub(mvn_state *s, const char *what) {
+    mvn_state *out = mvn_state_new();
+    int rc = 0;
+    for (int i = 0; i < s->n && !rc; i++) {
+        const char *k = s->names[i];
+        mvt_tensor *t = s->tensors[i];
+        if (put_top_tensor(out, k, 1, 0, t)) continue;
+        int layer, used = 0;
+        if (sscanf(k, "encoder.layer.%d.%n", &layer, &used) != 1 || used == 0) {
+            rc = mv_error("%s: tensor '%s': not a DINOv2 HF key", what, k);
+            break;
+        }
+        const char *p = k + used;
+        char nm[160];
+        if (!strncmp(p, "attention.attention.", 20)) {
+            /* q, k and v are concatenated once, when the query is met */
+            const char *rest = p + 20;
+            if (strncmp(rest, "query.", 6) != 0) {
+                if (strncmp(rest, "key.", 4) != 0 && strncmp(rest, "value.", 6) != 0) {
+                    rc = mv_error("%s: tensor '%s': not a DINOv2 HF key", what, k);
+                    break;
+                }
+                continue;
+            }
+            const char *suf = rest + 6;
+            char nk[160], nv[160];
+            snprintf(nk, sizeof nk, "encoder.layer.%d.attention.attention.key.%s", layer, suf);
+            snprintf(nv, sizeof nv, "encoder.layer.%d.attention.attention.value.%s", layer, suf);
+            const mvt_tensor *parts[3] = {t, mvn_state_get(s, nk), mvn_state_get(s, nv)};
+            if (!parts[1] || !parts[2]) {
+                rc = mv_error("%s: tensor '%s' has no matching key/value tensors", what, k);
+                break;
+            }
+            snprintf(nm, sizeof nm, "blocks.%d.attn.qkv.%s", layer, suf);
+            mvn_state_put(out, nm, mvt_concat(parts, 3, 0));
+            continue;
+        }
+        if (!put_block_tensor(out, p, 1, 0, "blocks.%d.", layer, t))
+            rc = mv_error("%s: tensor '%s': not a DINOv2 HF key", what, k);
+    }
+    return finish_rename(s, out, rc);
 }
 
 /* ---- safetensors ----------------------------------------------------------- */

@@ -57,6 +57,11 @@ int mvn_state_is_hub(const mvn_state *s);
  * ls1.gamma -> layer_scale1.lambda1; w12/w3 -> weights_in/weights_out; chunked
  * blocks.C.N.* accepted). -1 + mv_error naming an unknown key. */
 int mvn_state_hub_to_hf(mvn_state *s, const char *what);
+/* The inverse: HF keys to torch-hub keys in place (q, k, v concatenated into
+ * blocks.L.attn.qkv.*; plain blocks.L.*, never the chunked form), e.g. to
+ * hand our weights to a torch.hub DINOv2. -1 + mv_error naming a key that is
+ * not a DINOv2 HF key. */
+int mvn_state_hf_to_hub(mvn_state *s, const char *what);
 
 /* All tensors of a safetensors file, names as stored, converted to dt. */
 mvn_state *mvn_state_load_safetensors(const char *path, mvt_dtype dt);

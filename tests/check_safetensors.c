@@ -441,59 +441,66 @@ START_TEST(test_state_check_errors) {
 }
 END_TEST
 
-/* Builds the torch-hub naming of an HF state (qkv concatenated, ls*.gamma, ...). */
-static mvn_state *to_hub_names(const mvn_state *s, const mvn_vit_config *c) {
+/* torch-hub key -> HF key as the DINOv2 checkpoints spell them: the oracle
+ * for mvn_state_hf_to_hub / mvn_state_hub_to_hf (a key absent from the HF
+ * state, e.g. mlp.fc1 in a SwiGLU model, is not checked). */
+static const char *const hub_spec[][2] = {
+    {"cls_token", "embeddings.cls_token"},
+    {"pos_embed", "embeddings.position_embeddings"},
+    {"register_tokens", "embeddings.register_tokens"},
+    {"patch_embed.proj.weight", "embeddings.patch_embeddings.projection.weight"},
+    {"patch_embed.proj.bias", "embeddings.patch_embeddings.projection.bias"},
+    {"norm.weight", "layernorm.weight"},
+    {"norm.bias", "layernorm.bias"},
+    {"blocks.0.norm1.weight", "encoder.layer.0.norm1.weight"},
+    {"blocks.1.norm2.bias", "encoder.layer.1.norm2.bias"},
+    {"blocks.0.attn.proj.weight", "encoder.layer.0.attention.output.dense.weight"},
+    {"blocks.1.attn.proj.bias", "encoder.layer.1.attention.output.dense.bias"},
+    {"blocks.0.ls1.gamma", "encoder.layer.0.layer_scale1.lambda1"},
+    {"blocks.1.ls2.gamma", "encoder.layer.1.layer_scale2.lambda1"},
+    {"blocks.0.mlp.fc1.weight", "encoder.layer.0.mlp.fc1.weight"},
+    {"blocks.1.mlp.fc2.bias", "encoder.layer.1.mlp.fc2.bias"},
+    {"blocks.0.mlp.w12.weight", "encoder.layer.0.mlp.weights_in.weight"},
+    {"blocks.1.mlp.w3.bias", "encoder.layer.1.mlp.weights_out.bias"},
+};
+
+/* The torch-hub naming of an HF state through the library, checked against
+ * hub_spec and the q|k|v row blocks of attn.qkv; layer 1 then takes the
+ * chunked form blocks.0.1.* that block-chunked hub checkpoints use. */
+static mvn_state *to_hub_names(const mvn_state *s) {
     mvn_state *h = mvn_state_new();
-    for (int i = 0; i < s->n; i++) {
-        const char *k = s->names[i];
+    for (int i = 0; i < s->n; i++) mvn_state_put(h, s->names[i], mvt_retain(s->tensors[i]));
+    ck_assert_msg(mvn_state_hf_to_hub(h, "hf") == 0, "%s", mv_error_last());
+    for (size_t j = 0; j < sizeof hub_spec / sizeof hub_spec[0]; j++) {
+        const mvt_tensor *want = mvn_state_get(s, hub_spec[j][1]);
+        if (!want) continue;
+        ck_assert_msg(mvn_state_get(h, hub_spec[j][0]) == want, "%s should hold %s", hub_spec[j][0], hub_spec[j][1]);
+    }
+    for (int l = 0; l < 2; l++) {
+        char nm[96];
+        snprintf(nm, sizeof nm, "blocks.%d.attn.qkv.weight", l);
+        const mvt_tensor *qkv = mvn_state_get(h, nm);
+        ck_assert_ptr_nonnull(qkv);
+        static const char *const part[3] = {"query", "key", "value"};
+        for (int r = 0; r < 3; r++) {
+            snprintf(nm, sizeof nm, "encoder.layer.%d.attention.attention.%s.weight", l, part[r]);
+            const mvt_tensor *w = mvn_state_get(s, nm);
+            mvt_tensor *rows = mvt_narrow(qkv, 0, r * w->shape[0], w->shape[0]);
+            ck_assert_msg(mvt_max_abs_diff(rows, w, NULL) == 0.0, "qkv rows %d of layer %d are not %s", r, l, nm);
+            mvt_release(rows);
+        }
+    }
+    ck_assert_int_eq(mvn_state_hf_to_hub(h, "hub"), -1);   /* hub keys are not HF keys */
+    ck_assert_ptr_nonnull(strstr(mv_error_last(), "not a DINOv2 HF key"));
+    mvn_state *c = mvn_state_new();
+    for (int i = 0; i < h->n; i++) {
         char nm[160];
-        int l;
-        char rest[128];
-        if (sscanf(k, "encoder.layer.%d.%127s", &l, rest) == 2) {
-            const char *r = rest, *map = NULL;
-            if (strstr(r, "attention.attention.")) continue;   /* handled below */
-            if (!strncmp(r, "norm1.", 6) || !strncmp(r, "norm2.", 6) || !strncmp(r, "mlp.fc", 6)) map = r;
-            else if (!strcmp(r, "attention.output.dense.weight")) map = "attn.proj.weight";
-            else if (!strcmp(r, "attention.output.dense.bias")) map = "attn.proj.bias";
-            else if (!strcmp(r, "layer_scale1.lambda1")) map = "ls1.gamma";
-            else if (!strcmp(r, "layer_scale2.lambda1")) map = "ls2.gamma";
-            else if (!strcmp(r, "mlp.weights_in.weight")) map = "mlp.w12.weight";
-            else if (!strcmp(r, "mlp.weights_in.bias")) map = "mlp.w12.bias";
-            else if (!strcmp(r, "mlp.weights_out.weight")) map = "mlp.w3.weight";
-            else if (!strcmp(r, "mlp.weights_out.bias")) map = "mlp.w3.bias";
-            ck_assert_msg(map != NULL, "no hub name for %s", k);
-            /* layer 1 uses the chunked form blocks.<chunk>.<index>.* */
-            if (l == 1) snprintf(nm, sizeof nm, "blocks.0.%d.%s", l, map);
-            else snprintf(nm, sizeof nm, "blocks.%d.%s", l, map);
-            mvn_state_put(h, nm, mvt_retain(s->tensors[i]));
-            continue;
-        }
-        const char *map = NULL;
-        if (!strcmp(k, "embeddings.cls_token")) map = "cls_token";
-        else if (!strcmp(k, "embeddings.mask_token")) map = "mask_token";
-        else if (!strcmp(k, "embeddings.register_tokens")) map = "register_tokens";
-        else if (!strcmp(k, "embeddings.position_embeddings")) map = "pos_embed";
-        else if (!strcmp(k, "embeddings.patch_embeddings.projection.weight")) map = "patch_embed.proj.weight";
-        else if (!strcmp(k, "embeddings.patch_embeddings.projection.bias")) map = "patch_embed.proj.bias";
-        else if (!strcmp(k, "layernorm.weight")) map = "norm.weight";
-        else if (!strcmp(k, "layernorm.bias")) map = "norm.bias";
-        ck_assert_msg(map != NULL, "no hub name for %s", k);
-        mvn_state_put(h, map, mvt_retain(s->tensors[i]));
+        if (!strncmp(h->names[i], "blocks.1.", 9)) snprintf(nm, sizeof nm, "blocks.0.1.%s", h->names[i] + 9);
+        else snprintf(nm, sizeof nm, "%s", h->names[i]);
+        mvn_state_put(c, nm, mvt_retain(h->tensors[i]));
     }
-    for (int l = 0; l < c->num_hidden_layers; l++) {
-        for (int wb = 0; wb < 2; wb++) {
-            const char *suf = wb ? "bias" : "weight";
-            char nq[128], nk[128], nv[128], out[128];
-            snprintf(nq, sizeof nq, "encoder.layer.%d.attention.attention.query.%s", l, suf);
-            snprintf(nk, sizeof nk, "encoder.layer.%d.attention.attention.key.%s", l, suf);
-            snprintf(nv, sizeof nv, "encoder.layer.%d.attention.attention.value.%s", l, suf);
-            const mvt_tensor *parts[3] = {mvn_state_get(s, nq), mvn_state_get(s, nk), mvn_state_get(s, nv)};
-            if (!parts[0]) continue;
-            snprintf(out, sizeof out, "blocks.%d.attn.qkv.%s", l, suf);
-            mvn_state_put(h, out, mvt_concat(parts, 3, 0));
-        }
-    }
-    return h;
+    mvn_state_free(h);
+    return c;
 }
 
 START_TEST(test_hub_names) {
@@ -501,7 +508,7 @@ START_TEST(test_hub_names) {
         mvn_vit_config c;
         tiny_config(&c, variant == 1, variant == 1 ? 3 : 0);
         mvn_state *s = random_state(&c, 7 + variant);
-        mvn_state *h = to_hub_names(s, &c);
+        mvn_state *h = to_hub_names(s);
         ck_assert(mvn_state_is_hub(h));
         ck_assert(!mvn_state_is_hub(s));
         ck_assert_int_eq(mvn_state_hub_to_hf(h, "hub"), 0);
@@ -509,14 +516,14 @@ START_TEST(test_hub_names) {
         assert_states_equal(s, h);
         mvn_state_free(h);
         /* an unknown hub key is named */
-        h = to_hub_names(s, &c);
+        h = to_hub_names(s);
         int64_t one[1] = {3};
         mvn_state_put(h, "blocks.0.attn.qkv.extra", mvt_zeros(MVT_F32, 1, one));
         ck_assert_int_eq(mvn_state_hub_to_hf(h, "hub"), -1);
         ck_assert_ptr_nonnull(strstr(mv_error_last(), "blocks.0.attn.qkv.extra"));
         mvn_state_free(h);
         /* safetensors with hub names, no config.json: loads and infers the config */
-        h = to_hub_names(s, &c);
+        h = to_hub_names(s);
         const char **names = malloc((size_t)h->n * sizeof *names);
         for (int i = 0; i < h->n; i++) names[i] = h->names[i];
         const char *p = tpath(variant ? "hub1.safetensors" : "hub0.safetensors");

@@ -306,64 +306,15 @@ static mvt_tensor *first_case_output(mvn_vit *m, const char *dir) {
     return out;
 }
 
-/* Writes m's parameters under torch-hub names (qkv concatenated, ls*.gamma, ...). */
+/* Writes m's parameters under torch-hub names (mvn_state_hf_to_hub; the
+ * names themselves are checked in check_safetensors). */
 static void write_hub_safetensors(const mvn_vit *m, const char *path) {
-    int cap = m->n_params + 8, n = 0;
-    char **names = calloc((size_t)cap, sizeof *names);
-    mvt_tensor **ts = calloc((size_t)cap, sizeof *ts);
-    for (int i = 0; i < m->n_params; i++) {
-        const char *k = m->param_names[i];
-        const char *map = NULL;
-        char nm[200], rest[160];
-        int l;
-        if (sscanf(k, "encoder.layer.%d.%159s", &l, rest) == 2) {
-            if (strstr(rest, "attention.attention.")) continue;
-            if (!strncmp(rest, "norm", 4) || !strncmp(rest, "mlp.fc", 6)) map = rest;
-            else if (!strcmp(rest, "attention.output.dense.weight")) map = "attn.proj.weight";
-            else if (!strcmp(rest, "attention.output.dense.bias")) map = "attn.proj.bias";
-            else if (!strcmp(rest, "layer_scale1.lambda1")) map = "ls1.gamma";
-            else if (!strcmp(rest, "layer_scale2.lambda1")) map = "ls2.gamma";
-            else if (!strcmp(rest, "mlp.weights_in.weight")) map = "mlp.w12.weight";
-            else if (!strcmp(rest, "mlp.weights_in.bias")) map = "mlp.w12.bias";
-            else if (!strcmp(rest, "mlp.weights_out.weight")) map = "mlp.w3.weight";
-            else if (!strcmp(rest, "mlp.weights_out.bias")) map = "mlp.w3.bias";
-            ck_assert_msg(map != NULL, "no hub name for %s", k);
-            snprintf(nm, sizeof nm, "blocks.%d.%s", l, map);
-        } else {
-            if (!strcmp(k, "embeddings.cls_token")) map = "cls_token";
-            else if (!strcmp(k, "embeddings.mask_token")) map = "mask_token";
-            else if (!strcmp(k, "embeddings.register_tokens")) map = "register_tokens";
-            else if (!strcmp(k, "embeddings.position_embeddings")) map = "pos_embed";
-            else if (!strcmp(k, "embeddings.patch_embeddings.projection.weight")) map = "patch_embed.proj.weight";
-            else if (!strcmp(k, "embeddings.patch_embeddings.projection.bias")) map = "patch_embed.proj.bias";
-            else if (!strcmp(k, "layernorm.weight")) map = "norm.weight";
-            else if (!strcmp(k, "layernorm.bias")) map = "norm.bias";
-            ck_assert_msg(map != NULL, "no hub name for %s", k);
-            snprintf(nm, sizeof nm, "%s", map);
-        }
-        if (n + 2 >= cap) { cap *= 2; names = realloc(names, (size_t)cap * sizeof *names); ts = realloc(ts, (size_t)cap * sizeof *ts); }
-        names[n] = strdup(nm);
-        ts[n++] = mvt_retain(m->params[i]->value);
-    }
-    for (int l = 0; l < m->cfg.num_hidden_layers; l++) {
-        const mvn_vit_block *b = &m->blocks[l];
-        const mvt_tensor *w[3] = {b->q_w->value, b->k_w->value, b->v_w->value};
-        char nm[64];
-        if (n + 2 >= cap) { cap *= 2; names = realloc(names, (size_t)cap * sizeof *names); ts = realloc(ts, (size_t)cap * sizeof *ts); }
-        snprintf(nm, sizeof nm, "blocks.%d.attn.qkv.weight", l);
-        names[n] = strdup(nm);
-        ts[n++] = mvt_concat(w, 3, 0);
-        if (b->q_b) {
-            const mvt_tensor *bb[3] = {b->q_b->value, b->k_b->value, b->v_b->value};
-            snprintf(nm, sizeof nm, "blocks.%d.attn.qkv.bias", l);
-            names[n] = strdup(nm);
-            ts[n++] = mvt_concat(bb, 3, 0);
-        }
-    }
-    ck_assert_msg(mvn_st_write(path, n, (const char *const *)names, (const mvt_tensor *const *)ts, MVN_ST_F32) == 0, "%s", mv_error_last());
-    for (int i = 0; i < n; i++) { free(names[i]); mvt_release(ts[i]); }
-    free(names);
-    free(ts);
+    mvn_state *h = mvn_state_new();
+    for (int i = 0; i < m->n_params; i++) mvn_state_put(h, m->param_names[i], mvt_retain(m->params[i]->value));
+    ck_assert_msg(mvn_state_hf_to_hub(h, "model") == 0, "%s", mv_error_last());
+    ck_assert_msg(mvn_st_write(path, h->n, (const char *const *)h->names, (const mvt_tensor *const *)h->tensors, MVN_ST_F32) == 0,
+                  "%s", mv_error_last());
+    mvn_state_free(h);
 }
 
 START_TEST(test_hub_names_and_h5_same_model) {
