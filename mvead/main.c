@@ -35,10 +35,10 @@ static const char *const EXTRACT_OPTS[] = {"name", "runs", "data", "cache", "cat
 static const char *const TRAIN_OPTS[] = {"name", "runs", "data", "cache", "categories", "seed", "threads", "quiet",
                                          "backbone", "layer", "calib", "delta", "fusion", "init", "objective",
                                          "centers", "n_k", "lambda", "epochs", "batch", "lr", "wd", "mvas_window",
-                                         "mvas_topk", "resume", "nan_policy", "image_size", "pos_interp", NULL};
+                                         "mvas_topk", "resume", "nan_policy", "image_size", "pos_interp", "memory_mb", NULL};
 static const char *const BANK_OPTS[] = {"name", "runs", "data", "cache", "seed", "threads", "quiet", "calib", "delta",
                                         "fusion", "mvas_window", "mvas_topk", "bank_mode", "coreset_ratio",
-                                        "coreset_mode", NULL};
+                                        "coreset_mode", "memory_mb", NULL};
 static const char *const EVAL_OPTS[] = {"name", "runs", "data", "cache", "seed", "threads", "quiet", "calib", "delta",
                                         "fusion", "mvas_window", "mvas_topk", "sigma", "heatmaps", NULL};
 
@@ -96,14 +96,69 @@ static void synth_progress(void *ctx, int done, int total) {
     mvead_progress_update(p, done, NULL);
 }
 
-static int parse_int_arg(const char *opt, const char *v, int lo, int hi, int *out) {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || x < lo || x > hi) {
-        fprintf(stderr, "mvead synth: %s expects an integer in [%d, %d], got '%s'\n", opt, lo, hi, v);
-        return -1;
+/* ---- flags of the small commands -------------------------------------------------
+ * synth, calibrate and epilines take a few flags of their own (the stage
+ * commands use the shared option table, mvead/options.h): a table of
+ * --name -> typed destination with an inclusive range. */
+typedef enum { FLAG_STR, FLAG_INT, FLAG_U64, FLAG_DOUBLE, FLAG_BOOL } flag_kind;
+typedef struct {
+    const char *name;   /* with the dashes */
+    flag_kind kind;
+    void *dst;          /* const char **, int *, uint64_t *, double *, bool * */
+    double lo, hi;      /* FLAG_INT, FLAG_DOUBLE */
+} cmd_flag;
+
+/* Parses argv against flags; other arguments go to pos (at most max_pos).
+ * Returns 0, 1 when --help/-h was given (the caller prints its usage), or
+ * EXIT_USAGE after printing what was wrong. */
+static int parse_flags(const char *cmd, const cmd_flag *flags, int n_flags, int argc, char **argv, const char **pos,
+                       int max_pos, int *n_pos) {
+    if (n_pos) *n_pos = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return 1;
+        const cmd_flag *f = NULL;
+        for (int k = 0; k < n_flags && !f; k++)
+            if (!strcmp(a, flags[k].name)) f = &flags[k];
+        if (!f) {
+            if (a[0] == '-' && a[1]) { fprintf(stderr, "mvead %s: unknown option '%s' (see mvead %s --help)\n", cmd, a, cmd); return EXIT_USAGE; }
+            if (!n_pos || *n_pos >= max_pos) { fprintf(stderr, "mvead %s: unexpected argument '%s'\n", cmd, a); return EXIT_USAGE; }
+            pos[(*n_pos)++] = a;
+            continue;
+        }
+        if (f->kind == FLAG_BOOL) { *(bool *)f->dst = true; continue; }
+        if (i + 1 >= argc) { fprintf(stderr, "mvead %s: %s needs a value\n", cmd, a); return EXIT_USAGE; }
+        const char *v = argv[++i];
+        char *end = NULL;
+        switch (f->kind) {
+        case FLAG_STR: *(const char **)f->dst = v; break;
+        case FLAG_INT: {
+            long x = strtol(v, &end, 10);
+            if (!*v || *end || x < f->lo || x > f->hi) {
+                fprintf(stderr, "mvead %s: %s expects an integer in [%.0f, %.0f], got '%s'\n", cmd, a, f->lo, f->hi, v);
+                return EXIT_USAGE;
+            }
+            *(int *)f->dst = (int)x;
+            break;
+        }
+        case FLAG_U64: {
+            unsigned long long x = strtoull(v, &end, 10);
+            if (!*v || *end || v[0] == '-') { fprintf(stderr, "mvead %s: %s expects a non-negative integer, got '%s'\n", cmd, a, v); return EXIT_USAGE; }
+            *(uint64_t *)f->dst = x;
+            break;
+        }
+        case FLAG_DOUBLE: {
+            double x = strtod(v, &end);
+            if (!*v || *end || !(x >= f->lo && x <= f->hi)) {
+                fprintf(stderr, "mvead %s: %s expects a number in [%g, %g], got '%s'\n", cmd, a, f->lo, f->hi, v);
+                return EXIT_USAGE;
+            }
+            *(double *)f->dst = x;
+            break;
+        }
+        case FLAG_BOOL: break;
+        }
     }
-    *out = (int)x;
     return 0;
 }
 
@@ -112,42 +167,32 @@ static int cmd_synth(int argc, char **argv) {
     mvd_synth_default_opts(&o);
     const char *out = NULL;
     bool quiet = false;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: mvead synth [options] OUT_DIR\n\n"
-                   "Renders the built-in synthetic multi-view dataset in the Real-IAD layout\n"
-                   "(OUT_DIR/realiad_1024, OUT_DIR/realiad_jsons) with OUT_DIR/calibration.json.\n\n"
-                   "  --categories N  categories (1..%d) [%d]\n  --train M       good training samples per category [%d]\n"
-                   "  --test-good A   good test samples per category [%d]\n  --test-bad B    defective test samples per category [%d]\n"
-                   "  --size S        image side in pixels [%d]\n  --views V       cameras [%d]\n"
-                   "  --supersample R rays per pixel side for the colour, 1 or 2 [%d]\n  --jpeg-quality Q JPEG quality 1..100 [%d]\n"
-                   "  --seed X        random seed [%llu]\n"
-                   "  --quiet         no progress\n",
-                   mvd_synth_max_categories(), o.categories, o.train, o.test_good, o.test_bad, o.size, o.views,
-                   o.supersample, o.jpeg_quality, (unsigned long long)o.seed);
-            return 0;
-        }
-        const char *names[] = {"--categories", "--train", "--test-good", "--test-bad", "--size", "--views",
-                               "--supersample", "--jpeg-quality", "--seed"};
-        int *fields[] = {&o.categories, &o.train, &o.test_good, &o.test_bad, &o.size, &o.views, &o.supersample,
-                         &o.jpeg_quality, NULL};
-        int k = -1;
-        for (int j = 0; j < 9; j++) if (!strcmp(a, names[j])) k = j;
-        if (k >= 0) {
-            if (i + 1 >= argc) { fprintf(stderr, "mvead synth: %s needs a value\n", a); return EXIT_USAGE; }
-            const char *v = argv[++i];
-            if (k == 8) {
-                char *end;
-                unsigned long long s = strtoull(v, &end, 10);
-                if (!*v || *end || v[0] == '-') { fprintf(stderr, "mvead synth: --seed expects a non-negative integer, got '%s'\n", v); return EXIT_USAGE; }
-                o.seed = s;
-            } else if (parse_int_arg(a, v, 0, 1 << 20, fields[k])) return EXIT_USAGE;
-        } else if (!strcmp(a, "--quiet")) quiet = true;
-        else if (a[0] == '-') { fprintf(stderr, "mvead synth: unknown option '%s' (see mvead synth --help)\n", a); return EXIT_USAGE; }
-        else if (!out) out = a;
-        else { fprintf(stderr, "mvead synth: unexpected argument '%s'\n", a); return EXIT_USAGE; }
+    uint64_t seed = o.seed;
+    const double big = 1 << 20;   /* mvd_synth_check_opts says what each one allows */
+    const cmd_flag flags[] = {
+        {"--categories", FLAG_INT, &o.categories, 0, big}, {"--train", FLAG_INT, &o.train, 0, big},
+        {"--test-good", FLAG_INT, &o.test_good, 0, big},   {"--test-bad", FLAG_INT, &o.test_bad, 0, big},
+        {"--size", FLAG_INT, &o.size, 0, big},             {"--views", FLAG_INT, &o.views, 0, big},
+        {"--supersample", FLAG_INT, &o.supersample, 0, big}, {"--jpeg-quality", FLAG_INT, &o.jpeg_quality, 0, big},
+        {"--seed", FLAG_U64, &seed, 0, 0},                 {"--quiet", FLAG_BOOL, &quiet, 0, 0},
+    };
+    int n_pos, r = parse_flags("synth", flags, sizeof flags / sizeof flags[0], argc, argv, &out, 1, &n_pos);
+    if (r == 1) {
+        printf("usage: mvead synth [options] OUT_DIR\n\n"
+               "Renders the built-in synthetic multi-view dataset in the Real-IAD layout\n"
+               "(OUT_DIR/realiad_1024, OUT_DIR/realiad_jsons) with OUT_DIR/calibration.json.\n\n"
+               "  --categories N  categories (1..%d) [%d]\n  --train M       good training samples per category [%d]\n"
+               "  --test-good A   good test samples per category [%d]\n  --test-bad B    defective test samples per category [%d]\n"
+               "  --size S        image side in pixels [%d]\n  --views V       cameras [%d]\n"
+               "  --supersample R rays per pixel side for the colour, 1 or 2 [%d]\n  --jpeg-quality Q JPEG quality 1..100 [%d]\n"
+               "  --seed X        random seed [%llu]\n"
+               "  --quiet         no progress\n",
+               mvd_synth_max_categories(), o.categories, o.train, o.test_good, o.test_bad, o.size, o.views,
+               o.supersample, o.jpeg_quality, (unsigned long long)o.seed);
+        return 0;
     }
+    if (r) return r;
+    o.seed = seed;
     if (!out) { fprintf(stderr, "mvead synth: missing OUT_DIR (see mvead synth --help)\n"); return EXIT_USAGE; }
     if (mvd_synth_check_opts(&o)) { fprintf(stderr, "mvead synth: %s\n", mv_error_last()); return EXIT_USAGE; }
     mvead_progress_set_quiet(quiet);
@@ -182,32 +227,27 @@ static int cmd_import(int argc, char **argv) {
 /* ---- calibrate / epilines --------------------------------------------------------- */
 
 static int cmd_calibrate(int argc, char **argv) {
-    const char *corr = NULL, *out = NULL;
+    const char *corr = NULL, *cache = NULL, *out = NULL;
     mvg_ransac_opts ro = mvg_ransac_opts_default();
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: mvead calibrate --corr FILE --out CALIB.json [--threshold PX] [--seed N]\n"
-                   "       mvead calibrate --from-cache TRAIN.h5 --out CALIB.json [--threshold PX] [--seed N]\n\n"
-                   "Estimates F for every ordered camera pair by RANSAC around the normalised\n"
-                   "8-point algorithm, (a) from a file of point correspondences (format in\n"
-                   "mvead/calibration.h), or (b) automatically from a feature cache: mutual nearest\n"
-                   "neighbours between the patch features of two views of the same sample, pooled\n"
-                   "over the training samples. Writes the calibration JSON with inlier statistics.\n");
-            return 0;
-        }
-        if (i + 1 >= argc) { fprintf(stderr, "mvead calibrate: %s needs a value\n", a); return EXIT_USAGE; }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--corr")) corr = v;
-        else if (!strcmp(a, "--from-cache")) corr = NULL, out = out, setenv("MVEAD_CALIB_CACHE", v, 1);
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--threshold")) ro.threshold_px = atof(v);
-        else if (!strcmp(a, "--seed")) ro.seed = strtoull(v, NULL, 10);
-        else { fprintf(stderr, "mvead calibrate: unknown option '%s'\n", a); i--; return EXIT_USAGE; }
+    uint64_t seed = ro.seed;
+    const cmd_flag flags[] = {
+        {"--corr", FLAG_STR, &corr, 0, 0}, {"--from-cache", FLAG_STR, &cache, 0, 0}, {"--out", FLAG_STR, &out, 0, 0},
+        {"--threshold", FLAG_DOUBLE, &ro.threshold_px, 1e-6, 1e6}, {"--seed", FLAG_U64, &seed, 0, 0},
+    };
+    int r = parse_flags("calibrate", flags, sizeof flags / sizeof flags[0], argc, argv, NULL, 0, NULL);
+    if (r == 1) {
+        printf("usage: mvead calibrate --corr FILE --out CALIB.json [--threshold PX] [--seed N]\n"
+               "       mvead calibrate --from-cache TRAIN.h5 --out CALIB.json [--threshold PX] [--seed N]\n\n"
+               "Estimates F for every ordered camera pair by RANSAC around the normalised\n"
+               "8-point algorithm, (a) from a file of point correspondences (format in\n"
+               "mvead/calibration.h), or (b) automatically from a feature cache: mutual nearest\n"
+               "neighbours between the patch features of two views of the same sample, pooled\n"
+               "over the training samples. Writes the calibration JSON with inlier statistics.\n");
+        return 0;
     }
-    const char *cache = getenv("MVEAD_CALIB_CACHE");
-    if (!out || (!corr && !cache)) { fprintf(stderr, "mvead calibrate: needs --out and one of --corr / --from-cache (see --help)\n"); return EXIT_USAGE; }
-    if (!(ro.threshold_px > 0)) { fprintf(stderr, "mvead calibrate: --threshold must be > 0\n"); return EXIT_USAGE; }
+    if (r) return r;
+    ro.seed = seed;
+    if (!out || !corr == !cache) { fprintf(stderr, "mvead calibrate: needs --out and one of --corr / --from-cache (see --help)\n"); return EXIT_USAGE; }
     mvg_calibration cal;
     if (corr) {
         if (mvg_calibrate_from_correspondences(corr, &cal, &ro)) return fail("calibrate");
@@ -239,33 +279,26 @@ static int cmd_epilines(int argc, char **argv) {
     const char *calib = NULL, *images = NULL, *points = NULL, *out = NULL;
     int view = 1, P = 14, size = 0;
     double delta = 1.0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: mvead epilines --calib CALIB.json --images IMG1,IMG2,... --points X,Y[;X,Y...] --out OUT.png\n"
-                   "                      [--view A (1-based, default 1)] [--size S] [--patch P (14)] [--delta D (1.0)]\n\n"
-                   "Draws, for chosen points of view A, their epipolar lines and the patches the EAM\n"
-                   "mask keeps in every other view, all views side by side in one PNG. Points are in\n"
-                   "pixels of the images as given (or of SxS when --size resizes them).\n");
-            return 0;
-        }
-        if (i + 1 >= argc) { fprintf(stderr, "mvead epilines: %s needs a value\n", a); return EXIT_USAGE; }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--calib")) calib = v;
-        else if (!strcmp(a, "--images")) images = v;
-        else if (!strcmp(a, "--points")) points = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--view")) view = atoi(v);
-        else if (!strcmp(a, "--patch")) P = atoi(v);
-        else if (!strcmp(a, "--size")) size = atoi(v);
-        else if (!strcmp(a, "--delta")) delta = atof(v);
-        else { fprintf(stderr, "mvead epilines: unknown option '%s'\n", a); return EXIT_USAGE; }
+    const cmd_flag flags[] = {
+        {"--calib", FLAG_STR, &calib, 0, 0},   {"--images", FLAG_STR, &images, 0, 0},
+        {"--points", FLAG_STR, &points, 0, 0}, {"--out", FLAG_STR, &out, 0, 0},
+        {"--view", FLAG_INT, &view, 1, MVG_MAX_VIEWS}, {"--patch", FLAG_INT, &P, 1, 4096},
+        {"--size", FLAG_INT, &size, 0, 1 << 16},       {"--delta", FLAG_DOUBLE, &delta, 0, 1e6},
+    };
+    int r = parse_flags("epilines", flags, sizeof flags / sizeof flags[0], argc, argv, NULL, 0, NULL);
+    if (r == 1) {
+        printf("usage: mvead epilines --calib CALIB.json --images IMG1,IMG2,... --points X,Y[;X,Y...] --out OUT.png\n"
+               "                      [--view A (1-based, default 1)] [--size S] [--patch P (14)] [--delta D (1.0)]\n\n"
+               "Draws, for chosen points of view A, their epipolar lines and the patches the EAM\n"
+               "mask keeps in every other view, all views side by side in one PNG. Points are in\n"
+               "pixels of the images as given (or of SxS when --size resizes them).\n");
+        return 0;
     }
+    if (r) return r;
     if (!calib || !images || !points || !out) { fprintf(stderr, "mvead epilines: needs --calib, --images, --points and --out (see --help)\n"); return EXIT_USAGE; }
     mvg_calibration cal;
     if (mvg_calibration_read_json(calib, &cal)) return fail("epilines");
     if (view < 1 || view > cal.V) { fprintf(stderr, "mvead epilines: --view must be in 1..%d\n", cal.V); return EXIT_USAGE; }
-    if (P < 1 || delta < 0) { fprintf(stderr, "mvead epilines: --patch must be >= 1 and --delta >= 0\n"); return EXIT_USAGE; }
     mvd_image imgs[MVG_MAX_VIEWS] = {{0}};
     const uint8_t *ptrs[MVG_MAX_VIEWS] = {0};
     int n = 0, W = 0, H = 0, rc = 1;

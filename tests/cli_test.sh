@@ -57,6 +57,18 @@ for cmd in train extract bank eval run predict grads ablate report; do
 done
 expect 2 "synth with an unknown option" -- "$BIN" synth --no-such-option "$T/x"
 contains "$ERR" "no-such-option" "synth names the unknown option"
+# the small commands' flags are typed and range-checked
+expect 2 "synth --seed -1" -- "$BIN" synth --seed -1 "$T/x"
+contains "$ERR" "--seed" "bad synth --seed names the option"
+expect 2 "synth --size 12x" -- "$BIN" synth --size 12x "$T/x"
+contains "$ERR" "--size" "non-numeric synth --size names the option"
+expect 2 "calibrate --threshold abc" -- "$BIN" calibrate --corr "$T/c.txt" --out "$T/c.json" --threshold abc
+contains "$ERR" "--threshold" "bad calibrate --threshold names the option"
+expect 2 "calibrate with both --corr and --from-cache" -- "$BIN" calibrate --corr "$T/c.txt" --from-cache "$T/f.h5" --out "$T/c.json"
+expect 2 "epilines --view 0" -- "$BIN" epilines --calib "$T/c.json" --images a,b --points 1,2 --out "$T/e.png" --view 0
+contains "$ERR" "--view" "bad epilines --view names the option"
+expect 2 "epilines --delta without a value" -- "$BIN" epilines --delta
+contains "$ERR" "needs a value" "a flag without its value says so"
 
 expect 2 "run --fusion bogus" -- "$BIN" run --fusion bogus --runs "$T/runs"
 contains "$ERR" "--fusion" "bad --fusion value names the option"
@@ -64,6 +76,8 @@ expect 2 "train --epochs -1" -- "$BIN" train --epochs -1 --runs "$T/runs"
 contains "$ERR" "--epochs" "bad --epochs value names the option"
 expect 2 "run --coreset_ratio 2" -- "$BIN" run --coreset_ratio 2 --runs "$T/runs"
 contains "$ERR" "--coreset_ratio" "bad --coreset_ratio names the option"
+expect 2 "bank --memory_mb -1" -- "$BIN" bank --memory_mb -1 --runs "$T/runs"
+contains "$ERR" "--memory_mb" "bad --memory_mb names the option"
 expect 2 "train --lr abc" -- "$BIN" train --lr abc --runs "$T/runs"
 contains "$ERR" "--lr" "non-numeric --lr names the option"
 expect 2 "grads --gradcheck_n 0" -- "$BIN" grads --gradcheck_n 0
