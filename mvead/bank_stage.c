@@ -7,6 +7,7 @@
 #include "mvead/coreset.h"
 #include "mvead/mpi.h"
 #include "mvead/progress.h"
+#include "mvead/scratch.h"
 #include "tensor/error.h"
 #include <cblas.h>
 #include <math.h>
@@ -89,7 +90,7 @@ int mvead_stage_bank(const mvead_config *c) {
     int rc = -1, R = mvead_mpi_rank(), ranks = mvead_mpi_size();
     mvead_state st = {0};
     mvt_tensor *static_mask = NULL;
-    float *all = NULL;
+    mvead_scratch all = {0};
     bool pooled = !strcmp(c->bank_mode, "pooled");
     int n_banks = pooled ? 1 : V;
     mvead_fusion_opts fo;
@@ -116,13 +117,22 @@ int mvead_stage_bank(const mvead_config *c) {
         rc = 0;
         goto done;
     }
-    /* all[v][i*N + j][:] : view-major so each view's bank is one block */
-    all = R == 0 ? malloc(sizeof(float) * (size_t)S * V * N * D) : malloc(1);
-    if (!all) { mv_error("bank: out of memory for %lld x %d x %d x %d features", (long long)S, V, N, D); goto done; }
+    /* all[v][i*N + j][:] : view-major so each view's bank is one block; in a
+     * scratch file in the run folder past --memory_mb (the exact coreset
+     * needs every row at each step) */
+    int64_t bad = R == 0 && mvead_scratch_alloc(&all, (size_t)S * V * N * D, mvead_memory_budget(c->memory_mb), p.run,
+                                                "bank: fused training features");
+    if (R == 0 && !bad && all.mapped)
+        mvead_log("bank: %.1f MiB of fused features over --memory_mb: in a scratch file in %s", all.n * 4.0 / 1048576.0, p.run);
+    mvead_mpi_allreduce_max_i64(&bad, 1);
+    if (bad) {
+        if (R > 0) mv_error("bank: rank 0 failed allocating the fused training set (see its message)");
+        goto done;
+    }
     /* under MPI each rank fuses a block of the samples, rank 0 gathers them
      * (bitwise what one process builds), runs the coreset and writes bank.h5;
      * the search over the bank is sharded in eval (eval_stage.c) */
-    if (mvead_fuse_training_set(&st, &fo, static_mask, cache, "bank: fuse", all)) goto done;
+    if (mvead_fuse_training_set(&st, &fo, static_mask, cache, "bank: fuse", all.data)) goto done;
     if (R > 0) { rc = 0; goto done; }
     mvead_progress pr;
     if (mvh5_create(&w, p.bank, "bank", MVEAD_BANK_FORMAT)) goto done;
@@ -132,7 +142,7 @@ int mvead_stage_bank(const mvead_config *c) {
     float *bank = malloc(sizeof(float) * (size_t)m * D);
     mvead_progress_start(&pr, "bank: coreset", n_banks);
     for (int b = 0; b < n_banks; b++) {
-        const float *x = all + (size_t)b * rows * D;
+        const float *x = all.data + (size_t)b * rows * D;
         int e;
         if (c->coreset_ratio >= 1.0) {
             for (int64_t k = 0; k < m; k++) sel[k] = k;
@@ -172,7 +182,7 @@ done:
     mvead_state_free(&st);
     mvt_release(static_mask);
     mvd_cache_close(cache);
-    free(all);
+    mvead_scratch_free(&all);
     /* eval may read bank.h5 on any rank: wait for rank 0's commit (a failed
      * rank returns at once and main ends the job) */
     if (ranks > 1 && (rc == 0 || R == 0)) {

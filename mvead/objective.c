@@ -188,38 +188,61 @@ int mvead_objective_forward(const mvead_objective_opts *o, const mvead_eam *m,
 
 /* ---- centres ------------------------------------------------------------------ */
 
-mvt_tensor *mvead_centers_init(mvead_objective_kind kind, const mvt_tensor *feats, int K, int iters,
-                               uint64_t seed) {
-    if (!feats || feats->ndim != 3 || feats->dtype == MVT_I64) {
-        mv_error("centres: features must be [V, M, D] floats");
-        return NULL;
-    }
-    int64_t V = feats->shape[0], M = feats->shape[1], D = feats->shape[2];
+/* x is [V][M][D] of dtype dt (F32 or F64); view v is converted to float64 on
+ * its own, so the extra memory is one view's. */
+static mvt_tensor *centers_init(mvead_objective_kind kind, const void *x, mvt_dtype dt, int64_t V, int64_t M, int64_t D,
+                                int K, int iters, uint64_t seed) {
     if (kind == MVEAD_OBJ_DEEPSVDD) K = 1;
     if (K < 1 || M < K) {
         mv_error("centres: need at least K = %d training patches per view, got %lld", K, (long long)M);
         return NULL;
     }
-    mvt_tensor *x = mvt_empty(MVT_F64, 3, feats->shape);
-    mvt_copy_(x, feats);
     int64_t cs[3] = {V, K, D};
     mvt_tensor *C = mvt_zeros(MVT_F64, 3, cs);
-    const double *xd = mvt_f64(x);
+    double *xv = malloc(sizeof(double) * (size_t)(M * D > 0 ? M * D : 1));
+    if (!C || !xv) {
+        mvt_release(C);
+        free(xv);
+        mv_error("centres: out of memory for one view's %lld x %lld features in float64", (long long)M, (long long)D);
+        return NULL;
+    }
     double *cd = mvt_f64(C);
     for (int64_t v = 0; v < V; v++) {
-        const double *xv = xd + v * M * D;
+        size_t n = (size_t)(M * D);
+        if (dt == MVT_F64) memcpy(xv, (const double *)x + (size_t)v * n, sizeof(double) * n);
+        else
+            for (size_t k = 0; k < n; k++) xv[k] = ((const float *)x)[(size_t)v * n + k];
         double *cv = cd + v * K * D;
         if (kind == MVEAD_OBJ_DEEPSVDD) {
             for (int64_t i = 0; i < M; i++)
                 for (int64_t d = 0; d < D; d++) cv[d] += xv[i * D + d];
             for (int64_t d = 0; d < D; d++) cv[d] /= (double)M;
         } else if (mvs_kmeans_f64(xv, M, D, K, iters, seed + (uint64_t)v, cv, NULL) < 0) {
-            mvt_release(x);
+            free(xv);
             mvt_release(C);
             mv_error_prefix("centres of view %lld", (long long)v);
             return NULL;
         }
     }
+    free(xv);
+    return C;
+}
+
+mvt_tensor *mvead_centers_init(mvead_objective_kind kind, const mvt_tensor *feats, int K, int iters,
+                               uint64_t seed) {
+    if (!feats || feats->ndim != 3 || feats->dtype == MVT_I64) {
+        mv_error("centres: features must be [V, M, D] floats");
+        return NULL;
+    }
+    mvt_tensor *x = mvt_contiguous(feats);
+    if (!x) return NULL;
+    mvt_tensor *C = centers_init(kind, x->dtype == MVT_F64 ? (const void *)mvt_f64(x) : (const void *)mvt_f32(x), x->dtype,
+                                 x->shape[0], x->shape[1], x->shape[2], K, iters, seed);
     mvt_release(x);
     return C;
+}
+
+mvt_tensor *mvead_centers_init_f32(mvead_objective_kind kind, const float *feats, int64_t V, int64_t M, int64_t D,
+                                   int K, int iters, uint64_t seed) {
+    return centers_init(kind, feats, MVT_F32, V, M, D, K, iters, seed);
 }

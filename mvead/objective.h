@@ -82,6 +82,10 @@ int mvead_objective_forward(const mvead_objective_opts *o, const mvead_eam *m,
  * its centre). NULL + mv_error when M < K. */
 mvt_tensor *mvead_centers_init(mvead_objective_kind kind, const mvt_tensor *feats, int K, int iters,
                                uint64_t seed);
+/* The same from a plain [V][M][D] f32 array (e.g. a mvead/scratch.h buffer);
+ * only one view at a time is held in float64. */
+mvt_tensor *mvead_centers_init_f32(mvead_objective_kind kind, const float *feats, int64_t V, int64_t M, int64_t D,
+                                   int K, int iters, uint64_t seed);
 
 #ifdef __cplusplus
 }

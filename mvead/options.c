@@ -59,6 +59,7 @@ static const opt_def opts[] = {
     S(bank_mode, "memory bank per view or pooled over views", "per-view|pooled"),
     D(coreset_ratio, "fraction of training patches kept by the greedy coreset (1 = all)"),
     S(coreset_mode, "coreset selection", "exact|approx"),
+    D(memory_mb, "MiB of fused training features (centres, bank) held in memory; more go to a scratch file in the run folder (0: half the physical memory)"),
     D(sigma, "Gaussian blur of anomaly maps, in pixels"),
     B(heatmaps, "write heatmap overlays (PNG) during eval"),
     B(resume, "continue an interrupted run from its checkpoint / partial cache"),
@@ -177,6 +178,7 @@ static int validate(const mvead_config *c) {
     if (c->n_k < 0) return mv_error("--n_k must be >= 0, got %d", c->n_k);
     if (c->epochs < 0) return mv_error("--epochs must be >= 0, got %d", c->epochs);
     if (c->batch < 1) return mv_error("--batch must be >= 1, got %d", c->batch);
+    if (!(c->memory_mb >= 0)) return mv_error("--memory_mb must be >= 0 (0: half the physical memory), got %g", c->memory_mb);
     if (c->extract_batch < 1) return mv_error("--extract_batch must be >= 1, got %d", c->extract_batch);
     if (!(c->lr >= 0)) return mv_error("--lr must be >= 0, got %g", c->lr);
     if (!(c->wd >= 0)) return mv_error("--wd must be >= 0, got %g", c->wd);

@@ -44,6 +44,7 @@ typedef struct mvead_config {
     char bank_mode[16];      /* per-view | pooled */
     double coreset_ratio;
     char coreset_mode[16];   /* exact | approx */
+    double memory_mb;        /* fused training features in memory up to this (0: half the RAM), else a scratch file */
     double sigma;            /* anomaly-map blur */
     bool heatmaps;           /* write per-view heatmap overlays during eval */
     bool resume;             /* continue an interrupted train/extract */

@@ -8,6 +8,7 @@
 #include "mvead/mpi.h"
 #include "mvead/objective.h"
 #include "mvead/progress.h"
+#include "mvead/scratch.h"
 #include "tensor/error.h"
 #include <errno.h>
 #include <math.h>
@@ -338,69 +339,93 @@ static void scatter_view_major(const float *sample, int64_t i, int64_t S, int V,
 }
 
 /* Under MPI each rank fuses a contiguous block of the samples and rank 0
- * gathers them (rank order = sample order, so `all` is bitwise what one
- * process builds); one process scatters each sample straight into `all`. */
+ * receives them rank by rank, one sample per message, into their places
+ * (rank order = sample order, so `all` is bitwise what one process builds);
+ * rank 0 never holds more than `all` and one sample, the others their block.
+ * One process scatters each sample straight into `all`. */
 int mvead_fuse_training_set(const mvead_state *st, const mvead_fusion_opts *fo, const mvt_tensor *static_mask,
                             mvd_cache *cache, const char *label, float *all) {
     const mvd_cache_info *in = &cache->info;
-    int V = (int)in->V, N = (int)in->N, D = (int)in->D;
+    int V = (int)in->V, N = (int)in->N, D = (int)in->D, R = mvead_mpi_rank(), P = mvead_mpi_size();
     int64_t S = in->S, lo, hi;
     size_t per = (size_t)V * N * D;
-    bool shared = mvead_mpi_size() > 1;
+    bool shared = P > 1;
     mvead_mpi_block(S, &lo, &hi);
     float *z = malloc(sizeof(float) * per), *o = malloc(sizeof(float) * per);
-    float *mine = shared ? malloc(sizeof(float) * per * (size_t)(hi - lo) + 1) : NULL;
-    int64_t bad = !z || !o || (shared && !mine);
+    float *mine = shared && R > 0 ? malloc(sizeof(float) * per * (size_t)(hi - lo) + 1) : NULL;
+    int64_t bad = !z || !o || (shared && R > 0 && !mine);
     if (bad) mv_error("%s: out of memory for %lld fused samples", label, (long long)(shared ? hi - lo : 1));
     mvead_progress pr;
     mvead_progress_start(&pr, label, hi - lo);
     for (int64_t i = lo; !bad && i < hi; i++) {
-        float *dst = shared ? mine + (size_t)(i - lo) * per : o;
+        float *dst = mine ? mine + (size_t)(i - lo) * per : o;
         bad = mvd_cache_read(cache, i, z) || mvead_fuse_sample(st, fo, static_mask, z, V, N, D, dst);
-        if (!bad && !shared) scatter_view_major(o, i, S, V, N, D, all);
+        if (!bad && !mine) scatter_view_major(o, i, S, V, N, D, all);
         mvead_progress_update(&pr, i - lo + 1, NULL);
     }
     mvead_progress_finish(&pr);
     free(z);
-    free(o);
     int64_t any_bad = bad;
-    mvead_mpi_allreduce_max_i64(&any_bad, 1);   /* nobody enters the gather if a rank failed */
+    mvead_mpi_allreduce_max_i64(&any_bad, 1);   /* nobody starts sending if a rank failed */
     if (any_bad) {
+        free(o);
         free(mine);
         return bad ? -1 : mv_error("%s: another rank failed fusing its samples (see its message)", label);
     }
-    if (!shared) return 0;
-    void *got = NULL;
-    int e = mvead_mpi_gather_bytes(mine, sizeof(float) * per * (size_t)(hi - lo), &got, NULL, 0);
+    int e = 0;
+    if (shared && R > 0) {
+        for (int64_t i = lo; i < hi && !e; i++) e = mvead_mpi_send(mine + (size_t)(i - lo) * per, sizeof(float) * per, 0, 7);
+    } else if (shared) {
+        for (int r = 1; r < P && !e; r++) {
+            int64_t rlo, rhi;
+            mvead_mpi_block_of(S, r, P, &rlo, &rhi);
+            for (int64_t i = rlo; i < rhi && !e; i++) {
+                e = mvead_mpi_recv(o, sizeof(float) * per, r, 7);
+                if (!e) scatter_view_major(o, i, S, V, N, D, all);
+            }
+        }
+    }
+    free(o);
     free(mine);
-    if (mvead_mpi_rank() == 0 && !e)
-        for (int64_t i = 0; i < S; i++) scatter_view_major((const float *)got + (size_t)i * per, i, S, V, N, D, all);
-    free(got);
-    if (e) return mv_error("%s: out of memory gathering the fused samples on rank 0", label);
+    if (e) return mv_error("%s: sending the fused samples to rank 0 failed", label);
     return 0;
 }
 
 /* Centres from the initial EAM outputs of every training patch: the fused
- * training set (mvead_fuse_training_set) on rank 0, k-means there, the
+ * training set (mvead_fuse_training_set) on rank 0, in memory or in a
+ * scratch file in the run folder past --memory_mb, k-means there, the
  * centres broadcast. */
 mvt_tensor *mvead_centers_for_run(const mvead_config *c, const mvead_objective_opts *oo, mvd_cache *cache,
                                   const mvead_state *st, const mvead_fusion_opts *fo, const mvt_tensor *mask) {
     const mvd_cache_info *in = &cache->info;
     int V = (int)in->V, N = (int)in->N, D = (int)in->D;
-    int64_t S = in->S, shp[3] = {V, S * N, D};
+    int64_t S = in->S;
     bool root = mvead_mpi_rank() == 0;
-    mvt_tensor *feats = root ? mvt_empty(MVT_F32, 3, shp) : NULL;
-    if (mvead_fuse_training_set(st, fo, mask, cache, "centres", root ? mvt_f32(feats) : NULL)) {
-        mvt_release(feats);
+    mvead_scratch feats = {0};
+    int64_t bad = 0;
+    if (root) {
+        char dir[1024];
+        bad = mvead_run_dir(c, dir, sizeof dir, true) ||
+              mvead_scratch_alloc(&feats, (size_t)S * V * N * D, mvead_memory_budget(c->memory_mb), dir, "centres: fused training features");
+        if (!bad && feats.mapped) mvead_log("centres: %.1f MiB of fused features over --memory_mb: in a scratch file in %s",
+                                           feats.n * 4.0 / 1048576.0, dir);
+    }
+    mvead_mpi_allreduce_max_i64(&bad, 1);
+    if (bad) {
+        if (!root) mv_error("train: rank 0 failed allocating the fused training set (see its message)");
+        return NULL;
+    }
+    if (mvead_fuse_training_set(st, fo, mask, cache, "centres", feats.data)) {
+        mvead_scratch_free(&feats);
         return NULL;
     }
     int64_t cshape[3] = {0, 0, 0};
     mvt_tensor *centers = NULL;
     if (root) {
-        centers = mvead_centers_init(oo->kind, feats, oo->K, oo->lloyd_iters, c->seed);
+        centers = mvead_centers_init_f32(oo->kind, feats.data, V, S * N, D, oo->K, oo->lloyd_iters, c->seed);
         if (centers) memcpy(cshape, centers->shape, sizeof cshape);
     }
-    mvt_release(feats);
+    mvead_scratch_free(&feats);
     if (mvead_mpi_size() == 1) return centers;
     mvead_mpi_bcast(cshape, sizeof cshape, 0);
     if (!cshape[0]) {

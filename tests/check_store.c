@@ -1,6 +1,7 @@
 /* Tests of the project's own files: h5io (atomic writes, checksums, kinds,
- * versions), the feature cache (round trip, float16, resume, corruption) and
- * the option table (command line, JSON config, bad values). */
+ * versions), the feature cache (round trip, float16, resume, corruption), the
+ * option table (command line, JSON config, bad values) and the scratch
+ * buffers that hold fused features past --memory_mb. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +12,8 @@
 #include "data/cache.h"
 #include "data/h5io.h"
 #include "mvead/options.h"
+#include "mvead/scratch.h"
+#include <dirent.h>
 #include "tensor/error.h"
 #include "tensor/tensor.h"
 
@@ -323,6 +326,49 @@ START_TEST(test_options) {
 }
 END_TEST
 
+static int count_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return n;
+}
+
+/* Under the budget the buffer is plain memory, over it an unlinked mapped
+ * file; both zeroed and usable as an array, and no file stays behind. */
+START_TEST(test_scratch) {
+    const size_t n = 300000;   /* 1.2 MB */
+    int before = count_entries(tmpdir);
+    for (int over = 0; over < 2; over++) {
+        mvead_scratch b;
+        ck_assert_int_eq(mvead_scratch_alloc(&b, n, over ? n * 4 - 1 : n * 4, tmpdir, "test"), 0);
+        ck_assert(b.mapped == (over == 1));
+        ck_assert_uint_eq(b.n, n);
+        ck_assert_int_eq(count_entries(tmpdir), before);   /* unlinked at once */
+        for (size_t i = 0; i < n; i++) ck_assert(b.data[i] == 0.0f);
+        for (size_t i = 0; i < n; i++) b.data[i] = (float)i * 0.5f;
+        double sum = 0;
+        for (size_t i = 0; i < n; i++) sum += b.data[i];
+        ck_assert(sum == 0.5 * (double)n * (double)(n - 1) / 2.0);
+        mvead_scratch_free(&b);
+        ck_assert_ptr_null(b.data);
+    }
+    ck_assert_uint_eq(mvead_memory_budget(2.5), (size_t)(2.5 * 1048576));
+    ck_assert_uint_gt(mvead_memory_budget(0), 0);
+    /* a folder that does not exist, a size no disk has: named errors */
+    mvead_scratch b;
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/no/such/dir", tmpdir);
+    ck_assert_int_eq(mvead_scratch_alloc(&b, n, 0, missing, "fused rows"), -1);
+    ck_assert_ptr_nonnull(strstr(mv_error_last(), "fused rows"));
+    ck_assert_ptr_nonnull(strstr(mv_error_last(), missing));
+    ck_assert_int_eq(mvead_scratch_alloc(&b, (size_t)1 << 60, 0, tmpdir, "fused rows"), -1);
+    ck_assert_ptr_nonnull(strstr(mv_error_last(), tmpdir));
+    ck_assert_int_eq(count_entries(tmpdir), before);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("store");
     TCase *tc = tcase_create("core");
@@ -334,6 +380,7 @@ int main(void) {
     tcase_add_test(tc, test_cache_rejects_nan);
     tcase_add_test(tc, test_f16_conversion);
     tcase_add_test(tc, test_options);
+    tcase_add_test(tc, test_scratch);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

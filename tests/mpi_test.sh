@@ -50,7 +50,7 @@ if "$MPIRUN" --version 2>&1 | grep -q "Open MPI"; then
         MPIFLAGS+=(-x ASAN_OPTIONS)
     fi
 fi
-mpi() { timeout 120 "$MPIRUN" "${MPIFLAGS[@]}" "$@"; }
+mpi() { timeout $((120 * ${MVEAD_TEST_TIME_SCALE:-1})) "$MPIRUN" "${MPIFLAGS[@]}" "$@"; }
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/mvead_mpi.XXXXXX")
 trap 'rm -rf "$T"' EXIT
@@ -112,11 +112,14 @@ for s in train test; do
 done
 
 # ---- train: data parallel, killed after epoch 1, resumed ----------------------------------
-if MVEAD_TEST_DIE_AFTER_EPOCH=1 mpi -x MVEAD_TEST_DIE_AFTER_EPOCH "$BIN" train "${C[@]}" "${TR[@]}" --name two >"$T/out" 2>"$T/err"; then
+# the centres' fused training set goes to a scratch file on rank 0 (--memory_mb below its size)
+if MVEAD_TEST_DIE_AFTER_EPOCH=1 mpi -x MVEAD_TEST_DIE_AFTER_EPOCH "$BIN" train "${C[@]}" "${TR[@]}" --name two --memory_mb 0.05 --no-quiet >"$T/out" 2>"$T/err"; then
     bad "mpirun train with a kill after epoch 1 should fail"
 else
     ok "mpirun train killed after epoch 1"
 fi
+grep -q "centres: .* in a scratch file" "$T/err" && ok "train: centres computed from a scratch file (--memory_mb 0.05)" ||
+    bad "train --memory_mb 0.05 did not use a scratch file"
 run "mpirun -np 2 train --resume" mpi "$BIN" train "${C[@]}" "${TR[@]}" --name two --resume
 # Per-sample gradients added in sample order on rank 0 (mvead/train.c): the
 # ranks' run is bitwise the one-process run, resume included.
@@ -135,9 +138,15 @@ for mode in per-view pooled; do
     K=(--cache runs/one/features)
     run "1 process: bank ($mode)" "$BIN" bank "${C[@]}" "${K[@]}" --bank_mode "$mode" --name $a
     run "1 process: eval ($mode)" "$BIN" eval "${C[@]}" "${K[@]}" --name $a --no-heatmaps
-    run "mpirun -np 2 bank ($mode)" mpi "$BIN" bank "${C[@]}" "${K[@]}" --bank_mode "$mode" --name $b
+    if [ $mode = pooled ]; then   # rank 0 gathers the fused set into a scratch file
+        run "mpirun -np 2 bank ($mode, --memory_mb 0.05)" mpi "$BIN" bank "${C[@]}" "${K[@]}" --bank_mode "$mode" --name $b --memory_mb 0.05 --no-quiet
+        grep -q "bank: .* in a scratch file" "$T/err" && ok "bank ($mode): fused features in a scratch file" || bad "bank ($mode) --memory_mb 0.05 did not use a scratch file"
+    else
+        run "mpirun -np 2 bank ($mode)" mpi "$BIN" bank "${C[@]}" "${K[@]}" --bank_mode "$mode" --name $b
+    fi
     run "mpirun -np 2 eval ($mode)" mpi "$BIN" eval "${C[@]}" "${K[@]}" --name $b --no-heatmaps
     same_h5 "bank ($mode): bank.h5 identical" runs/$a/bank.h5 runs/$b/bank.h5 -A 0
+    ls -a runs/$b | grep -q scratch && bad "bank ($mode): a scratch file was left in runs/$b"
     same_h5 "eval ($mode): scores.h5 identical" runs/$a/scores.h5 runs/$b/scores.h5 -A 0
     if cmp -s runs/$a/metrics.json runs/$b/metrics.json; then ok "eval ($mode): metrics.json identical"
     else bad "eval ($mode): metrics.json differs"; diff runs/$a/metrics.json runs/$b/metrics.json | head -6; fi

@@ -1,0 +1,62 @@
+#include "mvead/scratch.h"
+#include "tensor/error.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+size_t mvead_memory_budget(double memory_mb) {
+    if (memory_mb > 0) return (size_t)(memory_mb * 1048576.0);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return (size_t)4 << 30;
+    return (size_t)pages * (size_t)page / 2;
+}
+
+int mvead_scratch_alloc(mvead_scratch *s, size_t n, size_t budget, const char *dir, const char *what) {
+    memset(s, 0, sizeof *s);
+    if (n > SIZE_MAX / sizeof(float)) return mv_error("%s: %zu floats do not fit in the address space", what, n);
+    size_t bytes = n * sizeof(float);
+    double mib = bytes / 1048576.0;
+    if (bytes <= budget) {
+        s->data = calloc(n ? n : 1, sizeof(float));
+        if (!s->data)
+            return mv_error("%s: out of memory for %.0f MiB (lower --memory_mb to keep them in a scratch file under %s)",
+                            what, mib, dir);
+        s->n = n;
+        return 0;
+    }
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) == 0 && (double)vfs.f_bavail * vfs.f_frsize < (double)bytes)
+        return mv_error("%s: %.0f MiB are over --memory_mb (%.0f MiB), and %s has only %.0f MiB free for the scratch file",
+                        what, mib, budget / 1048576.0, dir, (double)vfs.f_bavail * vfs.f_frsize / 1048576.0);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/.scratch.XXXXXX", dir);
+    int fd = mkstemp(path);
+    if (fd < 0) return mv_error("%s: cannot create a scratch file in %s: %s", what, dir, strerror(errno));
+    unlink(path);
+    /* posix_fallocate reserves the blocks, so a full disk fails here and not
+     * as SIGBUS on a page fault later */
+    int e = posix_fallocate(fd, 0, (off_t)bytes);
+    if (e) {
+        close(fd);
+        return mv_error("%s: cannot reserve %.0f MiB for a scratch file in %s: %s", what, mib, dir, strerror(e));
+    }
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);   /* the mapping keeps the file */
+    if (p == MAP_FAILED) return mv_error("%s: cannot map a %.0f MiB scratch file in %s: %s", what, mib, dir, strerror(errno));
+    s->data = p;
+    s->n = n;
+    s->mapped = true;
+    return 0;
+}
+
+void mvead_scratch_free(mvead_scratch *s) {
+    if (s->mapped) munmap(s->data, s->n * sizeof(float));
+    else free(s->data);
+    memset(s, 0, sizeof *s);
+}
