@@ -95,8 +95,8 @@ contains "$ERR" "metrics.json" "report names the missing metrics.json"
 
 DATA=$T/data
 RUNS=$T/runs
-COMMON=(--data "$DATA" --runs "$RUNS" --epochs 1 --centers 4 --image_size 112 --quiet)
-expect 0 "synth tiny dataset" -- "$BIN" synth --categories 1 --train 4 --test-good 2 --test-bad 2 --size 112 --quiet "$DATA"
+COMMON=(--data "$DATA" --runs "$RUNS" --epochs 1 --centers 4 --image_size "$IMG" --quiet)
+expect 0 "synth tiny dataset" -- "$BIN" synth --categories 1 --train 4 --test-good 2 --test-bad 2 --size "$IMG" --quiet "$DATA"
 if [ ! -f "$DATA/calibration.json" ]; then bad "synth wrote calibration.json"; fi
 
 if expect 0 "run r1 end to end" -- "$BIN" run "${COMMON[@]}" --name r1; then

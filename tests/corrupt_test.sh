@@ -24,7 +24,9 @@ set -u
 BAD_TAIL=8
 . "$(dirname "$0")/testlib.sh"
 testlib_init corrupt
-if [ "${MVEAD_LONG:-0}" = 1 ]; then FLIPS=${MVEAD_CORRUPT_FLIPS:-25}; else FLIPS=${MVEAD_CORRUPT_FLIPS:-3}; fi
+if [ "${MVEAD_LONG:-0}" = 1 ]; then FLIPS=${MVEAD_CORRUPT_FLIPS:-25}
+elif [ "$REDUCED" = 1 ]; then FLIPS=${MVEAD_CORRUPT_FLIPS:-1}
+else FLIPS=${MVEAD_CORRUPT_FLIPS:-3}; fi
 RANDOM=${MVEAD_CORRUPT_SEED:-20240301}
 HAVE_H5DUMP=0
 command -v h5dump >/dev/null 2>&1 && HAVE_H5DUMP=1
@@ -33,7 +35,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
 # run_cmd: runs "$@" with a time limit; sets RC. A hang shows as 124.
 run_cmd() {
-    timeout -s KILL 120 "$@" >"$OUT" 2>"$ERR"
+    timeout -s KILL "$(scaled 120)" "$@" >"$OUT" 2>"$ERR"
     RC=$?
     [ $RC = 137 ] && RC=124
 }
@@ -93,9 +95,9 @@ dump_datasets() { h5dump -A 0 "$1" 2>&1 | tail -n +2; }
 
 DATA=$T/data
 RUNS=$T/runs
-run_cmd "$BIN" synth --categories 1 --train 4 --test-good 2 --test-bad 2 --size 112 --quiet "$DATA"
+run_cmd "$BIN" synth --categories 1 --train 4 --test-good 2 --test-bad 2 --size "$IMG" --quiet "$DATA"
 if [ $RC != 0 ]; then bad "synth tiny dataset (exit $RC)"; echo "$PASS passed, $FAIL failed"; exit 1; fi
-run_cmd "$BIN" run --data "$DATA" --runs "$RUNS" --name r --epochs 1 --centers 4 --image_size 112 --quiet --no-heatmaps
+run_cmd "$BIN" run --data "$DATA" --runs "$RUNS" --name r --epochs 1 --centers 4 --image_size "$IMG" --quiet --no-heatmaps
 if [ $RC != 0 ]; then bad "reference run (exit $RC)"; echo "$PASS passed, $FAIL failed"; exit 1; fi
 ok "reference run"
 REF=$RUNS/r

@@ -79,10 +79,10 @@ intact() {
 
 DATA=$T/data
 RUNS=$T/runs
-run_cmd 2 0 "$BIN" synth --categories 1 --train 4 --test-good 2 --test-bad 2 --size 112 --quiet "$DATA"
+run_cmd 2 0 "$BIN" synth --categories 1 --train 4 --test-good 2 --test-bad 2 --size "$IMG" --quiet "$DATA"
 if [ $RC != 0 ]; then bad "synth (exit $RC)"; echo "$PASS passed, $FAIL failed"; exit 1; fi
 EPOCHS=3
-run_cmd 2 0 "$BIN" run --data "$DATA" --runs "$RUNS" --name ref --epochs $EPOCHS --centers 4 --image_size 112 \
+run_cmd 2 0 "$BIN" run --data "$DATA" --runs "$RUNS" --name ref --epochs $EPOCHS --centers 4 --image_size "$IMG" \
     --quiet --no-heatmaps
 if [ $RC != 0 ]; then bad "reference run (exit $RC)"; echo "$PASS passed, $FAIL failed"; exit 1; fi
 ok "reference run (2 threads, uninterrupted)"

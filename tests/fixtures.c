@@ -14,6 +14,14 @@ const char *fx_dir(void) {
     return buf;
 }
 
+bool fx_reduced(void) {
+    static int said;
+    const char *e = getenv("MVEAD_TEST_REDUCED");
+    bool on = e && !strcmp(e, "1");
+    if (on && !said++) fprintf(stderr, "# MVEAD_TEST_REDUCED=1: the slowest cases run on fewer inputs\n");
+    return on;
+}
+
 const char *fx_path(const char *rel) {
     static _Thread_local char buf[4096];
     snprintf(buf, sizeof buf, "%s/%s", fx_dir(), rel);

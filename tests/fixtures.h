@@ -11,6 +11,10 @@
 #include "tensor/tensor.h"
 
 const char *fx_dir(void);
+/* MVEAD_TEST_REDUCED=1 (set by scripts/check-valgrind.sh): the slowest cases
+ * make the same checks on fewer inputs, so that the suite fits under
+ * valgrind's 30-100x slowdown. Prints a note the first time it says yes. */
+bool fx_reduced(void);
 /* Full path of rel inside the fixture dir (static buffer). */
 const char *fx_path(const char *rel);
 bool fx_exists(const char *rel);

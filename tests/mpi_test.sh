@@ -22,6 +22,9 @@ skip() {
     exit 77
 }
 
+# 56 px images under valgrind (MVEAD_TEST_REDUCED=1, scripts/check-valgrind.sh), else 112
+IMG=112
+[ "${MVEAD_TEST_REDUCED:-0}" = 1 ] && IMG=56
 BIN=${MVEAD_BIN:-$(dirname "$0")/../mvead/mvead}
 [ -x "$BIN" ] || { echo "mpi_test: MVEAD_BIN ($BIN) is not an executable"; exit 1; }
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
@@ -85,10 +88,10 @@ same_h5() {   # DESCRIPTION A B [h5dump options]
 }
 
 echo "# mpirun: $MPIRUN ${MPIFLAGS[*]}"
-run "synth" "$BIN" synth --categories 1 --train 4 --test-good 2 --test-bad 2 --size 112 --quiet data || exit 1
+run "synth" "$BIN" synth --categories 1 --train 4 --test-good 2 --test-bad 2 --size "$IMG" --quiet data || exit 1
 C=(--data data --runs runs --quiet)
-EX=(--image_size 112)
-TR=(--image_size 112 --epochs 2 --batch 3 --centers 5)
+EX=(--image_size "$IMG")
+TR=(--image_size "$IMG" --epochs 2 --batch 3 --centers 5)
 
 # ---- one process -----------------------------------------------------------------
 run "1 process: extract" "$BIN" extract "${C[@]}" "${EX[@]}" --name one &&
