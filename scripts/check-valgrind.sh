@@ -83,7 +83,8 @@ targs=()
 [ $# -gt 0 ] && targs=("TESTS=$*")
 echo "check-valgrind: make check under valgrind in $B (logs: $VG/logs)"
 make -j"${JOBS:-2}" check LOG_COMPILER="$VG/test-program" "${targs[@]}" >"$VG/check.log" 2>&1
-rc=$?
+make_rc=$?
+rc=$make_rc
 grep -E '^(PASS|FAIL|SKIP|ERROR|XFAIL|XPASS):' "$VG/check.log"
 
 # every valgrind log: a non-zero error count, or an error report in a log cut
@@ -108,5 +109,5 @@ if [ $rc != 0 ]; then
         grep -q '^:test-result: \(FAIL\|ERROR\)' "$trs" && { echo "=== ${trs%.trs}.log"; tail -40 "${trs%.trs}.log"; }
     done
 fi
-echo "check-valgrind: $n_logs valgrind logs, ${#bad_logs[@]} with errors; make check exit $rc; $(($(date +%s) - start)) s"
+echo "check-valgrind: $n_logs valgrind logs, ${#bad_logs[@]} with errors; make check exit $make_rc; $(($(date +%s) - start)) s"
 [ $rc = 0 ]
