@@ -12,6 +12,7 @@
 #include "mvead/metrics.h"
 #include "mvead/mpi.h"
 #include "mvead/progress.h"
+#include "mvead/scratch.h"
 #include "tensor/error.h"
 #include <json-c/json.h>
 #include <math.h>
@@ -29,45 +30,59 @@ static json_object *row_json(const metric_row *r) {
     return o;
 }
 
-/* Metrics of the samples in [idx] (all: every sample). */
-static void compute_metrics(int64_t n_sel, const int64_t *sel, int V, int64_t HW, int H, int W, const double *image_scores,
-                            const int64_t *view_label, const double *sample_scores, const int64_t *sample_label,
-                            const float *maps, const uint8_t *masks, bool pixel, metric_row *out) {
+/* The metrics' sort keys come from eval's scratch pool (mvs_metrics_set_allocator). */
+static void *pool_alloc(size_t bytes, void *ctx) { return mvead_scratch_pool_alloc(ctx, bytes, "eval: pixel metrics"); }
+static void pool_release(void *mem, void *ctx) { mvead_scratch_pool_release(ctx, mem); }
+
+/* Metrics of the samples in sel (n_sel of them). The pixel arrays (a float64
+ * copy of the maps, the labels, then the metrics' sort keys) come from pool,
+ * so past --memory_mb they live in scratch files. 0, or -1 + mv_error (a
+ * failure, not a degenerate category, which gives NaN). */
+static int compute_metrics(int64_t n_sel, const int64_t *sel, int V, int64_t HW, int H, int W, const double *image_scores,
+                           const int64_t *view_label, const double *sample_scores, const int64_t *sample_label,
+                           const float *maps, const uint8_t *masks, mvead_scratch_pool *pool, metric_row *out) {
     double *is = malloc(sizeof(double) * (size_t)(n_sel * V + 1)), *ss = malloc(sizeof(double) * (size_t)(n_sel + 1));
     uint8_t *il = malloc((size_t)(n_sel * V + 1)), *sl = malloc((size_t)(n_sel + 1));
-    int st;
+    int st[7], rc = -1;
+    double *ps = NULL;
+    uint8_t *pl = NULL;
+    if (!is || !ss || !il || !sl) { mv_error("eval: out of memory for %lld scores", (long long)n_sel); goto done; }
     for (int64_t a = 0; a < n_sel; a++) {
         int64_t i = sel[a];
         for (int v = 0; v < V; v++) { is[a * V + v] = image_scores[i * V + v]; il[a * V + v] = view_label[i * V + v] != 0; }
         ss[a] = sample_scores[i];
         sl[a] = sample_label[i] != 0;
     }
-    out->v[0] = mvs_auroc(is, il, n_sel * V, &st);
-    out->v[1] = mvs_average_precision(is, il, n_sel * V, &st);
-    out->v[2] = mvs_auroc(ss, sl, n_sel, &st);
-    out->v[3] = mvs_average_precision(ss, sl, n_sel, &st);
-    out->v[4] = out->v[5] = out->v[6] = NAN;
-    if (pixel) {
-        int64_t np = n_sel * V * HW;
-        double *ps = malloc(sizeof(double) * (size_t)np);
-        uint8_t *pl = malloc((size_t)np);
-        if (ps && pl) {
-            for (int64_t a = 0; a < n_sel; a++)
-                for (int64_t k = 0; k < V * HW; k++) {
-                    ps[a * V * HW + k] = maps[sel[a] * V * HW + k];
-                    pl[a * V * HW + k] = masks[sel[a] * V * HW + k] != 0;
-                }
-            out->v[4] = mvs_auroc(ps, pl, np, &st);
-            out->v[5] = mvs_average_precision(ps, pl, np, &st);
-            out->v[6] = mvs_aupro(ps, pl, n_sel * V, H, W, 0.3, &st);
+    out->v[0] = mvs_auroc(is, il, n_sel * V, &st[0]);
+    out->v[1] = mvs_average_precision(is, il, n_sel * V, &st[1]);
+    out->v[2] = mvs_auroc(ss, sl, n_sel, &st[2]);
+    out->v[3] = mvs_average_precision(ss, sl, n_sel, &st[3]);
+    int64_t np = n_sel * V * HW;
+    ps = mvead_scratch_pool_alloc(pool, sizeof(double) * (size_t)np, "eval: pixel scores");
+    pl = ps ? mvead_scratch_pool_alloc(pool, (size_t)np, "eval: pixel labels") : NULL;
+    if (!ps || !pl) goto done;
+    for (int64_t a = 0; a < n_sel; a++)
+        for (int64_t k = 0; k < V * HW; k++) {
+            ps[a * V * HW + k] = maps[sel[a] * V * HW + k];
+            pl[a * V * HW + k] = masks[sel[a] * V * HW + k] != 0;
         }
-        free(ps);
-        free(pl);
-    }
+    mvs_allocator al = {pool_alloc, pool_release, pool};
+    mvs_metrics_set_allocator(&al);
+    out->v[4] = mvs_auroc(ps, pl, np, &st[4]);
+    out->v[5] = mvs_average_precision(ps, pl, np, &st[5]);
+    out->v[6] = mvs_aupro(ps, pl, n_sel * V, H, W, 0.3, &st[6]);
+    mvs_metrics_set_allocator(NULL);
+    rc = 0;
+    for (int k = 0; k < 7; k++)
+        if (st[k] == MVS_METRIC_ERROR) rc = -1;   /* mv_error says which */
+done:
+    mvead_scratch_pool_release(pool, pl);
+    mvead_scratch_pool_release(pool, ps);
     free(is);
     free(ss);
     free(il);
     free(sl);
+    return rc;
 }
 
 /* Under MPI the bank is sharded (banks_load) and the test samples go in
@@ -94,6 +109,8 @@ int mvead_stage_eval(const mvead_config *c) {
     float *z = NULL, *o = NULL, *patch = NULL, *maps = NULL;
     double *image_scores = NULL, *sample_scores = NULL;
     uint8_t *masks = NULL;
+    mvead_scratch_pool pool;   /* maps, masks and the pixel metrics' arrays, up to --memory_mb in memory */
+    mvead_scratch_pool_init(&pool, mvead_memory_budget(c->memory_mb), p.run);
     mvh5_writer w = {.file = -1};
     json_object *root = NULL;
     mvead_fusion_opts fo;
@@ -105,8 +122,11 @@ int mvead_stage_eval(const mvead_config *c) {
     o = malloc(sizeof(float) * (size_t)V * N * D);
     /* scores and maps live on rank 0 only */
     patch = malloc(R == 0 ? sizeof(float) * (size_t)S * V * N + 1 : 1);
-    maps = malloc(R == 0 ? sizeof(float) * (size_t)(S * V * HW) + 1 : 1);
-    masks = malloc(R == 0 ? (size_t)(S * V * HW) + 1 : 1);
+    maps = mvead_scratch_pool_alloc(&pool, R == 0 ? sizeof(float) * (size_t)(S * V * HW) : 1, "eval: anomaly maps");
+    masks = maps ? mvead_scratch_pool_alloc(&pool, R == 0 ? (size_t)(S * V * HW) : 1, "eval: masks") : NULL;
+    if (!maps || !masks) goto done;
+    if (R == 0 && pool.items[0].mapped)
+        mvead_log("eval: anomaly maps (%.1f MiB) over --memory_mb: in a scratch file in %s", S * V * HW * 4.0 / 1048576.0, p.run);
     image_scores = malloc(sizeof(double) * (size_t)(S * V) + 1);
     sample_scores = malloc(sizeof(double) * (size_t)S + 1);
     if (!z || !o || !patch || !maps || !masks || !image_scores || !sample_scores) { mv_error("eval: out of memory"); goto done; }
@@ -194,13 +214,25 @@ int mvead_stage_eval(const mvead_config *c) {
             int64_t n_sel = 0;
             for (int64_t i = 0; i < S; i++) if (cat_of[i] == k) sel[n_sel++] = i;
             metric_row r;
-            compute_metrics(n_sel, sel, V, HW, H, W, image_scores, cache->view_label, sample_scores, cache->sample_label, maps, masks, true, &r);
+            if (compute_metrics(n_sel, sel, V, HW, H, W, image_scores, cache->view_label, sample_scores, cache->sample_label, maps, masks,
+                                &pool, &r)) {
+                mv_error_prefix("eval: metrics of category %s", cats[k]);
+                json_object_put(per);
+                free(sel); free(cats); free(cat_of);
+                goto done;
+            }
             json_object_object_add(per, cats[k], row_json(&r));
             for (int m = 0; m < 7; m++) if (isfinite(r.v[m])) { mean.v[m] += r.v[m]; used[m]++; }
         }
         for (int m = 0; m < 7; m++) mean.v[m] = used[m] ? mean.v[m] / used[m] : NAN;
         for (int64_t i = 0; i < S; i++) sel[i] = i;
-        compute_metrics(S, sel, V, HW, H, W, image_scores, cache->view_label, sample_scores, cache->sample_label, maps, masks, true, &all);
+        if (compute_metrics(S, sel, V, HW, H, W, image_scores, cache->view_label, sample_scores, cache->sample_label, maps, masks,
+                            &pool, &all)) {
+            mv_error_prefix("eval: pooled metrics");
+            json_object_put(per);
+            free(sel); free(cats); free(cat_of);
+            goto done;
+        }
         json_object_object_add(root, "setting", json_object_new_string(n_cat == 1 ? "single-class" : "multi-class"));
         json_object_object_add(root, "mean_over_categories", row_json(&mean));
         json_object_object_add(root, "pooled", row_json(&all));
@@ -262,8 +294,7 @@ done:
     free(z);
     free(o);
     free(patch);
-    free(maps);
-    free(masks);
+    mvead_scratch_pool_free(&pool);
     free(image_scores);
     free(sample_scores);
     free(round_feat);

@@ -7,6 +7,21 @@
 
 static void set_status(int *status, int v) { if (status) *status = v; }
 
+static mvs_allocator g_alloc;
+
+void mvs_metrics_set_allocator(const mvs_allocator *a) {
+    if (a) g_alloc = *a;
+    else memset(&g_alloc, 0, sizeof g_alloc);
+}
+
+/* the arrays with one entry per score */
+static void *big_alloc(size_t bytes) { return g_alloc.alloc ? g_alloc.alloc(bytes, g_alloc.ctx) : malloc(bytes); }
+static void big_free(void *mem) {
+    if (!mem) return;
+    if (g_alloc.release) g_alloc.release(mem, g_alloc.ctx);
+    else free(mem);
+}
+
 /* Order-preserving map double -> uint64 (ascending keys = ascending scores).
  * -0.0 is folded into +0.0 first so equal scores get equal keys. */
 static uint64_t score_key(double s) {
@@ -21,9 +36,9 @@ static uint64_t score_key(double s) {
  * Stable, O(n). Returns 0 or -1 (out of memory). */
 static int radix_sort(uint64_t *keys, double *payload, int64_t n) {
     if (n < 2) return 0;
-    uint64_t *ktmp = malloc((size_t)n * sizeof(uint64_t));
-    double *ptmp = payload ? malloc((size_t)n * sizeof(double)) : NULL;
-    if (!ktmp || (payload && !ptmp)) { free(ktmp); free(ptmp); return -1; }
+    uint64_t *ktmp = big_alloc((size_t)n * sizeof(uint64_t));
+    double *ptmp = payload ? big_alloc((size_t)n * sizeof(double)) : NULL;
+    if (!ktmp || (payload && !ptmp)) { big_free(ktmp); big_free(ptmp); return -1; }
     uint64_t *src = keys, *dst = ktmp;
     double *psrc = payload, *pdst = ptmp;
     for (int shift = 0; shift < 64; shift += 8) {
@@ -45,7 +60,7 @@ static int radix_sort(uint64_t *keys, double *payload, int64_t n) {
         memcpy(keys, src, (size_t)n * sizeof(uint64_t));
         if (payload) memcpy(payload, psrc, (size_t)n * sizeof(double));
     }
-    free(ktmp); free(ptmp);
+    big_free(ktmp); big_free(ptmp);
     return 0;
 }
 
@@ -63,16 +78,16 @@ static int split_sorted(const char *what, const double *scores, const uint8_t *l
     *n_pos = np;
     *n_neg = n - np;
     if (np == 0 || np == n) return 1;
-    uint64_t *pos = malloc((size_t)np * sizeof(uint64_t));
-    uint64_t *neg = malloc((size_t)(n - np) * sizeof(uint64_t));
-    if (!pos || !neg) { free(pos); free(neg); return mv_error("%s: out of memory for %lld scores", what, (long long)n); }
+    uint64_t *pos = big_alloc((size_t)np * sizeof(uint64_t));
+    uint64_t *neg = big_alloc((size_t)(n - np) * sizeof(uint64_t));
+    if (!pos || !neg) { big_free(pos); big_free(neg); return mv_error("%s: out of memory for %lld scores", what, (long long)n); }
     int64_t ip = 0, in = 0;
     for (int64_t i = 0; i < n; i++) {
         if (labels[i]) pos[ip++] = score_key(scores[i]);
         else neg[in++] = score_key(scores[i]);
     }
     if (radix_sort(pos, NULL, np) || radix_sort(neg, NULL, n - np)) {
-        free(pos); free(neg);
+        big_free(pos); big_free(neg);
         return mv_error("%s: out of memory sorting %lld scores", what, (long long)n);
     }
     *pos_out = pos;
@@ -121,7 +136,7 @@ double mvs_metric(mvs_metric_kind kind, const double *scores, const uint8_t *lab
         tp_prev = w.tp;
         fp_prev = w.fp;
     }
-    free(pos); free(neg);
+    big_free(pos); big_free(neg);
     set_status(status, MVS_METRIC_OK);
     if (kind == MVS_AUROC) return acc / (2.0 * (double)n_pos * (double)n_neg);
     return acc / (double)n_pos;
@@ -191,9 +206,9 @@ double mvs_aupro(const double *maps, const uint8_t *masks, int64_t n_images, int
     int64_t n_ok = total - n_defect;
     if (n_ok == 0 || n_defect == 0) { set_status(status, MVS_METRIC_DEGENERATE); return NAN; }
 
-    uint64_t *ok_keys = malloc((size_t)n_ok * sizeof(uint64_t));
-    uint64_t *def_keys = malloc((size_t)n_defect * sizeof(uint64_t));
-    double *def_weight = malloc((size_t)n_defect * sizeof(double));
+    uint64_t *ok_keys = big_alloc((size_t)n_ok * sizeof(uint64_t));
+    uint64_t *def_keys = big_alloc((size_t)n_defect * sizeof(uint64_t));
+    double *def_weight = big_alloc((size_t)n_defect * sizeof(double));
     int32_t *comp = malloc((size_t)npix * sizeof(int32_t));
     int64_t *comp_size = NULL;
     double result = NAN;
@@ -258,7 +273,7 @@ double mvs_aupro(const double *maps, const uint8_t *masks, int64_t n_images, int
         set_status(status, MVS_METRIC_OK);
     }
 done:
-    free(ok_keys); free(def_keys); free(def_weight); free(comp); free(comp_size);
+    big_free(ok_keys); big_free(def_keys); big_free(def_weight); free(comp); free(comp_size);
     return result;
 }
 

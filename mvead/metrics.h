@@ -22,10 +22,12 @@
  * region) returns NaN and sets *status = MVS_METRIC_DEGENERATE. Bad input (NaN
  * scores, n <= 0) returns NaN, *status = MVS_METRIC_ERROR and sets mv_error.
  * status may be NULL. Sorting is an O(n) LSD radix sort on the score bits, so
- * pixel-level metrics over ~1e8 pixels take seconds; memory ~16 bytes/pixel.
+ * pixel-level metrics over ~1e8 pixels take seconds; memory ~16 bytes/pixel
+ * (AUPRO ~28), from mvs_metrics_set_allocator's allocator.
  */
 #ifndef MVEAD_METRICS_H
 #define MVEAD_METRICS_H
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -33,6 +35,18 @@ extern "C" {
 #endif
 
 enum { MVS_METRIC_ERROR = -1, MVS_METRIC_OK = 0, MVS_METRIC_DEGENERATE = 1 };
+
+/* Where the per-score working arrays (sort keys, weights) come from: malloc
+ * by default. eval installs one that keeps them in a scratch file past
+ * --memory_mb (mvead/scratch.h). alloc returns NULL on failure. Process-wide:
+ * set it around a computation, not while another thread computes metrics. */
+typedef struct {
+    void *(*alloc)(size_t bytes, void *ctx);
+    void (*release)(void *mem, void *ctx);
+    void *ctx;
+} mvs_allocator;
+/* NULL: back to malloc/free. */
+void mvs_metrics_set_allocator(const mvs_allocator *a);
 typedef enum { MVS_AUROC = 0, MVS_AP = 1 } mvs_metric_kind;
 
 double mvs_auroc(const double *scores, const uint8_t *labels, int64_t n, int *status);

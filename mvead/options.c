@@ -59,7 +59,7 @@ static const opt_def opts[] = {
     S(bank_mode, "memory bank per view or pooled over views", "per-view|pooled"),
     D(coreset_ratio, "fraction of training patches kept by the greedy coreset (1 = all)"),
     S(coreset_mode, "coreset selection", "exact|approx"),
-    D(memory_mb, "MiB of fused training features (centres, bank) held in memory; more go to a scratch file in the run folder (0: half the physical memory)"),
+    D(memory_mb, "MiB of large arrays held in memory (fused training features for centres and bank; eval's anomaly maps and pixel-metric keys); more go to scratch files in the run folder (0: half the physical memory)"),
     D(sigma, "Gaussian blur of anomaly maps, in pixels"),
     B(heatmaps, "write heatmap overlays (PNG) during eval"),
     B(resume, "continue an interrupted run from its checkpoint / partial cache"),

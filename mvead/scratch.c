@@ -17,17 +17,15 @@ size_t mvead_memory_budget(double memory_mb) {
     return (size_t)pages * (size_t)page / 2;
 }
 
-int mvead_scratch_alloc(mvead_scratch *s, size_t n, size_t budget, const char *dir, const char *what) {
+int mvead_scratch_alloc_bytes(mvead_scratch *s, size_t bytes, size_t budget, const char *dir, const char *what) {
     memset(s, 0, sizeof *s);
-    if (n > SIZE_MAX / sizeof(float)) return mv_error("%s: %zu floats do not fit in the address space", what, n);
-    size_t bytes = n * sizeof(float);
     double mib = bytes / 1048576.0;
     if (bytes <= budget) {
-        s->data = calloc(n ? n : 1, sizeof(float));
-        if (!s->data)
+        s->mem = calloc(bytes ? bytes : 1, 1);
+        if (!s->mem)
             return mv_error("%s: out of memory for %.0f MiB (lower --memory_mb to keep them in a scratch file under %s)",
                             what, mib, dir);
-        s->n = n;
+        s->bytes = bytes;
         return 0;
     }
     struct statvfs vfs;
@@ -49,14 +47,61 @@ int mvead_scratch_alloc(mvead_scratch *s, size_t n, size_t budget, const char *d
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);   /* the mapping keeps the file */
     if (p == MAP_FAILED) return mv_error("%s: cannot map a %.0f MiB scratch file in %s: %s", what, mib, dir, strerror(errno));
-    s->data = p;
-    s->n = n;
+    s->mem = p;
+    s->bytes = bytes;
     s->mapped = true;
     return 0;
 }
 
+int mvead_scratch_alloc(mvead_scratch *s, size_t n, size_t budget, const char *dir, const char *what) {
+    if (n > SIZE_MAX / sizeof(float)) {
+        memset(s, 0, sizeof *s);
+        return mv_error("%s: %zu floats do not fit in the address space", what, n);
+    }
+    if (mvead_scratch_alloc_bytes(s, n * sizeof(float), budget, dir, what)) return -1;
+    s->data = s->mem;
+    s->n = n;
+    return 0;
+}
+
 void mvead_scratch_free(mvead_scratch *s) {
-    if (s->mapped) munmap(s->data, s->n * sizeof(float));
-    else free(s->data);
+    if (s->mapped) munmap(s->mem, s->bytes ? s->bytes : 1);
+    else free(s->mem);
     memset(s, 0, sizeof *s);
+}
+
+void mvead_scratch_pool_init(mvead_scratch_pool *p, size_t budget, const char *dir) {
+    memset(p, 0, sizeof *p);
+    p->budget = budget;
+    p->dir = dir;
+}
+
+void *mvead_scratch_pool_alloc(mvead_scratch_pool *p, size_t bytes, const char *what) {
+    if (p->n == MVEAD_SCRATCH_POOL_MAX) {
+        mv_error("%s: more than %d scratch arrays at once", what, MVEAD_SCRATCH_POOL_MAX);
+        return NULL;
+    }
+    size_t room = p->budget > p->in_memory ? p->budget - p->in_memory : 0;
+    mvead_scratch *s = &p->items[p->n];
+    if (mvead_scratch_alloc_bytes(s, bytes, room, p->dir, what)) return NULL;
+    if (!s->mapped) p->in_memory += s->bytes;
+    p->n++;
+    return s->mem;
+}
+
+void mvead_scratch_pool_release(mvead_scratch_pool *p, void *mem) {
+    if (!mem) return;
+    for (int i = 0; i < p->n; i++)
+        if (p->items[i].mem == mem) {
+            if (!p->items[i].mapped) p->in_memory -= p->items[i].bytes;
+            mvead_scratch_free(&p->items[i]);
+            p->items[i] = p->items[--p->n];
+            return;
+        }
+}
+
+void mvead_scratch_pool_free(mvead_scratch_pool *p) {
+    for (int i = 0; i < p->n; i++) mvead_scratch_free(&p->items[i]);
+    p->n = 0;
+    p->in_memory = 0;
 }

@@ -1,6 +1,7 @@
 /* check_metrics: AUROC / AP against scikit-learn (metrics.h5) and brute-force
  * references, AUPRO against a naive per-threshold implementation, the
- * degenerate-input flags and the grouping / per-category helpers. */
+ * degenerate-input flags, the grouping / per-category helpers and the
+ * pluggable allocator of the working arrays. */
 #include "mvead/metrics.h"
 #include "tensor/error.h"
 #include "tests/fixtures.h"
@@ -316,6 +317,66 @@ START_TEST(test_aupro_perfect_and_naive) {
 }
 END_TEST
 
+/* An allocator that counts, can be told to fail, and poisons what it hands
+ * out (the metrics must not read working memory before writing it). */
+typedef struct { int allocs, releases, live, fail_after; } counting_ctx;
+static void *counting_alloc(size_t bytes, void *ctx) {
+    counting_ctx *c = ctx;
+    if (c->fail_after >= 0 && c->allocs >= c->fail_after) return NULL;
+    c->allocs++;
+    c->live++;
+    void *p = malloc(bytes ? bytes : 1);
+    if (p) memset(p, 0xA5, bytes);
+    return p;
+}
+static void counting_release(void *mem, void *ctx) {
+    counting_ctx *c = ctx;
+    c->releases++;
+    c->live--;
+    free(mem);
+}
+
+START_TEST(test_allocator) {
+    enum { NI = 4, H = 9, W = 11, N = NI * H * W };
+    static double maps[N];
+    static uint8_t masks[N];
+    rng_state = 4242;
+    for (int i = 0; i < N; i++) {
+        masks[i] = (i % 17) < 3;
+        maps[i] = rnd() + 0.4 * masks[i];
+    }
+    int st;
+    double ref[3] = {mvs_auroc(maps, masks, N, &st), mvs_average_precision(maps, masks, N, &st),
+                     mvs_aupro(maps, masks, NI, H, W, 0.3, &st)};
+    counting_ctx cc = {0, 0, 0, -1};
+    mvs_allocator al = {counting_alloc, counting_release, &cc};
+    mvs_metrics_set_allocator(&al);
+    double got[3] = {mvs_auroc(maps, masks, N, &st), mvs_average_precision(maps, masks, N, &st),
+                     mvs_aupro(maps, masks, NI, H, W, 0.3, &st)};
+    for (int k = 0; k < 3; k++) ck_assert_msg(got[k] == ref[k], "metric %d: %.17g with the allocator, %.17g without", k, got[k], ref[k]);
+    ck_assert_int_ge(cc.allocs, 3 * 2 + 3);   /* pos/neg (+ sort buffers) per metric, AUPRO's three arrays */
+    ck_assert_int_eq(cc.live, 0);
+    ck_assert_int_eq(cc.allocs, cc.releases);
+    /* every allocation failing in turn: an error, never a crash or a leak */
+    for (int f = 0; f < 8; f++) {
+        counting_ctx fc = {0, 0, 0, f};
+        mvs_allocator fa = {counting_alloc, counting_release, &fc};
+        mvs_metrics_set_allocator(&fa);
+        double v = mvs_aupro(maps, masks, NI, H, W, 0.3, &st);
+        if (st == MVS_METRIC_OK) ck_assert(v == ref[2]);
+        else {
+            ck_assert_int_eq(st, MVS_METRIC_ERROR);
+            ck_assert_ptr_nonnull(strstr(mv_error_last(), "out of memory"));
+        }
+        ck_assert_int_eq(fc.live, 0);
+        v = mvs_auroc(maps, masks, N, &st);
+        ck_assert(st == MVS_METRIC_OK ? v == ref[0] : st == MVS_METRIC_ERROR);
+    }
+    mvs_metrics_set_allocator(NULL);
+    ck_assert(mvs_auroc(maps, masks, N, &st) == ref[0]);
+}
+END_TEST
+
 START_TEST(test_group_and_categories) {
     /* 6 views in 3 samples of 2 views; categories of the samples */
     double s[] = {0.1, 0.7, 0.4, 0.2, 0.9, 0.3};
@@ -359,6 +420,7 @@ static Suite *metrics_suite(void) {
     tcase_add_test(tc, test_components);
     tcase_add_test(tc, test_aupro_perfect_and_naive);
     tcase_add_test(tc, test_group_and_categories);
+    tcase_add_test(tc, test_allocator);
     suite_add_tcase(s, tc);
     return s;
 }

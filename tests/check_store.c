@@ -366,6 +366,24 @@ START_TEST(test_scratch) {
     ck_assert_int_eq(mvead_scratch_alloc(&b, (size_t)1 << 60, 0, tmpdir, "fused rows"), -1);
     ck_assert_ptr_nonnull(strstr(mv_error_last(), tmpdir));
     ck_assert_int_eq(count_entries(tmpdir), before);
+    /* a pool: arrays stay in memory while they fit together under its budget */
+    mvead_scratch_pool pool;
+    mvead_scratch_pool_init(&pool, 1000, tmpdir);
+    char *a = mvead_scratch_pool_alloc(&pool, 600, "a"), *c = mvead_scratch_pool_alloc(&pool, 600, "c");
+    ck_assert(a && c);
+    ck_assert(!pool.items[0].mapped && pool.items[1].mapped);
+    ck_assert_uint_eq(pool.in_memory, 600);
+    memset(a, 1, 600);
+    memset(c, 2, 600);
+    mvead_scratch_pool_release(&pool, a);
+    ck_assert_uint_eq(pool.in_memory, 0);
+    char *d = mvead_scratch_pool_alloc(&pool, 1000, "d");
+    ck_assert_ptr_nonnull(d);
+    ck_assert(c[599] == 2 && d[999] == 0);
+    ck_assert_uint_eq(pool.in_memory, 1000);
+    mvead_scratch_pool_free(&pool);
+    ck_assert_int_eq(pool.n, 0);
+    ck_assert_int_eq(count_entries(tmpdir), before);
 }
 END_TEST
 

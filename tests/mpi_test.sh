@@ -147,7 +147,11 @@ for mode in per-view pooled; do
     else
         run "mpirun -np 2 bank ($mode)" mpi "$BIN" bank "${C[@]}" "${K[@]}" --bank_mode "$mode" --name $b
     fi
-    run "mpirun -np 2 eval ($mode)" mpi "$BIN" eval "${C[@]}" "${K[@]}" --name $b --no-heatmaps
+    run "mpirun -np 2 eval ($mode)" mpi "$BIN" eval "${C[@]}" "${K[@]}" --name $b --no-heatmaps --no-quiet
+    if [ $mode = pooled ]; then   # --memory_mb 0.05 came with the run's config.json
+        grep -q "eval: anomaly maps .* in a scratch file" "$T/err" && ok "eval ($mode): anomaly maps in a scratch file" ||
+            bad "eval ($mode) with the run's --memory_mb 0.05 did not use a scratch file"
+    fi
     same_h5 "bank ($mode): bank.h5 identical" runs/$a/bank.h5 runs/$b/bank.h5 -A 0
     ls -a runs/$b | grep -q scratch && bad "bank ($mode): a scratch file was left in runs/$b"
     same_h5 "eval ($mode): scores.h5 identical" runs/$a/scores.h5 runs/$b/scores.h5 -A 0
