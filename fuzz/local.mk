@@ -2,7 +2,7 @@
 # fuzz/run.sh with clang, not by automake), corpus replay in the default suite,
 # 60 s per target under `make check-long`; corruption and fault-injection
 # scripts through the real `mvead`. See docs/reliability.md.
-TESTS += fuzz/replay.sh fuzz/run.sh tests/corrupt_test.sh tests/fault_test.sh
+TESTS += fuzz/replay.sh fuzz/run.sh tests/corrupt_test.sh tests/fault_test.sh tests/memlimit_test.sh
 
 # helper of corrupt_test.sh: rewrites an integer attribute (wrong-version files)
 check_PROGRAMS += fuzz/h5setattr
@@ -13,7 +13,7 @@ fuzz_h5setattr_LDADD = $(HDF5_LIBS)
 EXTRA_DIST += fuzz/run.sh fuzz/replay.sh fuzz/fuzz_util.h fuzz/seedgen.c fuzz/valgrind.supp fuzz/lsan.supp fuzz/h5setattr.c \
 	fuzz/fuzz_safetensors.c fuzz/fuzz_calibration.c fuzz/fuzz_realiad.c fuzz/fuzz_image.c \
 	fuzz/fuzz_config.c fuzz/fuzz_cache.c fuzz/fuzz_checkpoint.c fuzz/corpus \
-	tests/corrupt_test.sh tests/fault_test.sh scripts/check-asan.sh scripts/check-valgrind.sh \
+	tests/corrupt_test.sh tests/fault_test.sh tests/memlimit_test.sh scripts/check-asan.sh scripts/check-valgrind.sh \
 	docs/reliability.md
 
 # `make fuzz`: build every fuzz target into fuzz/clang/ (clang + libFuzzer).

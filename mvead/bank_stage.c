@@ -132,7 +132,7 @@ int mvead_stage_bank(const mvead_config *c) {
     /* under MPI each rank fuses a block of the samples, rank 0 gathers them
      * (bitwise what one process builds), runs the coreset and writes bank.h5;
      * the search over the bank is sharded in eval (eval_stage.c) */
-    if (mvead_fuse_training_set(&st, &fo, static_mask, cache, "bank: fuse", all.data)) goto done;
+    if (mvead_fuse_training_set(&st, &fo, static_mask, cache, "bank: fuse", R == 0 ? &all : NULL)) goto done;
     if (R > 0) { rc = 0; goto done; }
     mvead_progress pr;
     if (mvh5_create(&w, p.bank, "bank", MVEAD_BANK_FORMAT)) goto done;

@@ -16,6 +16,7 @@
 
 #include "autograd/autograd.h"
 #include "mvead/options.h"
+#include "mvead/scratch.h"
 #include "mvead/eam.h"
 #include "mvead/objective.h"
 #include "nn/adamw.h"
@@ -100,13 +101,13 @@ int mvead_fuse_sample(const mvead_state *s, const mvead_fusion_opts *f, const mv
 /* Fused features (no grad) of every training sample of the cache in the
  * view-major layout all[V][S*N][D] (row i*N + j of view v = patch j of
  * sample i), the layout of the per-view banks and of the centres' k-means.
- * `all` (S V N D floats) is needed on rank 0 only (other ranks may pass
- * NULL). Under MPI (collective) each rank fuses a contiguous block of the
+ * `all` (S V N D floats, in memory or a scratch file, written back as it
+ * fills) is needed on rank 0 only (other ranks may pass NULL). Under MPI (collective) each rank fuses a contiguous block of the
  * samples and rank 0 gathers them: bitwise the one-process result. `label`
  * names the progress line and errors. Returns 0, or -1 (mv_error) on every
  * rank when any rank failed. Called by train (centres) and bank. */
 int mvead_fuse_training_set(const mvead_state *st, const mvead_fusion_opts *fo, const mvt_tensor *static_mask,
-                            mvd_cache *cache, const char *label, float *all);
+                            mvd_cache *cache, const char *label, mvead_scratch *all);
 
 /* The EAM a run starts from (--init copy: backbone block layer+1; random:
  * seeded, with the backbone's head count). Called by train and by grads

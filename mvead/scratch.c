@@ -53,6 +53,15 @@ int mvead_scratch_alloc_bytes(mvead_scratch *s, size_t bytes, size_t budget, con
     return 0;
 }
 
+int mvead_scratch_writeback(const mvead_scratch *s, size_t off, size_t len) {
+    if (!s->mapped || !len) return 0;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), start = off / page * page;
+    if (off + len > s->bytes) len = s->bytes - off;
+    if (msync((char *)s->mem + start, off + len - start, MS_SYNC))
+        return mv_error("scratch file: writing back %zu bytes failed: %s", len, strerror(errno));
+    return 0;
+}
+
 int mvead_scratch_alloc(mvead_scratch *s, size_t n, size_t budget, const char *dir, const char *what) {
     if (n > SIZE_MAX / sizeof(float)) {
         memset(s, 0, sizeof *s);

@@ -28,6 +28,11 @@ int mvead_scratch_alloc_bytes(mvead_scratch *s, size_t bytes, size_t budget, con
 /* n floats, the same way. */
 int mvead_scratch_alloc(mvead_scratch *s, size_t n, size_t budget, const char *dir, const char *what);
 void mvead_scratch_free(mvead_scratch *s);
+/* Writes bytes [off, off + len) of a file-backed array to disk now (no-op in
+ * memory). A filler calls it on what it wrote: clean pages are dropped at
+ * once under memory pressure, while dirty ones must wait for writeback, and
+ * a cgroup-v1 memory limit (no per-group dirty throttling) OOM-kills first. */
+int mvead_scratch_writeback(const mvead_scratch *s, size_t off, size_t len);
 
 /* Several arrays under one budget: each goes to memory while the arrays held
  * in memory together stay within it, else to a scratch file. */

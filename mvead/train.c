@@ -333,9 +333,13 @@ int mvead_pipeline_fusion(const mvead_config *c, const mvead_paths *p, const mvd
 /* ---- fused features of the training set ---------------------------------------------- */
 
 /* Sample i's features [V][N][D] into the view-major all[V][S*N][D]. */
-static void scatter_view_major(const float *sample, int64_t i, int64_t S, int V, int N, int D, float *all) {
-    for (int v = 0; v < V; v++)
-        memcpy(all + ((size_t)v * S * N + (size_t)i * N) * D, sample + (size_t)v * N * D, sizeof(float) * N * D);
+static int scatter_view_major(const float *sample, int64_t i, int64_t S, int V, int N, int D, mvead_scratch *all) {
+    for (int v = 0; v < V; v++) {
+        size_t off = ((size_t)v * S * N + (size_t)i * N) * D;
+        memcpy(all->data + off, sample + (size_t)v * N * D, sizeof(float) * N * D);
+        if (mvead_scratch_writeback(all, off * sizeof(float), sizeof(float) * N * D)) return -1;
+    }
+    return 0;
 }
 
 /* Under MPI each rank fuses a contiguous block of the samples and rank 0
@@ -344,7 +348,7 @@ static void scatter_view_major(const float *sample, int64_t i, int64_t S, int V,
  * rank 0 never holds more than `all` and one sample, the others their block.
  * One process scatters each sample straight into `all`. */
 int mvead_fuse_training_set(const mvead_state *st, const mvead_fusion_opts *fo, const mvt_tensor *static_mask,
-                            mvd_cache *cache, const char *label, float *all) {
+                            mvd_cache *cache, const char *label, mvead_scratch *all) {
     const mvd_cache_info *in = &cache->info;
     int V = (int)in->V, N = (int)in->N, D = (int)in->D, R = mvead_mpi_rank(), P = mvead_mpi_size();
     int64_t S = in->S, lo, hi;
@@ -360,7 +364,7 @@ int mvead_fuse_training_set(const mvead_state *st, const mvead_fusion_opts *fo, 
     for (int64_t i = lo; !bad && i < hi; i++) {
         float *dst = mine ? mine + (size_t)(i - lo) * per : o;
         bad = mvd_cache_read(cache, i, z) || mvead_fuse_sample(st, fo, static_mask, z, V, N, D, dst);
-        if (!bad && !mine) scatter_view_major(o, i, S, V, N, D, all);
+        if (!bad && !mine) bad = scatter_view_major(o, i, S, V, N, D, all);
         mvead_progress_update(&pr, i - lo + 1, NULL);
     }
     mvead_progress_finish(&pr);
@@ -381,7 +385,11 @@ int mvead_fuse_training_set(const mvead_state *st, const mvead_fusion_opts *fo, 
             mvead_mpi_block_of(S, r, P, &rlo, &rhi);
             for (int64_t i = rlo; i < rhi && !e; i++) {
                 e = mvead_mpi_recv(o, sizeof(float) * per, r, 7);
-                if (!e) scatter_view_major(o, i, S, V, N, D, all);
+                if (!e && scatter_view_major(o, i, S, V, N, D, all)) {
+                    free(o);
+                    free(mine);
+                    return -1;   /* rank 0 fails; main ends the job */
+                }
             }
         }
     }
@@ -415,7 +423,7 @@ mvt_tensor *mvead_centers_for_run(const mvead_config *c, const mvead_objective_o
         if (!root) mv_error("train: rank 0 failed allocating the fused training set (see its message)");
         return NULL;
     }
-    if (mvead_fuse_training_set(st, fo, mask, cache, "centres", feats.data)) {
+    if (mvead_fuse_training_set(st, fo, mask, cache, "centres", root ? &feats : NULL)) {
         mvead_scratch_free(&feats);
         return NULL;
     }
