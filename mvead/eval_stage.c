@@ -170,6 +170,9 @@ int mvead_stage_eval(const mvead_config *c) {
             }
             sample_scores[i] = smax;
             if (mvs_anomaly_maps_f32(patch + i * V * N, V, in->grid_h, in->grid_w, H, W, c->sigma, 4.0, maps + i * V * HW)) goto done;
+            /* in scratch files: to disk now, so memory pressure can drop the pages */
+            if (mvead_scratch_pool_writeback(&pool, maps, sizeof(float) * (size_t)(i * V * HW), sizeof(float) * (size_t)(V * HW)) ||
+                mvead_scratch_pool_writeback(&pool, masks, (size_t)(i * V * HW), (size_t)(V * HW))) goto done;
             mvead_progress_update(&pr, i + 1, NULL);
         }
     }

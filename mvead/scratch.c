@@ -98,6 +98,12 @@ void *mvead_scratch_pool_alloc(mvead_scratch_pool *p, size_t bytes, const char *
     return s->mem;
 }
 
+int mvead_scratch_pool_writeback(const mvead_scratch_pool *p, const void *mem, size_t off, size_t len) {
+    for (int i = 0; i < p->n; i++)
+        if (p->items[i].mem == mem) return mvead_scratch_writeback(&p->items[i], off, len);
+    return 0;
+}
+
 void mvead_scratch_pool_release(mvead_scratch_pool *p, void *mem) {
     if (!mem) return;
     for (int i = 0; i < p->n; i++)

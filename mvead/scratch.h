@@ -47,6 +47,8 @@ typedef struct {
 void mvead_scratch_pool_init(mvead_scratch_pool *p, size_t budget, const char *dir);
 /* NULL + mv_error on failure. */
 void *mvead_scratch_pool_alloc(mvead_scratch_pool *p, size_t bytes, const char *what);
+/* mvead_scratch_writeback of bytes [off, off + len) of mem, from this pool. */
+int mvead_scratch_pool_writeback(const mvead_scratch_pool *p, const void *mem, size_t off, size_t len);
 /* mem from this pool (NULL is ignored). */
 void mvead_scratch_pool_release(mvead_scratch_pool *p, void *mem);
 void mvead_scratch_pool_free(mvead_scratch_pool *p);
