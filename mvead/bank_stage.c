@@ -117,22 +117,13 @@ int mvead_stage_bank(const mvead_config *c) {
         rc = 0;
         goto done;
     }
-    /* all[v][i*N + j][:] : view-major so each view's bank is one block; in a
-     * scratch file in the run folder past --memory_mb (the exact coreset
-     * needs every row at each step) */
-    int64_t bad = R == 0 && mvead_scratch_alloc(&all, (size_t)S * V * N * D, mvead_memory_budget(c->memory_mb), p.run,
-                                                "bank: fused training features");
-    if (R == 0 && !bad && all.mapped)
-        mvead_log("bank: %.1f MiB of fused features over --memory_mb: in a scratch file in %s", all.n * 4.0 / 1048576.0, p.run);
-    mvead_mpi_allreduce_max_i64(&bad, 1);
-    if (bad) {
-        if (R > 0) mv_error("bank: rank 0 failed allocating the fused training set (see its message)");
-        goto done;
-    }
-    /* under MPI each rank fuses a block of the samples, rank 0 gathers them
-     * (bitwise what one process builds), runs the coreset and writes bank.h5;
-     * the search over the bank is sharded in eval (eval_stage.c) */
-    if (mvead_fuse_training_set(&st, &fo, static_mask, cache, "bank: fuse", R == 0 ? &all : NULL)) goto done;
+    /* all[v][i*N + j][:] : view-major so each view's bank is one block; on
+     * rank 0 only, in a scratch file in the run folder past --memory_mb (the
+     * exact coreset needs every row at each step). Under MPI each rank fuses
+     * a block of the samples (bitwise what one process builds); rank 0 runs
+     * the coreset and writes bank.h5; the search over the bank is sharded in
+     * eval (eval_stage.c) */
+    if (mvead_fuse_training_set(&st, &fo, static_mask, cache, c->memory_mb, p.run, "bank: fuse", &all)) goto done;
     if (R > 0) { rc = 0; goto done; }
     mvead_progress pr;
     if (mvh5_create(&w, p.bank, "bank", MVEAD_BANK_FORMAT)) goto done;

@@ -101,13 +101,16 @@ int mvead_fuse_sample(const mvead_state *s, const mvead_fusion_opts *f, const mv
 /* Fused features (no grad) of every training sample of the cache in the
  * view-major layout all[V][S*N][D] (row i*N + j of view v = patch j of
  * sample i), the layout of the per-view banks and of the centres' k-means.
- * `all` (S V N D floats, in memory or a scratch file, written back as it
- * fills) is needed on rank 0 only (other ranks may pass NULL). Under MPI (collective) each rank fuses a contiguous block of the
- * samples and rank 0 gathers them: bitwise the one-process result. `label`
- * names the progress line and errors. Returns 0, or -1 (mv_error) on every
- * rank when any rank failed. Called by train (centres) and bank. */
+ * On rank 0 `all` is allocated here (S V N D floats: in memory up to
+ * memory_mb, see mvead_memory_budget, else a scratch file under dir, written
+ * back as it fills; the caller frees it with mvead_scratch_free); on the
+ * other ranks it stays empty. Under MPI (collective) each rank fuses a
+ * contiguous block of the samples and sends them to rank 0: bitwise the
+ * one-process result. `label` names the progress line, the log and errors.
+ * Returns 0, or -1 (mv_error, `all` freed) on every rank when any rank
+ * failed. Called by train (centres) and bank. */
 int mvead_fuse_training_set(const mvead_state *st, const mvead_fusion_opts *fo, const mvt_tensor *static_mask,
-                            mvd_cache *cache, const char *label, mvead_scratch *all);
+                            mvd_cache *cache, double memory_mb, const char *dir, const char *label, mvead_scratch *all);
 
 /* The EAM a run starts from (--init copy: backbone block layer+1; random:
  * seeded, with the backbone's head count). Called by train and by grads

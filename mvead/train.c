@@ -348,17 +348,23 @@ static int scatter_view_major(const float *sample, int64_t i, int64_t S, int V, 
  * rank 0 never holds more than `all` and one sample, the others their block.
  * One process scatters each sample straight into `all`. */
 int mvead_fuse_training_set(const mvead_state *st, const mvead_fusion_opts *fo, const mvt_tensor *static_mask,
-                            mvd_cache *cache, const char *label, mvead_scratch *all) {
+                            mvd_cache *cache, double memory_mb, const char *dir, const char *label, mvead_scratch *all) {
     const mvd_cache_info *in = &cache->info;
     int V = (int)in->V, N = (int)in->N, D = (int)in->D, R = mvead_mpi_rank(), P = mvead_mpi_size();
     int64_t S = in->S, lo, hi;
     size_t per = (size_t)V * N * D;
     bool shared = P > 1;
+    memset(all, 0, sizeof *all);
     mvead_mpi_block(S, &lo, &hi);
     float *z = malloc(sizeof(float) * per), *o = malloc(sizeof(float) * per);
     float *mine = shared && R > 0 ? malloc(sizeof(float) * per * (size_t)(hi - lo) + 1) : NULL;
     int64_t bad = !z || !o || (shared && R > 0 && !mine);
     if (bad) mv_error("%s: out of memory for %lld fused samples", label, (long long)(shared ? hi - lo : 1));
+    else if (R == 0) {
+        bad = mvead_scratch_alloc(all, (size_t)S * per, mvead_memory_budget(memory_mb), dir, label);
+        if (!bad && all->mapped)
+            mvead_log("%s: %.1f MiB of fused features over --memory_mb: in a scratch file in %s", label, all->n * 4.0 / 1048576.0, dir);
+    }
     mvead_progress pr;
     mvead_progress_start(&pr, label, hi - lo);
     for (int64_t i = lo; !bad && i < hi; i++) {
@@ -374,6 +380,7 @@ int mvead_fuse_training_set(const mvead_state *st, const mvead_fusion_opts *fo, 
     if (any_bad) {
         free(o);
         free(mine);
+        mvead_scratch_free(all);
         return bad ? -1 : mv_error("%s: another rank failed fusing its samples (see its message)", label);
     }
     int e = 0;
@@ -385,17 +392,16 @@ int mvead_fuse_training_set(const mvead_state *st, const mvead_fusion_opts *fo, 
             mvead_mpi_block_of(S, r, P, &rlo, &rhi);
             for (int64_t i = rlo; i < rhi && !e; i++) {
                 e = mvead_mpi_recv(o, sizeof(float) * per, r, 7);
-                if (!e && scatter_view_major(o, i, S, V, N, D, all)) {
-                    free(o);
-                    free(mine);
-                    return -1;   /* rank 0 fails; main ends the job */
-                }
+                if (!e && scatter_view_major(o, i, S, V, N, D, all)) e = -2;   /* rank 0 fails; main ends the job */
             }
         }
     }
     free(o);
     free(mine);
-    if (e) return mv_error("%s: sending the fused samples to rank 0 failed", label);
+    if (e) {
+        mvead_scratch_free(all);
+        return e == -2 ? -1 : mv_error("%s: sending the fused samples to rank 0 failed", label);
+    }
     return 0;
 }
 
@@ -409,24 +415,10 @@ mvt_tensor *mvead_centers_for_run(const mvead_config *c, const mvead_objective_o
     int V = (int)in->V, N = (int)in->N, D = (int)in->D;
     int64_t S = in->S;
     bool root = mvead_mpi_rank() == 0;
-    mvead_scratch feats = {0};
-    int64_t bad = 0;
-    if (root) {
-        char dir[1024];
-        bad = mvead_run_dir(c, dir, sizeof dir, true) ||
-              mvead_scratch_alloc(&feats, (size_t)S * V * N * D, mvead_memory_budget(c->memory_mb), dir, "centres: fused training features");
-        if (!bad && feats.mapped) mvead_log("centres: %.1f MiB of fused features over --memory_mb: in a scratch file in %s",
-                                           feats.n * 4.0 / 1048576.0, dir);
-    }
-    mvead_mpi_allreduce_max_i64(&bad, 1);
-    if (bad) {
-        if (!root) mv_error("train: rank 0 failed allocating the fused training set (see its message)");
-        return NULL;
-    }
-    if (mvead_fuse_training_set(st, fo, mask, cache, "centres", root ? &feats : NULL)) {
-        mvead_scratch_free(&feats);
-        return NULL;
-    }
+    mvead_scratch feats;
+    char dir[1024];
+    if (mvead_run_dir(c, dir, sizeof dir, true) ||
+        mvead_fuse_training_set(st, fo, mask, cache, c->memory_mb, dir, "centres", &feats)) return NULL;
     int64_t cshape[3] = {0, 0, 0};
     mvt_tensor *centers = NULL;
     if (root) {
