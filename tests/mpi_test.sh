@@ -22,9 +22,9 @@ skip() {
     exit 77
 }
 
-# 56 px images under valgrind (MVEAD_TEST_REDUCED=1, scripts/check-valgrind.sh), else 112
-IMG=112
-[ "${MVEAD_TEST_REDUCED:-0}" = 1 ] && IMG=56
+# IMG and scaled (smaller images and longer limits under valgrind); this
+# script keeps its own ok/bad and temporary folder
+. "$(dirname "$0")/testlib.sh"
 BIN=${MVEAD_BIN:-$(dirname "$0")/../mvead/mvead}
 [ -x "$BIN" ] || { echo "mpi_test: MVEAD_BIN ($BIN) is not an executable"; exit 1; }
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
@@ -53,7 +53,7 @@ if "$MPIRUN" --version 2>&1 | grep -q "Open MPI"; then
         MPIFLAGS+=(-x ASAN_OPTIONS)
     fi
 fi
-mpi() { timeout $((120 * ${MVEAD_TEST_TIME_SCALE:-1})) "$MPIRUN" "${MPIFLAGS[@]}" "$@"; }
+mpi() { timeout "$(scaled 120)" "$MPIRUN" "${MPIFLAGS[@]}" "$@"; }
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/mvead_mpi.XXXXXX")
 trap 'rm -rf "$T"' EXIT
