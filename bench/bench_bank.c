@@ -10,9 +10,9 @@
  * problem 5-10x (coreset to 20k points, run to the full 10%).
  * Prints time, GFLOP/s, and peak RSS against the bytes the bench holds. */
 #include "bench/bench_util.h"
-#include "mvead/coreset.h"
-#include "mvead/kmeans.h"
-#include "mvead/knn.h"
+#include "mvead/scoring/coreset.h"
+#include "mvead/scoring/kmeans.h"
+#include "mvead/scoring/knn.h"
 #include "tensor/error.h"
 #include <math.h>
 #include <stdio.h>

@@ -26,8 +26,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "mvead/eam.h"
-#include "mvead/objective.h"
+#include "mvead/method/eam.h"
+#include "mvead/method/objective.h"
 #include "nn/adamw.h"
 #include "tensor/error.h"
 

@@ -6,7 +6,7 @@
 # (B x params x 4 bytes, so the sum runs in sample order and is bitwise that of
 # one process) and broadcasts the sum (params x 4 bytes), for the run's EAM and
 # for the DINOv2 widths.
-# `make bench` copies this script to <builddir>/bench/bench_mpi (mvead/mpi.mk);
+# `make bench` copies this script to <builddir>/bench/bench_mpi (mvead/run/local.mk);
 # bench/run.sh runs it. Environment: MVEAD_BIN (default ../mvead/mvead next to
 # this script), MVEAD_MPIRUN (default mpirun), BENCH_MPI_TRAIN (training
 # samples, default 8), BENCH_MPI_SIZE (image side, default 224).

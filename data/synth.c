@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mvead/calibration.h"
+#include "mvead/geometry/calibration.h"
 #include "tensor/error.h"
 
 void mvd_synth_default_opts(mvd_synth_opts *o) {

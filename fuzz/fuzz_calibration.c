@@ -2,7 +2,7 @@
  * calibration must also be usable (F rescaled to another size, written back
  * and read again to the same numbers). */
 #include "fuzz/fuzz_util.h"
-#include "mvead/calibration.h"
+#include "mvead/geometry/calibration.h"
 #include "tensor/error.h"
 #include <math.h>
 

@@ -2,7 +2,7 @@
  * checkpoint, as `bank`/`eval` (state only) and `train --resume` (state, then
  * the AdamW moments into an optimiser made for the loaded EAM) do. */
 #include "fuzz/fuzz_util.h"
-#include "mvead/pipeline.h"
+#include "mvead/run/pipeline.h"
 #include "tensor/error.h"
 #include <hdf5.h>
 

@@ -4,8 +4,8 @@
  * Usage: seedgen OUTDIR   (makes OUTDIR/<target>/seed-*) */
 #include "data/cache.h"
 #include "data/image.h"
-#include "mvead/calibration.h"
-#include "mvead/pipeline.h"
+#include "mvead/geometry/calibration.h"
+#include "mvead/run/pipeline.h"
 #include "nn/safetensors.h"
 #include "tensor/error.h"
 #include <stdio.h>

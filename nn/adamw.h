@@ -10,7 +10,7 @@
  * Works on an array of mva_var leaves (borrowed); a leaf whose grad is NULL
  * is skipped and its step count does not advance (as torch). The state (m,
  * v, step per parameter) is public so the trainer can checkpoint it. Called
- * by the EAM trainer (mvead/train.c). Includes autograd/ only.
+ * by the EAM trainer (mvead/run/train.c). Includes autograd/ only.
  */
 #ifndef MVEAD_NN_ADAMW_H
 #define MVEAD_NN_ADAMW_H

@@ -2,10 +2,10 @@
  * Lloyd iterations, kNN patch/image/sample scores, anomaly-map pipeline) in
  * float64 and float32, kNN and coreset against naive loops on random data,
  * and bitwise determinism between 1 and 2 OpenMP threads. */
-#include "mvead/anomaly_map.h"
-#include "mvead/coreset.h"
-#include "mvead/kmeans.h"
-#include "mvead/knn.h"
+#include "mvead/scoring/anomaly_map.h"
+#include "mvead/scoring/coreset.h"
+#include "mvead/scoring/kmeans.h"
+#include "mvead/scoring/knn.h"
 #include "tensor/error.h"
 #include "tests/fixtures.h"
 #include <check.h>

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "autograd/autograd.h"
-#include "mvead/eam.h"
+#include "mvead/method/eam.h"
 #include "tensor/error.h"
 #include "tests/fixtures.h"
 

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mvead/calibration.h"
-#include "mvead/epilines.h"
-#include "mvead/epipolar.h"
+#include "mvead/geometry/calibration.h"
+#include "mvead/geometry/epilines.h"
+#include "mvead/geometry/epipolar.h"
 #include "tensor/error.h"
 #include "tests/fixtures.h"
 

@@ -2,7 +2,7 @@
  * references, AUPRO against a naive per-threshold implementation, the
  * degenerate-input flags, the grouping / per-category helpers and the
  * pluggable allocator of the working arrays. */
-#include "mvead/metrics.h"
+#include "mvead/scoring/metrics.h"
 #include "tensor/error.h"
 #include "tests/fixtures.h"
 #include <check.h>

@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "autograd/autograd.h"
-#include "mvead/eam.h"
-#include "mvead/objective.h"
+#include "mvead/method/eam.h"
+#include "mvead/method/objective.h"
 #include "tensor/error.h"
 #include "tests/fixtures.h"
 

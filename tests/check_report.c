@@ -6,9 +6,9 @@
  * naming the file. No fixtures needed. */
 #include "data/h5io.h"
 #include "data/image.h"
-#include "mvead/commands.h"
-#include "mvead/pipeline.h"
-#include "mvead/progress.h"
+#include "mvead/cli/commands.h"
+#include "mvead/run/pipeline.h"
+#include "mvead/run/progress.h"
 #include "tensor/error.h"
 #include <check.h>
 #include <fcntl.h>

@@ -11,8 +11,8 @@
 #include <unistd.h>
 #include "data/cache.h"
 #include "data/h5io.h"
-#include "mvead/options.h"
-#include "mvead/scratch.h"
+#include "mvead/cli/options.h"
+#include "mvead/run/scratch.h"
 #include <dirent.h>
 #include "tensor/error.h"
 #include "tensor/tensor.h"

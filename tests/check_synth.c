@@ -23,8 +23,8 @@
 #include "data/realiad.h"
 #include "data/synth.h"
 #include "tests/fixtures.h"
-#include "mvead/calibration.h"
-#include "mvead/epipolar.h"
+#include "mvead/geometry/calibration.h"
+#include "mvead/geometry/epipolar.h"
 #include "tensor/error.h"
 
 /* ------------------------------------------------------------- helpers */

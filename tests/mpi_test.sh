@@ -124,7 +124,7 @@ fi
 grep -q "centres: .* in a scratch file" "$T/err" && ok "train: centres computed from a scratch file (--memory_mb 0.05)" ||
     bad "train --memory_mb 0.05 did not use a scratch file"
 run "mpirun -np 2 train --resume" mpi "$BIN" train "${C[@]}" "${TR[@]}" --name two --resume
-# Per-sample gradients added in sample order on rank 0 (mvead/train.c): the
+# Per-sample gradients added in sample order on rank 0 (mvead/run/train.c): the
 # ranks' run is bitwise the one-process run, resume included.
 if cmp -s runs/one/loss.csv runs/two/loss.csv; then ok "train: loss.csv identical"
 else bad "train: loss.csv differs"; diff runs/one/loss.csv runs/two/loss.csv | head -6 | sed 's/^/       /'; fi

@@ -1,0 +1,195 @@
+/* ablate: the paper's Table 3 from one base configuration. Every variant is a
+ * normal run in <runs>/<name>/<variant>/ reading ONE shared feature cache
+ * (<runs>/<name>/cache, extracted once); a variant whose metrics.json exists
+ * is skipped, so an interrupted ablation continues where it stopped. Writes
+ * <runs>/<name>/ablation.md and ablation.csv (means over categories) and
+ * prints the table. Called by mvead/cli/main.c. */
+#include "mvead/cli/commands.h"
+#include "mvead/run/mpi.h"
+#include "mvead/run/pipeline.h"
+#include "mvead/run/progress.h"
+#include "tensor/error.h"
+#include <errno.h>
+#include <json-c/json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXIT_USAGE 2
+
+/* The grid. Rows up to "eam-mcp+reg" use a single (pooled) bank, as in the
+ * paper's table where the multi-view bank is the last addition. The `copy`
+ * rows keep the initial module (init copy, no training). */
+typedef struct {
+    const char *variant, *fusion, *objective, *bank_mode, *paper_row;
+    bool force_copy;
+} ablation_row;
+
+static const ablation_row GRID[] = {
+    {"none", "none", "none", "pooled", "no fusion", false},
+    {"mvas-copy", "mvas", "none", "pooled", "MVAS, copy", true},
+    {"mvas-deepsvdd", "mvas", "deepsvdd", "pooled", "MVAS, DeepSVDD", false},
+    {"mvas-mcp", "mvas", "mcp", "pooled", "MVAS, MCP", false},
+    {"mvas-mcp+reg", "mvas", "mcp+reg", "pooled", "MVAS, MCP+Reg", false},
+    {"eam-copy", "eam", "none", "pooled", "EAM, copy", true},
+    {"eam-deepsvdd", "eam", "deepsvdd", "pooled", "EAM, DeepSVDD", false},
+    {"eam-mcp", "eam", "mcp", "pooled", "EAM, MCP", false},
+    {"eam-mcp+reg", "eam", "mcp+reg", "pooled", "EAM, MCP+Reg", false},
+    {"eam-mcp+reg-mvbank", "eam", "mcp+reg", "per-view", "EAM, MCP+Reg + multi-view bank", false},
+};
+#define N_GRID ((int)(sizeof GRID / sizeof GRID[0]))
+
+static const char *const COLS[6] = {"sample_auroc", "sample_ap", "image_auroc", "image_ap", "pixel_auroc", "pixel_ap"};
+
+static int run_variant(const mvead_config *base, const char *root, const char *cache, const ablation_row *g) {
+    mvead_config c = *base;
+    if (strlen(root) >= sizeof c.runs || strlen(cache) >= sizeof c.cache)
+        return mv_error("ablate: run folder %s is too long a path", root);
+    snprintf(c.runs, sizeof c.runs, "%.511s", root);
+    snprintf(c.name, sizeof c.name, "%s", g->variant);
+    snprintf(c.cache, sizeof c.cache, "%.511s", cache);
+    snprintf(c.fusion, sizeof c.fusion, "%s", g->fusion);
+    snprintf(c.objective, sizeof c.objective, "%s", g->objective);
+    snprintf(c.bank_mode, sizeof c.bank_mode, "%s", g->bank_mode);
+    if (g->force_copy) snprintf(c.init, sizeof c.init, "copy");
+    char dir[1024], path[1100];
+    if (mvead_run_dir(&c, dir, sizeof dir, true)) return -1;
+    snprintf(path, sizeof path, "%s/metrics.json", dir);
+    if (access(path, F_OK) == 0) {
+        printf("ablate: skip %s (%s exists)\n", g->variant, path);
+        fflush(stdout);
+        return 0;
+    }
+    mvead_log("ablate: %s (fusion %s, objective %s, bank %s)", g->variant, c.fusion, c.objective, c.bank_mode);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (mvead_config_write_json(&c, path)) return -1;
+    /* a variant that died mid-training resumes from its checkpoint */
+    if (mvead_stage_train(&c, true) || mvead_stage_bank(&c) || mvead_stage_eval(&c) || mvead_stage_report(&c))
+        return mv_error_prefix("ablate: variant %s", g->variant);
+    return 0;
+}
+
+static double mean_metric(json_object *root, const char *key) {
+    json_object *mean, *v;
+    if (!json_object_object_get_ex(root, "mean_over_categories", &mean) || !mean) return NAN;
+    if (!json_object_object_get_ex(mean, key, &v) || !v) return NAN;
+    return json_object_get_double(v);
+}
+
+static int write_tables(const char *root, double vals[][6]) {
+    char md[1100], csv[1100], tmp[1200];
+    snprintf(md, sizeof md, "%s/ablation.md", root);
+    snprintf(csv, sizeof csv, "%s/ablation.csv", root);
+    snprintf(tmp, sizeof tmp, "%s.tmp", csv);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return mv_error("%s: cannot write: %s", tmp, strerror(errno));
+    fprintf(f, "variant,fusion,objective,bank_mode");
+    for (int k = 0; k < 6; k++) fprintf(f, ",%s", COLS[k]);
+    fputc('\n', f);
+    for (int i = 0; i < N_GRID; i++) {
+        fprintf(f, "%s,%s,%s,%s", GRID[i].variant, GRID[i].fusion, GRID[i].objective, GRID[i].bank_mode);
+        for (int k = 0; k < 6; k++) isfinite(vals[i][k]) ? fprintf(f, ",%.6f", vals[i][k]) : fprintf(f, ",");
+        fputc('\n', f);
+    }
+    if (fclose(f) || rename(tmp, csv)) return mv_error("%s: cannot write", csv);
+    snprintf(tmp, sizeof tmp, "%s.tmp", md);
+    if (!(f = fopen(tmp, "w"))) return mv_error("%s: cannot write: %s", tmp, strerror(errno));
+    fprintf(f, "# Ablation (%%, mean over categories)\n\n| variant | paper row | sample AUROC | sample AP | image AUROC | "
+               "image AP | pixel AUROC | pixel AP |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for (int i = 0; i < N_GRID; i++) {
+        fprintf(f, "| %s | %s |", GRID[i].variant, GRID[i].paper_row);
+        for (int k = 0; k < 6; k++) isfinite(vals[i][k]) ? fprintf(f, " %.1f |", 100 * vals[i][k]) : fprintf(f, " - |");
+        fputc('\n', f);
+    }
+    fprintf(f, "\nEach variant's run is in `%s/<variant>/`; all share the feature cache `%s/cache`.\n", root, root);
+    if (fclose(f) || rename(tmp, md)) return mv_error("%s: cannot write", md);
+    /* the same table on stdout */
+    printf("%-20s %8s %8s %8s %8s %8s %8s\n", "variant", "smp-AUC", "smp-AP", "img-AUC", "img-AP", "pix-AUC", "pix-AP");
+    for (int i = 0; i < N_GRID; i++) {
+        printf("%-20s", GRID[i].variant);
+        for (int k = 0; k < 6; k++) isfinite(vals[i][k]) ? printf(" %8.1f", 100 * vals[i][k]) : printf(" %8s", "-");
+        printf("\n");
+    }
+    printf("ablate: %s, %s\n", md, csv);
+    return 0;
+}
+
+int mvead_cmd_ablate(int argc, char **argv) {
+    mvead_config c;
+    mvead_config_defaults(&c);
+    char *pos[1];
+    int np;
+    int r = mvead_config_parse(&c, "ablate",
+                               "The paper's ablation grid (Table 3) from one base configuration: fusion none; MVAS and EAM\n"
+                               "each with copy (no training), DeepSVDD, MCP, MCP+Reg (single bank); EAM MCP+Reg with the\n"
+                               "multi-view bank. Runs go to <runs>/<name>/<variant>/ and share one feature cache\n"
+                               "(<runs>/<name>/cache); finished variants (metrics.json present) are skipped. Writes\n"
+                               "<runs>/<name>/ablation.md and ablation.csv. Every option of `run` applies to the base.",
+                               NULL, argc, argv, pos, 0, &np);
+    if (r == 1) return 0;
+    if (r < 0) {
+        fprintf(stderr, "%s\n", mv_error_last());
+        return EXIT_USAGE;
+    }
+    if (c.threads > 0) mvt_set_num_threads(c.threads);
+    mvead_progress_set_quiet(c.quiet || mvead_mpi_world_rank() > 0);   /* under mpirun rank 0 logs */
+    char root[1024], cache[1100], path[1100];
+    if (mvead_run_dir(&c, root, sizeof root, true)) goto fail;
+    snprintf(cache, sizeof cache, "%s/cache", root);
+    snprintf(path, sizeof path, "%s/config.json", root);
+    if (mvead_mpi_rank() == 0 && mvead_config_write_json(&c, path)) goto fail;
+    /* extract once, into the shared cache (skipped when it exists and matches) */
+    mvead_config ex = c;
+    if (strlen(cache) >= sizeof ex.cache) { mv_error("ablate: cache path %s is too long", cache); goto fail; }
+    snprintf(ex.cache, sizeof ex.cache, "%.511s", cache);
+    if (mvead_stage_extract(&ex)) goto fail;   /* under MPI: all ranks, samples sharded */
+    /* Variants are handed out dynamically (a shared counter, mvead/run/mpi.h): a
+     * free rank takes the next one and runs it alone (local mode), so long and
+     * short variants balance. One process: 0, 1, 2, ... in order. */
+    typedef struct { int64_t row; double vals[6]; } result;
+    result mine[N_GRID];
+    int n_mine = 0;
+    mvead_mpi_counter_create();
+    for (;;) {
+        int64_t i = mvead_mpi_counter_next();
+        if (i >= N_GRID) break;
+        bool prev = mvead_mpi_set_local(true);
+        int e = run_variant(&c, root, cache, &GRID[i]);
+        mvead_mpi_set_local(prev);
+        if (e) goto fail;
+        char mpath[1200];
+        snprintf(mpath, sizeof mpath, "%s/%s/metrics.json", root, GRID[i].variant);
+        json_object *m = json_object_from_file(mpath);
+        if (!m) { mv_error("%s: cannot read", mpath); goto fail; }
+        mine[n_mine].row = i;
+        for (int k = 0; k < 6; k++) mine[n_mine].vals[k] = mean_metric(m, COLS[k]);
+        n_mine++;
+        json_object_put(m);
+    }
+    mvead_mpi_counter_free();
+    /* rank 0 collects every rank's rows into the one table */
+    void *all = NULL;
+    int P = mvead_mpi_size();
+    size_t *counts = calloc((size_t)P, sizeof(size_t));
+    if (!counts || mvead_mpi_gather_bytes(mine, sizeof(result) * (size_t)n_mine, &all, counts, 0)) { free(counts); goto fail; }
+    if (mvead_mpi_rank() > 0) { free(counts); return 0; }
+    double vals[N_GRID][6];
+    for (int i = 0; i < N_GRID; i++)
+        for (int k = 0; k < 6; k++) vals[i][k] = NAN;
+    size_t total = 0;
+    for (int q = 0; q < P; q++) total += counts[q];
+    free(counts);
+    for (size_t a = 0; a < total / sizeof(result); a++) {
+        result r;
+        memcpy(&r, (const char *)all + a * sizeof(result), sizeof r);
+        if (r.row >= 0 && r.row < N_GRID) memcpy(vals[r.row], r.vals, sizeof r.vals);
+    }
+    free(all);
+    if (write_tables(root, vals)) goto fail;
+    return 0;
+fail:
+    fprintf(stderr, "mvead ablate: error: %s\n", mv_error_last());
+    return 1;
+}

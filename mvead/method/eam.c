@@ -1,0 +1,352 @@
+/* eam: Epipolar Attention Module (see eam.h for the formulas). */
+#include "mvead/method/eam.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor/error.h"
+
+const char *const mvead_eam_param_names[MVEAD_EAM_NPARAMS] = {
+    "ln_w", "ln_b", "wq", "bq", "wk", "bk", "wv", "bv", "wo", "bo"};
+
+/* Field i of the module in mvead_eam_param_names order. */
+static mva_var **eam_slot(mvead_eam *m, int i) {
+    mva_var **slots[MVEAD_EAM_NPARAMS] = {&m->ln_w, &m->ln_b, &m->wq, &m->bq, &m->wk,
+                                          &m->bk,   &m->wv,   &m->bv, &m->wo, &m->bo};
+    return slots[i];
+}
+
+void mvead_eam_params(const mvead_eam *m, mva_var *out[MVEAD_EAM_NPARAMS]) {
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) out[i] = *eam_slot((mvead_eam *)m, i);
+}
+
+static bool param_is_matrix(int i) { return i >= 2 && (i % 2) == 0; }
+
+void mvead_eam_free(mvead_eam *m) {
+    if (!m) return;
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) {
+        mva_var **s = eam_slot(m, i);
+        if (*s) mva_leaf_free(*s);
+        *s = NULL;
+    }
+}
+
+static int check_dims(int dim, int heads, mvt_dtype dtype) {
+    if (dtype != MVT_F32 && dtype != MVT_F64)
+        return mv_error("eam: dtype must be f32 or f64, got %s", mvt_dtype_name(dtype));
+    if (dim <= 0 || heads <= 0 || dim % heads != 0)
+        return mv_error("eam: channels D = %d must be a positive multiple of heads = %d", dim, heads);
+    return 0;
+}
+
+int mvead_eam_init_random(mvead_eam *m, int dim, int heads, mvt_dtype dtype, uint64_t seed) {
+    memset(m, 0, sizeof *m);
+    if (check_dims(dim, heads, dtype) < 0) return -1;
+    m->dim = dim;
+    m->heads = heads;
+    m->dtype = dtype;
+    mvt_rng rng;
+    mvt_rng_seed(&rng, seed);
+    /* PyTorch nn.Linear: kaiming_uniform(a = sqrt 5) gives bound 1/sqrt(fan_in)
+     * for the weight, and the bias uses the same bound. */
+    double bound = 1.0 / sqrt((double)dim);
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) {
+        int64_t shape[2] = {dim, dim};
+        mvt_tensor *t = mvt_empty(dtype, param_is_matrix(i) ? 2 : 1, shape);
+        if (i == 0) mvt_fill(t, 1.0);
+        else if (i == 1) mvt_fill(t, 0.0);
+        else mvt_fill_uniform(t, &rng, -bound, bound);
+        *eam_slot(m, i) = mva_leaf(t, true, mvead_eam_param_names[i]);
+    }
+    return 0;
+}
+
+int mvead_eam_init_copy(mvead_eam *m, int heads, mvt_dtype dtype,
+                        const mvead_eam_weights *src, const mvt_tensor *ls_gamma) {
+    memset(m, 0, sizeof *m);
+    const mvt_tensor *in[MVEAD_EAM_NPARAMS] = {src->ln_w, src->ln_b, src->wq, src->bq, src->wk,
+                                               src->bk,   src->wv,   src->bv, src->wo, src->bo};
+    if (!src->wq || src->wq->ndim != 2)
+        return mv_error("eam copy: query weight missing or not 2-D [D, D]");
+    int dim = (int)src->wq->shape[0];
+    if (check_dims(dim, heads, dtype) < 0) return -1;
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) {
+        const mvt_tensor *t = in[i];
+        int nd = param_is_matrix(i) ? 2 : 1;
+        if (!t) return mv_error("eam copy: tensor %s missing", mvead_eam_param_names[i]);
+        bool ok = t->ndim == nd && t->shape[0] == dim && (nd == 1 || t->shape[1] == dim) &&
+                  t->dtype != MVT_I64;
+        if (!ok) {
+            char buf[64];
+            return mv_error("eam copy: %s has shape %s, expected %s of D = %d floats",
+                            mvead_eam_param_names[i], mvt_shape_str(t, buf, sizeof buf),
+                            nd == 2 ? "[D, D]" : "[D]", dim);
+        }
+    }
+    if (ls_gamma && (ls_gamma->ndim != 1 || ls_gamma->shape[0] != dim || ls_gamma->dtype == MVT_I64))
+        return mv_error("eam copy: layer scale must be [D = %d] floats", dim);
+    m->dim = dim;
+    m->heads = heads;
+    m->dtype = dtype;
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) {
+        mvt_tensor *t = mvt_empty(dtype, in[i]->ndim, in[i]->shape);
+        mvt_copy_(t, in[i]);
+        if (ls_gamma && i >= 8) {
+            /* LayerScale multiplies the output channels: rows of wo and bo. */
+            for (int64_t r = 0; r < dim; r++) {
+                int64_t ir = r;
+                double g = mvt_get(ls_gamma, &ir);
+                if (i == 8) {
+                    for (int64_t c = 0; c < dim; c++) {
+                        int64_t idx[2] = {r, c};
+                        mvt_set(t, idx, g * mvt_get(t, idx));
+                    }
+                } else {
+                    mvt_set(t, &ir, g * mvt_get(t, &ir));
+                }
+            }
+        }
+        *eam_slot(m, i) = mva_leaf(t, true, mvead_eam_param_names[i]);
+    }
+    return 0;
+}
+
+/* ---- masks ----------------------------------------------------------------- */
+
+mvt_tensor *mvead_attn_mask_from_support(const uint8_t *support, int V, int N, mvt_dtype dt) {
+    int64_t VN = (int64_t)V * N;
+    int64_t shape[2] = {VN, VN};
+    mvt_tensor *M = mvt_zeros(MVT_F64, 2, shape);
+    double *m = mvt_f64(M);
+    int64_t row_len = (int64_t)(V - 1) * N;
+    for (int a = 0; a < V; a++)
+        for (int j = 0; j < N; j++) {
+            const uint8_t *src = support + ((int64_t)a * N + j) * row_len;
+            double *dst = m + ((int64_t)a * N + j) * VN;
+            for (int b = 0; b < V; b++) {
+                if (b == a) continue;
+                int slot = b - (b > a);   /* position of b among the supports of a */
+                for (int k = 0; k < N; k++) dst[(int64_t)b * N + k] = src[(int64_t)slot * N + k] ? 1.0 : 0.0;
+            }
+        }
+    if (dt == MVT_F64) return M;
+    mvt_tensor *out = mvt_to_dtype(M, dt);
+    mvt_release(M);
+    return out;
+}
+
+mvt_tensor *mvead_attn_mask_full(int V, int N, mvt_dtype dt) {
+    int64_t VN = (int64_t)V * N;
+    int64_t shape[2] = {VN, VN};
+    mvt_tensor *M = mvt_full(dt, 2, shape, 1.0);
+    for (int a = 0; a < V; a++)
+        for (int j = 0; j < N; j++)
+            for (int k = 0; k < N; k++) {
+                int64_t idx[2] = {(int64_t)a * N + j, (int64_t)a * N + k};
+                mvt_set(M, idx, 0.0);
+            }
+    return M;
+}
+
+/* One sample of the mvas selection: z [V][N][D] (f64, contiguous) -> m [VN][VN]. */
+static void mvas_mask_one(const double *z, int V, int N, int D, int h, int w, int win, int topk,
+                          double *m) {
+    int nwh = (h + win - 1) / win, nww = (w + win - 1) / win, nW = nwh * nww;
+    int64_t VN = (int64_t)V * N;
+    if (topk > nW) topk = nW;
+    /* window means, normalised to unit length (cosine similarity = dot product) */
+    double *mean = calloc((size_t)V * nW * D, sizeof(double));
+    int *count = calloc((size_t)nW, sizeof(int));
+    for (int j = 0; j < N; j++) count[(j / w / win) * nww + (j % w) / win]++;
+    for (int v = 0; v < V; v++) {
+        for (int j = 0; j < N; j++) {
+            int win_id = (j / w / win) * nww + (j % w) / win;
+            double *dst = mean + ((int64_t)v * nW + win_id) * D;
+            const double *src = z + ((int64_t)v * N + j) * D;
+            for (int c = 0; c < D; c++) dst[c] += src[c];
+        }
+        for (int q = 0; q < nW; q++) {
+            double *dst = mean + ((int64_t)v * nW + q) * D, nrm = 0;
+            for (int c = 0; c < D; c++) { dst[c] /= count[q]; nrm += dst[c] * dst[c]; }
+            nrm = sqrt(nrm);
+            for (int c = 0; c < D; c++) dst[c] = nrm > 0 ? dst[c] / nrm : 0.0;
+        }
+    }
+    double *sim = malloc((size_t)nW * sizeof(double));
+    uint8_t *keep = malloc((size_t)nW);
+    memset(m, 0, (size_t)(VN * VN) * sizeof(double));
+    for (int a = 0; a < V; a++)
+        for (int q = 0; q < nW; q++) {
+            const double *mq = mean + ((int64_t)a * nW + q) * D;
+            for (int b = 0; b < V; b++) {
+                if (b == a) continue;
+                for (int s = 0; s < nW; s++) {
+                    const double *ms = mean + ((int64_t)b * nW + s) * D;
+                    double dot = 0;
+                    for (int c = 0; c < D; c++) dot += mq[c] * ms[c];
+                    sim[s] = dot;
+                }
+                memset(keep, 0, (size_t)nW);
+                for (int t = 0; t < topk; t++) {   /* selection: largest first, ties to the lower index */
+                    int best = -1;
+                    for (int s = 0; s < nW; s++)
+                        if (!keep[s] && (best < 0 || sim[s] > sim[best])) best = s;
+                    keep[best] = 1;
+                }
+                for (int j = 0; j < N; j++) {
+                    if ((j / w / win) * nww + (j % w) / win != q) continue;
+                    double *row = m + ((int64_t)a * N + j) * VN + (int64_t)b * N;
+                    for (int k = 0; k < N; k++)
+                        if (keep[(k / w / win) * nww + (k % w) / win]) row[k] = 1.0;
+                }
+            }
+        }
+    free(sim);
+    free(keep);
+    free(mean);
+    free(count);
+}
+
+mvt_tensor *mvead_attn_mask_mvas(const mvt_tensor *Z, int h, int w, int win, int topk, mvt_dtype dt) {
+    MVT_ASSERT(Z->ndim == 3 || Z->ndim == 4, "mvas mask: Z must be [V,N,D] or [B,V,N,D]");
+    int batched = Z->ndim == 4;
+    int64_t B = batched ? Z->shape[0] : 1;
+    int V = (int)Z->shape[batched], N = (int)Z->shape[batched + 1], D = (int)Z->shape[batched + 2];
+    MVT_ASSERT((int64_t)h * w == N, "mvas mask: grid %d x %d does not match N = %d", h, w, N);
+    MVT_ASSERT(win >= 1 && topk >= 1, "mvas mask: window and topk must be >= 1");
+    int64_t VN = (int64_t)V * N;
+    mvt_tensor *z64 = mvt_empty(MVT_F64, Z->ndim, Z->shape);
+    mvt_copy_(z64, Z);
+    int64_t shape4[4] = {B, 1, VN, VN}, shape2[2] = {VN, VN};
+    mvt_tensor *M = batched ? mvt_empty(MVT_F64, 4, shape4) : mvt_empty(MVT_F64, 2, shape2);
+    const double *zd = mvt_f64(z64);
+    double *md = mvt_f64(M);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < B; i++)
+        mvas_mask_one(zd + i * VN * D, V, N, D, h, w, win, topk, md + i * VN * VN);
+    mvt_release(z64);
+    if (dt == MVT_F64) return M;
+    mvt_tensor *out = mvt_to_dtype(M, dt);
+    mvt_release(M);
+    return out;
+}
+
+/* ---- forward --------------------------------------------------------------- */
+
+mva_var *mvead_eam_forward(const mvead_eam *m, mva_var *Z, const mvt_tensor *mask) {
+    const mvt_tensor *z = Z->value;
+    MVT_ASSERT(z->ndim == 3 || z->ndim == 4, "eam: Z must be [V,N,D] or [B,V,N,D]");
+    int batched = z->ndim == 4;
+    int64_t B = batched ? z->shape[0] : 1;
+    int64_t V = z->shape[batched], N = z->shape[batched + 1], D = z->shape[batched + 2];
+    int64_t H = m->heads, d = D / H, VN = V * N;
+    MVT_ASSERT(D == m->dim, "eam: Z has %lld channels, module has %d", (long long)D, m->dim);
+    MVT_ASSERT(mask && mask->shape[mask->ndim - 1] == VN && mask->shape[mask->ndim - 2] == VN,
+               "eam: mask must be [VN, VN] or [B, 1, VN, VN] with VN = %lld", (long long)VN);
+
+    int64_t s3[3] = {B, VN, D}, s4[4] = {B, VN, H, d};
+    int to_heads[4] = {0, 2, 1, 3};          /* [B, VN, H, d] <-> [B, H, VN, d] */
+    mva_var *z3 = mva_reshape(Z, 3, s3);
+    mva_var *y = mva_layernorm(z3, m->ln_w, m->ln_b, MVEAD_EAM_LN_EPS);
+    /* 1/sqrt(d) is applied to Q (VN*D multiplies instead of H*VN*VN). */
+    mva_var *q = mva_scale(mva_linear(y, m->wq, m->bq), 1.0 / sqrt((double)d));
+    mva_var *k = mva_linear(y, m->wk, m->bk);
+    mva_var *v = mva_linear(y, m->wv, m->bv);
+    q = mva_permute(mva_reshape(q, 4, s4), to_heads);           /* [B, H, VN, d] */
+    k = mva_permute(mva_reshape(k, 4, s4), to_heads);
+    v = mva_permute(mva_reshape(v, 4, s4), to_heads);
+    mva_var *s = mva_matmul(q, mva_transpose(k, 2, 3));         /* [B, H, VN, VN] */
+    mva_var *a = mva_softmax(s, mask);                          /* empty rows stay zero */
+    mva_var *o = mva_matmul(a, v);                              /* [B, H, VN, d] */
+    o = mva_contiguous(mva_permute(o, to_heads));               /* [B, VN, H, d] */
+    o = mva_linear(mva_reshape(o, 3, s3), m->wo, m->bo);        /* [B, VN, D] */
+    mva_var *out = mva_add(z3, o);
+    return mva_reshape(out, z->ndim, z->shape);
+}
+
+void mvead_fusion_opts_default(mvead_fusion_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->mode = MVEAD_FUSION_EAM;
+    o->mvas_window = 2;
+    o->mvas_topk = 4;
+}
+
+static const char *const fusion_names[] = {"none", "full", "eam", "mvas"};
+
+int mvead_fusion_parse(const char *s, mvead_fusion *out) {
+    for (int i = 0; i < 4; i++)
+        if (s && strcmp(s, fusion_names[i]) == 0) { *out = (mvead_fusion)i; return 0; }
+    return mv_error("fusion: unknown mode '%s' (expected none, full, eam or mvas)", s ? s : "(null)");
+}
+
+const char *mvead_fusion_name(mvead_fusion f) {
+    return (unsigned)f < 4 ? fusion_names[f] : "?";
+}
+
+mvt_tensor *mvead_fusion_static_mask(const mvead_fusion_opts *o, const uint8_t *support,
+                                     int V, int N, mvt_dtype dt) {
+    switch (o->mode) {
+    case MVEAD_FUSION_FULL: return mvead_attn_mask_full(V, N, dt);
+    case MVEAD_FUSION_EAM:
+        if (!support) { mv_error("fusion eam: no epipolar support mask given"); return NULL; }
+        return mvead_attn_mask_from_support(support, V, N, dt);
+    default: return NULL;
+    }
+}
+
+mva_var *mvead_fuse(const mvead_eam *m, const mvead_fusion_opts *o, mva_var *Z,
+                    const mvt_tensor *static_mask) {
+    switch (o->mode) {
+    case MVEAD_FUSION_NONE: return Z;
+    case MVEAD_FUSION_MVAS: {
+        mvt_tensor *mask = mvead_attn_mask_mvas(Z->value, o->h, o->w, o->mvas_window, o->mvas_topk,
+                                                m->dtype);
+        mva_var *out = mvead_eam_forward(m, Z, mask);
+        mvt_release(mask);   /* softmax's backward needs only its output */
+        return out;
+    }
+    default: return mvead_eam_forward(m, Z, static_mask);
+    }
+}
+
+/* x [M, D] W^T + b, plain kernels. */
+static mvt_tensor *plain_linear(const mvt_tensor *x, const mvt_tensor *w, const mvt_tensor *b) {
+    mvt_tensor *wt = mvt_transpose(w, 0, 1);
+    mvt_tensor *y = mvt_matmul(x, wt);
+    mvt_tensor *out = mvt_add(y, b);
+    mvt_release(wt);
+    mvt_release(y);
+    return out;
+}
+
+mvt_tensor *mvead_eam_attention(const mvead_eam *m, const mvt_tensor *Z, const mvt_tensor *mask,
+                                int view, int patch) {
+    MVT_ASSERT(Z->ndim == 3, "eam attention: Z must be [V, N, D]");
+    int64_t V = Z->shape[0], N = Z->shape[1], D = Z->shape[2], H = m->heads, d = D / H;
+    int64_t VN = V * N, r = (int64_t)view * N + patch;
+    MVT_ASSERT(view >= 0 && view < V && patch >= 0 && patch < N, "eam attention: bad query");
+    MVT_ASSERT(mask->ndim == 2 && mask->shape[0] == VN && mask->shape[1] == VN,
+               "eam attention: mask must be [VN, VN]");
+    int64_t s2[2] = {VN, D};
+    mvt_tensor *zc = mvt_empty(m->dtype, 3, Z->shape);
+    mvt_copy_(zc, Z);
+    mvt_tensor *z2 = mvt_reshape(zc, 2, s2);
+    mvt_tensor *y = mvt_layernorm(z2, m->ln_w->value, m->ln_b->value, MVEAD_EAM_LN_EPS, NULL, NULL);
+    mvt_tensor *yr = mvt_narrow(y, 0, r, 1);
+    mvt_tensor *q = plain_linear(yr, m->wq->value, m->bq->value);     /* [1, D] */
+    mvt_tensor *k = plain_linear(y, m->wk->value, m->bk->value);      /* [VN, D] */
+    int64_t sq[3] = {1, H, d}, sk[3] = {VN, H, d};
+    int pq[3] = {1, 0, 2}, pk[3] = {1, 2, 0};
+    mvt_tensor *q3r = mvt_reshape(q, 3, sq), *k3r = mvt_reshape(k, 3, sk);
+    mvt_tensor *q3 = mvt_permute(q3r, pq);                            /* [H, 1, d] */
+    mvt_tensor *k3 = mvt_permute(k3r, pk);                            /* [H, d, VN] */
+    mvt_tensor *s = mvt_matmul(q3, k3);                               /* [H, 1, VN] */
+    mvt_tensor *ss = mvt_scale(s, 1.0 / sqrt((double)d));
+    mvt_tensor *mrow = mvt_narrow(mask, 0, r, 1);                     /* [1, VN] */
+    mvt_tensor *p = mvt_softmax(ss, mrow);
+    mvt_tensor *out = mvt_reshape(p, 3, (int64_t[]){H, V, N});
+    mvt_tensor *tmp[] = {zc, z2, y, yr, q, k, q3r, k3r, q3, k3, s, ss, mrow, p};
+    for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) mvt_release(tmp[i]);
+    return out;
+}

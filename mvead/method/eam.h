@@ -1,0 +1,147 @@
+/* eam: the Epipolar Attention Module and its fusion alternatives (none, full,
+ * mvas) for the ablation. One module is shared by all views; for every
+ * reference view a it attends from the patches of a to the patches of the
+ * other views allowed by a mask, and adds the result to its input:
+ *
+ *     Y = LN(Z)                          (eps 1e-6, over the channel axis)
+ *     Q = Y Wq^T + bq,  K = Y Wk^T + bk,  Vv = Y Wv^T + bv
+ *     per head h (d = D / heads): A = softmax over the kept keys of Q_h K_h^T / sqrt(d)
+ *     O = Z + concat_h(A Vv_h) Wo^T + bo
+ *
+ * The keys of reference view a are all supports b != a jointly (one softmax);
+ * a query row with no kept key gets a zero attention term (O = Z + bo there)
+ * and a zero gradient through the attention, never NaN.
+ *
+ * Implementation: all V*N queries attend over all V*N keys of the sample with
+ * a (VN x VN) mask whose own-view blocks are zero; this is the reference
+ * formulation (per view a, concatenated supports) up to summation order.
+ *
+ * Called by the objective (mvead/method/objective.h), the trainer and the scoring
+ * commands (EAM outputs feed the memory banks). Includes tensor/ and
+ * autograd/ only; `copy` init takes plain tensors so nn/vit is not needed.
+ */
+#ifndef MVEAD_EAM_H
+#define MVEAD_EAM_H
+
+#include <stdint.h>
+#include "autograd/autograd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MVEAD_EAM_NPARAMS 10
+#define MVEAD_EAM_LN_EPS 1e-6
+
+/* Names in the fixtures / checkpoints, in the order of mvead_eam_params(). */
+extern const char *const mvead_eam_param_names[MVEAD_EAM_NPARAMS];
+
+typedef struct {
+    int dim;              /* D */
+    int heads;            /* D % heads == 0 */
+    mvt_dtype dtype;      /* MVT_F32 or MVT_F64 */
+    /* Leaves owned by the module (requires_grad). Linear weights are [out, in] = [D, D]. */
+    mva_var *ln_w, *ln_b;   /* [D] */
+    mva_var *wq, *bq;       /* [D, D], [D] */
+    mva_var *wk, *bk;
+    mva_var *wv, *bv;
+    mva_var *wo, *bo;
+} mvead_eam;
+
+/* Source tensors for `copy` init (or for loading a checkpoint / fixture):
+ * backbone block k+1's norm1 (weight, bias), attention query/key/value and
+ * attention.output.dense, in that order of the fields. Any float dtype. */
+typedef struct {
+    const mvt_tensor *ln_w, *ln_b, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
+} mvead_eam_weights;
+
+/* Both inits overwrite *m (free a module held there first with mvead_eam_free);
+ * on failure *m is left empty (safe to free). */
+
+/* Random init, as PyTorch's defaults for nn.Linear / nn.LayerNorm:
+ * W, b ~ U(-1/sqrt(D), 1/sqrt(D)) (kaiming_uniform a = sqrt 5 and the bias
+ * rule), LN weight 1, bias 0. Seeded, deterministic. Returns -1 (mv_error)
+ * on bad D/heads/dtype. */
+int mvead_eam_init_random(mvead_eam *m, int dim, int heads, mvt_dtype dtype, uint64_t seed);
+
+/* Copies the given tensors (converted to dtype). ls_gamma (NULL: none) is an
+ * optional LayerScale [D] folded into wo and bo (wo rows and bo scaled), for
+ * a copy that reproduces the backbone block's residual branch; method.md's
+ * `copy` takes the weights as they are (pass NULL). Returns -1 (mv_error
+ * naming the field) on missing tensors or wrong shapes. */
+int mvead_eam_init_copy(mvead_eam *m, int heads, mvt_dtype dtype,
+                        const mvead_eam_weights *src, const mvt_tensor *ls_gamma);
+
+void mvead_eam_free(mvead_eam *m);
+
+/* The 10 leaves in mvead_eam_param_names order (for the optimiser / checkpoint). */
+void mvead_eam_params(const mvead_eam *m, mva_var *out[MVEAD_EAM_NPARAMS]);
+
+/* ---- attention masks (plain tensors, nonzero = keep, never differentiated) ---- */
+
+/* support [V][N][(V-1)N] (row a lists supports b != a in increasing order,
+ * as mvg_support_mask and the fixtures write it) -> [VN, VN] mask of dtype
+ * dt with M[a*N + j, b*N + k] = support[a][j][(b - (b > a)) * N + k] and zero
+ * own-view blocks. */
+mvt_tensor *mvead_attn_mask_from_support(const uint8_t *support, int V, int N, mvt_dtype dt);
+/* `full` fusion: every patch of every other view. [VN, VN]. */
+mvt_tensor *mvead_attn_mask_full(int V, int N, mvt_dtype dt);
+
+/* `mvas` fusion (MVAD's adaptive selection): each view's h x w patch grid is
+ * split into win x win windows (ceil at the borders); per query window of
+ * view a and per support view b != a, the topk windows of b whose mean
+ * feature has the largest cosine similarity with the query window's mean
+ * (ties to the lower window index) are kept; every patch of the query
+ * window attends to every patch of the kept windows. Z: [V, N, D] or
+ * [B, V, N, D] value (no gradient). Returns [VN, VN] or [B, 1, VN, VN]. */
+mvt_tensor *mvead_attn_mask_mvas(const mvt_tensor *Z, int h, int w, int win, int topk, mvt_dtype dt);
+
+/* ---- forward ---------------------------------------------------------------- */
+
+/* Z [B, V, N, D] or [V, N, D] -> O of the same shape. mask: [VN, VN] shared by
+ * the batch, or [B, 1, VN, VN] per sample (mvas). Differentiable w.r.t. Z and
+ * every parameter. */
+mva_var *mvead_eam_forward(const mvead_eam *m, mva_var *Z, const mvt_tensor *mask);
+
+typedef enum {
+    MVEAD_FUSION_NONE = 0,   /* identity O = Z */
+    MVEAD_FUSION_FULL,       /* the same module with an all-ones cross-view mask */
+    MVEAD_FUSION_EAM,        /* epipolar mask */
+    MVEAD_FUSION_MVAS        /* semantic window selection, rebuilt from Z every call */
+} mvead_fusion;
+
+typedef struct {
+    mvead_fusion mode;
+    int h, w;          /* patch grid, h * w = N (mvas) */
+    int mvas_window;   /* window side in patches (default 2) */
+    int mvas_topk;     /* windows kept per support view (default 4) */
+} mvead_fusion_opts;
+
+void mvead_fusion_opts_default(mvead_fusion_opts *o);   /* EAM, window 2, topk 4 */
+/* "none" "full" "eam" "mvas" -> enum; -1 (mv_error) on anything else. */
+int mvead_fusion_parse(const char *s, mvead_fusion *out);
+const char *mvead_fusion_name(mvead_fusion f);
+
+/* Mask that does not depend on Z: FULL and EAM (support required for EAM);
+ * NULL for NONE and MVAS (nothing fixed to build). NULL + mv_error when EAM
+ * has no support mask. */
+mvt_tensor *mvead_fusion_static_mask(const mvead_fusion_opts *o, const uint8_t *support,
+                                     int V, int N, mvt_dtype dt);
+
+/* Fused features for any mode: NONE returns Z itself, FULL/EAM use
+ * static_mask (from mvead_fusion_static_mask), MVAS builds its mask from
+ * Z->value. Same shapes as mvead_eam_forward. */
+mva_var *mvead_fuse(const mvead_eam *m, const mvead_fusion_opts *o, mva_var *Z,
+                    const mvt_tensor *static_mask);
+
+/* Attention weights of one query patch (visualisation): Z [V, N, D] value,
+ * mask [VN, VN] (for mvas: mvead_attn_mask_mvas of this Z). Returns [heads, V, N]
+ * probabilities (own view zero; a row with no kept key is all zero). Runs
+ * without recording a graph. */
+mvt_tensor *mvead_eam_attention(const mvead_eam *m, const mvt_tensor *Z, const mvt_tensor *mask,
+                                int view, int patch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

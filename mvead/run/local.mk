@@ -1,0 +1,25 @@
+# mvead/run: the pipeline. The stages (extract, train, bank, eval, report),
+# checkpoints, fused features, heatmaps, MPI, scratch files, progress.
+libmvead_la_SOURCES += mvead/run/train.c mvead/run/extract_stage.c mvead/run/bank_stage.c mvead/run/eval_stage.c \
+	mvead/run/scoremaps.c mvead/run/report.c mvead/run/pipeline.h \
+	mvead/run/mpi.c mvead/run/mpi.h mvead/run/scratch.c mvead/run/scratch.h mvead/run/progress.c mvead/run/progress.h
+nobase_pkginclude_HEADERS += mvead/run/mpi.h mvead/run/scratch.h mvead/run/progress.h mvead/run/pipeline.h
+
+check_PROGRAMS += tests/check_report
+TESTS += tests/check_report
+tests_check_report_SOURCES = tests/check_report.c
+tests_check_report_CFLAGS = $(TEST_CFLAGS_ALL)
+tests_check_report_LDADD = $(TEST_LIBS_ALL)
+
+# Compares `mpirun -np 2 mvead extract/train/bank/eval` with one process;
+# skips (77) when the build has no MPI or mpirun is missing.
+TESTS += tests/mpi_test.sh
+EXTRA_DIST += tests/mpi_test.sh bench/bench_mpi.sh docs/cluster.md
+
+# The bench is a script: bench/run.sh runs every executable bench/bench_* of
+# the build folder, so `make bench` copies it there as bench/bench_mpi.
+bench/bench_mpi: $(srcdir)/bench/bench_mpi.sh
+	@$(MKDIR_P) bench
+	$(AM_V_GEN)cp $(srcdir)/bench/bench_mpi.sh $@ && chmod +x $@
+bench: bench/bench_mpi
+CLEANFILES += bench/bench_mpi
