@@ -1,7 +1,7 @@
 # autograd unit: sources, tests, benches
 libmvead_la_SOURCES += autograd/op.h autograd/op_table.c autograd/graph.c autograd/ops_elementwise.c \
 	autograd/ops_reduce.c autograd/ops_nn.c autograd/ops_shape.c autograd/gradcheck.c
-nobase_pkginclude_HEADERS += autograd/autograd.h autograd/op.h
+nobase_pkginclude_HEADERS += autograd/autograd.h
 
 check_PROGRAMS += tests/check_autograd
 TESTS += tests/check_autograd

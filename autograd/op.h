@@ -6,8 +6,7 @@
  * place where ops are enumerated; op_table.c builds the table from it.
  *
  * Callers outside autograd/ use autograd.h; this header is internal (nn/ and
- * mvead/ never need it), but it is installed so a new op can be written out
- * of tree the same way.
+ * mvead/ never need it) and is not installed: a new op is a row here.
  */
 #ifndef MVEAD_AUTOGRAD_OP_H
 #define MVEAD_AUTOGRAD_OP_H

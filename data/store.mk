@@ -5,4 +5,4 @@ check_PROGRAMS += tests/check_store
 TESTS += tests/check_store
 tests_check_store_SOURCES = tests/check_store.c
 tests_check_store_CFLAGS = $(TEST_CFLAGS_ALL)
-tests_check_store_LDADD = $(TEST_LIBS_ALL)
+tests_check_store_LDADD = mvead/cli/libmvead_cli.la $(TEST_LIBS_ALL)

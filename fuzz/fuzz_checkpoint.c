@@ -2,7 +2,10 @@
  * checkpoint, as `bank`/`eval` (state only) and `train --resume` (state, then
  * the AdamW moments into an optimiser made for the loaded EAM) do. */
 #include "fuzz/fuzz_util.h"
-#include "mvead/run/pipeline.h"
+#include "mvead/run/checkpoint.h"
+#include "nn/adamw.h"
+#include "autograd/autograd.h"
+#include "mvead/method/eam.h"
 #include "tensor/error.h"
 #include <hdf5.h>
 

@@ -1,7 +1,7 @@
 /* fuzz_config: a run's config.json (mvead_config_load_json), then written
  * back; an accepted config must load again from what was written. */
 #include "fuzz/fuzz_util.h"
-#include "mvead/cli/options.h"
+#include "mvead/run/run_config.h"
 #include "tensor/error.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -5,7 +5,11 @@
 #include "data/cache.h"
 #include "data/image.h"
 #include "mvead/geometry/calibration.h"
-#include "mvead/run/pipeline.h"
+#include "mvead/run/checkpoint.h"
+#include "mvead/run/run_config.h"
+#include "nn/adamw.h"
+#include "autograd/autograd.h"
+#include "mvead/method/eam.h"
 #include "nn/safetensors.h"
 #include "tensor/error.h"
 #include <stdio.h>

@@ -216,6 +216,16 @@ double mvt_max_abs(const mvt_tensor *a);
 bool mvt_all_finite(const mvt_tensor *a);
 
 /* ---- random numbers (deterministic, counter-based) --------------------- */
+/* The one seeded stream function: splitmix64, which advances *state and
+ * returns its next output. It seeds mvt_rng and is the private stream of the
+ * code whose draws must depend on its own seed alone (coreset projection,
+ * k-means++, RANSAC). */
+static inline uint64_t mvt_splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
 typedef struct { uint64_t s[4]; } mvt_rng;          /* xoshiro256** */
 void mvt_rng_seed(mvt_rng *r, uint64_t seed);
 uint64_t mvt_rng_next(mvt_rng *r);

@@ -6,8 +6,9 @@
  * naming the file. No fixtures needed. */
 #include "data/h5io.h"
 #include "data/image.h"
-#include "mvead/cli/commands.h"
-#include "mvead/run/pipeline.h"
+#include "mvead/run/stages.h"
+#include "mvead/run/paths.h"
+#include "mvead/run/run_config.h"
 #include "mvead/run/progress.h"
 #include "tensor/error.h"
 #include <check.h>

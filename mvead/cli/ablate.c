@@ -5,10 +5,16 @@
  * <runs>/<name>/ablation.md and ablation.csv (means over categories) and
  * prints the table. Called by mvead/cli/main.c. */
 #include "mvead/cli/commands.h"
+#include "mvead/cli/exit_codes.h"
+#include "mvead/cli/options.h"
+#include "mvead/run/run_config.h"
 #include "mvead/run/mpi.h"
-#include "mvead/run/pipeline.h"
+#include "mvead/run/paths.h"
 #include "mvead/run/progress.h"
+#include "mvead/run/stages.h"
+#include "mvead/scoring/metrics.h"
 #include "tensor/error.h"
+#include "tensor/tensor.h"
 #include <errno.h>
 #include <json-c/json.h>
 #include <math.h>
@@ -17,7 +23,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 2
 
 /* The grid. Rows up to "eam-mcp+reg" use a single (pooled) bank, as in the
  * paper's table where the multi-view bank is the last addition. The `copy`
@@ -41,7 +46,9 @@ static const ablation_row GRID[] = {
 };
 #define N_GRID ((int)(sizeof GRID / sizeof GRID[0]))
 
-static const char *const COLS[6] = {"sample_auroc", "sample_ap", "image_auroc", "image_ap", "pixel_auroc", "pixel_ap"};
+/* The table's columns: every metric, in the paper's order. */
+#define N_COLS MVS_KEY_COUNT
+static const char *column_key(int c) { return mvs_metric_keys[mvs_metric_key_at_column(c)].key; }
 
 static int run_variant(const mvead_config *base, const char *root, const char *cache, const ablation_row *g) {
     mvead_config c = *base;
@@ -54,17 +61,16 @@ static int run_variant(const mvead_config *base, const char *root, const char *c
     snprintf(c.objective, sizeof c.objective, "%s", g->objective);
     snprintf(c.bank_mode, sizeof c.bank_mode, "%s", g->bank_mode);
     if (g->force_copy) snprintf(c.init, sizeof c.init, "copy");
-    char dir[1024], path[1100];
-    if (mvead_run_dir(&c, dir, sizeof dir, true)) return -1;
-    snprintf(path, sizeof path, "%s/metrics.json", dir);
-    if (access(path, F_OK) == 0) {
-        printf("ablate: skip %s (%s exists)\n", g->variant, path);
+    char dir[1024];
+    mvead_paths p;
+    if (mvead_run_dir(&c, dir, sizeof dir, true) || mvead_paths_of_dir(dir, &p)) return -1;
+    if (access(p.metrics, F_OK) == 0) {
+        printf("ablate: skip %s (%s exists)\n", g->variant, p.metrics);
         fflush(stdout);
         return 0;
     }
     mvead_log("ablate: %s (fusion %s, objective %s, bank %s)", g->variant, c.fusion, c.objective, c.bank_mode);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    if (mvead_config_write_json(&c, path)) return -1;
+    if (mvead_config_write_json(&c, p.config)) return -1;
     /* a variant that died mid-training resumes from its checkpoint */
     if (mvead_stage_train(&c, true) || mvead_stage_bank(&c) || mvead_stage_eval(&c) || mvead_stage_report(&c))
         return mv_error_prefix("ablate: variant %s", g->variant);
@@ -78,38 +84,44 @@ static double mean_metric(json_object *root, const char *key) {
     return json_object_get_double(v);
 }
 
-static int write_tables(const char *root, double vals[][6]) {
-    char md[1100], csv[1100], tmp[1200];
-    snprintf(md, sizeof md, "%s/ablation.md", root);
-    snprintf(csv, sizeof csv, "%s/ablation.csv", root);
+static int write_tables(const char *root, double vals[][N_COLS]) {
+    char tmp[1200];
+    mvead_paths p;
+    if (mvead_paths_of_dir(root, &p)) return -1;
+    const char *md = p.ablation_md, *csv = p.ablation_csv;
     snprintf(tmp, sizeof tmp, "%s.tmp", csv);
     FILE *f = fopen(tmp, "w");
     if (!f) return mv_error("%s: cannot write: %s", tmp, strerror(errno));
     fprintf(f, "variant,fusion,objective,bank_mode");
-    for (int k = 0; k < 6; k++) fprintf(f, ",%s", COLS[k]);
+    for (int k = 0; k < N_COLS; k++) fprintf(f, ",%s", column_key(k));
     fputc('\n', f);
     for (int i = 0; i < N_GRID; i++) {
         fprintf(f, "%s,%s,%s,%s", GRID[i].variant, GRID[i].fusion, GRID[i].objective, GRID[i].bank_mode);
-        for (int k = 0; k < 6; k++) isfinite(vals[i][k]) ? fprintf(f, ",%.6f", vals[i][k]) : fprintf(f, ",");
+        for (int k = 0; k < N_COLS; k++) isfinite(vals[i][k]) ? fprintf(f, ",%.6f", vals[i][k]) : fprintf(f, ",");
         fputc('\n', f);
     }
     if (fclose(f) || rename(tmp, csv)) return mv_error("%s: cannot write", csv);
     snprintf(tmp, sizeof tmp, "%s.tmp", md);
     if (!(f = fopen(tmp, "w"))) return mv_error("%s: cannot write: %s", tmp, strerror(errno));
-    fprintf(f, "# Ablation (%%, mean over categories)\n\n| variant | paper row | sample AUROC | sample AP | image AUROC | "
-               "image AP | pixel AUROC | pixel AP |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
+    fprintf(f, "# Ablation (%%, mean over categories)\n\n| variant | paper row |");
+    for (int k = 0; k < N_COLS; k++) fprintf(f, " %s |", mvs_metric_keys[mvs_metric_key_at_column(k)].title);
+    fprintf(f, "\n|---|---|");
+    for (int k = 0; k < N_COLS; k++) fprintf(f, "---:|");
+    fputc('\n', f);
     for (int i = 0; i < N_GRID; i++) {
         fprintf(f, "| %s | %s |", GRID[i].variant, GRID[i].paper_row);
-        for (int k = 0; k < 6; k++) isfinite(vals[i][k]) ? fprintf(f, " %.1f |", 100 * vals[i][k]) : fprintf(f, " - |");
+        for (int k = 0; k < N_COLS; k++) isfinite(vals[i][k]) ? fprintf(f, " %.1f |", 100 * vals[i][k]) : fprintf(f, " - |");
         fputc('\n', f);
     }
     fprintf(f, "\nEach variant's run is in `%s/<variant>/`; all share the feature cache `%s/cache`.\n", root, root);
     if (fclose(f) || rename(tmp, md)) return mv_error("%s: cannot write", md);
     /* the same table on stdout */
-    printf("%-20s %8s %8s %8s %8s %8s %8s\n", "variant", "smp-AUC", "smp-AP", "img-AUC", "img-AP", "pix-AUC", "pix-AP");
+    printf("%-20s", "variant");
+    for (int k = 0; k < N_COLS; k++) printf(" %12.12s", mvs_metric_keys[mvs_metric_key_at_column(k)].key);
+    printf("\n");
     for (int i = 0; i < N_GRID; i++) {
         printf("%-20s", GRID[i].variant);
-        for (int k = 0; k < 6; k++) isfinite(vals[i][k]) ? printf(" %8.1f", 100 * vals[i][k]) : printf(" %8s", "-");
+        for (int k = 0; k < N_COLS; k++) isfinite(vals[i][k]) ? printf(" %12.1f", 100 * vals[i][k]) : printf(" %12s", "-");
         printf("\n");
     }
     printf("ablate: %s, %s\n", md, csv);
@@ -131,15 +143,15 @@ int mvead_cmd_ablate(int argc, char **argv) {
     if (r == 1) return 0;
     if (r < 0) {
         fprintf(stderr, "%s\n", mv_error_last());
-        return EXIT_USAGE;
+        return MVEAD_EXIT_USAGE;
     }
     if (c.threads > 0) mvt_set_num_threads(c.threads);
     mvead_progress_set_quiet(c.quiet || mvead_mpi_world_rank() > 0);   /* under mpirun rank 0 logs */
-    char root[1024], cache[1100], path[1100];
-    if (mvead_run_dir(&c, root, sizeof root, true)) goto fail;
+    char root[1024], cache[1100];
+    mvead_paths rp;
+    if (mvead_run_dir(&c, root, sizeof root, true) || mvead_paths_of_dir(root, &rp)) goto fail;
     snprintf(cache, sizeof cache, "%s/cache", root);
-    snprintf(path, sizeof path, "%s/config.json", root);
-    if (mvead_mpi_rank() == 0 && mvead_config_write_json(&c, path)) goto fail;
+    if (mvead_mpi_rank() == 0 && mvead_config_write_json(&c, rp.config)) goto fail;
     /* extract once, into the shared cache (skipped when it exists and matches) */
     mvead_config ex = c;
     if (strlen(cache) >= sizeof ex.cache) { mv_error("ablate: cache path %s is too long", cache); goto fail; }
@@ -148,7 +160,7 @@ int mvead_cmd_ablate(int argc, char **argv) {
     /* Variants are handed out dynamically (a shared counter, mvead/run/mpi.h): a
      * free rank takes the next one and runs it alone (local mode), so long and
      * short variants balance. One process: 0, 1, 2, ... in order. */
-    typedef struct { int64_t row; double vals[6]; } result;
+    typedef struct { int64_t row; double vals[N_COLS]; } result;
     result mine[N_GRID];
     int n_mine = 0;
     mvead_mpi_counter_create();
@@ -159,12 +171,14 @@ int mvead_cmd_ablate(int argc, char **argv) {
         int e = run_variant(&c, root, cache, &GRID[i]);
         mvead_mpi_set_local(prev);
         if (e) goto fail;
-        char mpath[1200];
-        snprintf(mpath, sizeof mpath, "%s/%s/metrics.json", root, GRID[i].variant);
-        json_object *m = json_object_from_file(mpath);
-        if (!m) { mv_error("%s: cannot read", mpath); goto fail; }
+        char vdir[1200];
+        mvead_paths vp;
+        snprintf(vdir, sizeof vdir, "%s/%s", root, GRID[i].variant);
+        if (mvead_paths_of_dir(vdir, &vp)) goto fail;
+        json_object *m = json_object_from_file(vp.metrics);
+        if (!m) { mv_error("%s: cannot read", vp.metrics); goto fail; }
         mine[n_mine].row = i;
-        for (int k = 0; k < 6; k++) mine[n_mine].vals[k] = mean_metric(m, COLS[k]);
+        for (int k = 0; k < N_COLS; k++) mine[n_mine].vals[k] = mean_metric(m, column_key(k));
         n_mine++;
         json_object_put(m);
     }
@@ -175,9 +189,9 @@ int mvead_cmd_ablate(int argc, char **argv) {
     size_t *counts = calloc((size_t)P, sizeof(size_t));
     if (!counts || mvead_mpi_gather_bytes(mine, sizeof(result) * (size_t)n_mine, &all, counts, 0)) { free(counts); goto fail; }
     if (mvead_mpi_rank() > 0) { free(counts); return 0; }
-    double vals[N_GRID][6];
+    double vals[N_GRID][N_COLS];
     for (int i = 0; i < N_GRID; i++)
-        for (int k = 0; k < 6; k++) vals[i][k] = NAN;
+        for (int k = 0; k < N_COLS; k++) vals[i][k] = NAN;
     size_t total = 0;
     for (int q = 0; q < P; q++) total += counts[q];
     free(counts);

@@ -2,11 +2,16 @@
  * patch of one view of a test (or train) sample, the attention weights over
  * the patches of every support view (mean over heads), as a colour overlay
  * on the views side by side; the query patch is outlined in its own view. */
-#include "mvead/cli/commands.h"
-#include "mvead/run/pipeline.h"
 #include "data/cache.h"
 #include "data/image.h"
 #include "data/transform.h"
+#include "mvead/cli/commands.h"
+#include "mvead/cli/options.h"
+#include "mvead/method/eam.h"
+#include "mvead/run/checkpoint.h"
+#include "mvead/run/run_config.h"
+#include "mvead/run/fuse.h"
+#include "mvead/run/paths.h"
 #include "mvead/run/progress.h"
 #include "tensor/error.h"
 #include <math.h>
@@ -124,9 +129,9 @@ int mvead_cmd_attention(int argc, char **argv) {
     if (mvead_pipeline_fusion(&c, &p, in, &fo, &mask) || mvd_cache_read(cache, sample, z)) goto done;
     int64_t shp[3] = {V, N, D};
     Z = mvt_from_data(MVT_F32, 3, shp, z);
-    if (fo.mode == MVEAD_FUSION_MVAS) {
+    if (mvead_fusion_per_call(fo.mode)) {
         mvt_release(mask);
-        mask = mvead_attn_mask_mvas(Z, fo.h, fo.w, fo.mvas_window, fo.mvas_topk, MVT_F32);
+        mask = mvead_fusion_call_mask(&fo, Z, MVT_F32);
         if (!mask) goto done;
     }
     att = mvead_eam_attention(&st.eam, Z, mask, view - 1, patch);

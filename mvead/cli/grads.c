@@ -12,12 +12,20 @@
  * total's backward with a 4-point central-difference stencil on every
  * parameter element (or a seeded random subset when that would be slow);
  * exit 1 when the worst relative error exceeds 1e-6. Called by mvead/cli/main.c. */
-#include "mvead/cli/commands.h"
+#include "autograd/autograd.h"
 #include "data/cache.h"
 #include "data/h5io.h"
-#include "mvead/run/mpi.h"
+#include "mvead/cli/commands.h"
+#include "mvead/cli/exit_codes.h"
+#include "mvead/cli/options.h"
+#include "mvead/method/eam.h"
 #include "mvead/method/objective.h"
-#include "mvead/run/pipeline.h"
+#include "mvead/run/checkpoint.h"
+#include "mvead/run/run_config.h"
+#include "mvead/run/fuse.h"
+#include "mvead/run/init.h"
+#include "mvead/run/mpi.h"
+#include "mvead/run/paths.h"
 #include "mvead/run/progress.h"
 #include "tensor/error.h"
 #include <math.h>
@@ -26,7 +34,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 2
 #define GRADS_FORMAT 1
 #define GC_TOLERANCE 1e-6
 /* Relative error |a - n| / max(|a|, |n|, GC_FLOOR): below GC_FLOOR an entry
@@ -57,35 +64,15 @@ static int parse_on_run_config(int argc, char **argv, mvead_config *c) {
                    "elements checked per parameter when checking all of them would take long", GC_SUBSET_PER_PARAM);
             return 0;
         }
-    mvead_config first;
-    mvead_config_defaults(&first);
     char *pos[1];
-    int np;
-    if (mvead_config_parse(&first, "grads", summary, GRADS_OPTS, argc, argv, pos, 0, &np) < 0) {
+    int np, r = mvead_config_parse_run(c, "grads", summary, GRADS_OPTS, argc, argv, pos, 0, &np, true);
+    if (r == -2) return mvead_cli_fail("grads");
+    if (r < 0) {
         fprintf(stderr, "%s\n", mv_error_last());
-        return EXIT_USAGE;
+        return MVEAD_EXIT_USAGE;
     }
-    char dir[1024], path[1100];
-    mvead_config_defaults(c);
-    if (mvead_run_dir(&first, dir, sizeof dir, false)) goto fail;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    if (access(path, R_OK)) {
-        mv_error("%s: no run configuration here (is --runs/--name right? run `mvead train` first)", path);
-        goto fail;
-    }
-    if (mvead_config_load_json(c, path)) goto fail;
-    if (mvead_config_parse(c, "grads", summary, GRADS_OPTS, argc, argv, pos, 0, &np) < 0) {
-        fprintf(stderr, "%s\n", mv_error_last());
-        return EXIT_USAGE;
-    }
-    snprintf(c->runs, sizeof c->runs, "%s", first.runs);
-    snprintf(c->name, sizeof c->name, "%s", first.name);
-    if (c->threads > 0) mvt_set_num_threads(c->threads);
-    mvead_progress_set_quiet(c->quiet);
+    mvead_cli_apply_runtime(c);
     return -1;
-fail:
-    fprintf(stderr, "mvead grads: error: %s\n", mv_error_last());
-    return 1;
 }
 
 static double tensor_norm(const mvt_tensor *t) {
@@ -225,7 +212,7 @@ int mvead_cmd_grads(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--gradcheck")) do_gc = true;
         else if (!strcmp(argv[i], "--out")) {
-            if (i + 1 >= argc) { fprintf(stderr, "mvead grads: --out needs a file\n"); free(args); return EXIT_USAGE; }
+            if (i + 1 >= argc) { fprintf(stderr, "mvead grads: --out needs a file\n"); free(args); return MVEAD_EXIT_USAGE; }
             out = argv[++i];
         } else if (!strncmp(argv[i], "--out=", 6)) out = argv[i] + 6;
         else if (!strcmp(argv[i], "--gradcheck_n") || !strcmp(argv[i], "--gradcheck-n")) {
@@ -234,7 +221,7 @@ int mvead_cmd_grads(int argc, char **argv) {
             if (i + 1 >= argc || !*argv[i + 1] || *end || v < 1 || v > 1000000) {
                 fprintf(stderr, "mvead grads: --gradcheck_n expects an integer in [1, 1000000]\n");
                 free(args);
-                return EXIT_USAGE;
+                return MVEAD_EXIT_USAGE;
             }
             gc_n = (int)v;
             i++;
@@ -267,7 +254,7 @@ int mvead_cmd_grads(int argc, char **argv) {
     oo.lambda = c.lambda;
     mvead_fusion_opts fo;
     if (mvead_pipeline_fusion(&c, &p, in, &fo, &mask)) goto fail;
-    if (fo.mode == MVEAD_FUSION_NONE || oo.kind == MVEAD_OBJ_NONE) {
+    if (!mvead_fusion_attends(fo.mode) || oo.kind == MVEAD_OBJ_NONE) {
         mv_error("run %s has fusion %s and objective %s: there is nothing to differentiate", p.run, c.fusion, c.objective);
         goto fail;
     }
@@ -322,7 +309,7 @@ int mvead_cmd_grads(int argc, char **argv) {
 
     /* file */
     if (out) snprintf(outpath, sizeof outpath, "%s", out);
-    else snprintf(outpath, sizeof outpath, "%s/grads.h5", p.run);
+    else snprintf(outpath, sizeof outpath, "%s", p.grads);
     if (mvh5_create(&w, outpath, "grads", GRADS_FORMAT)) goto fail;
     double norms[3 * MVEAD_EAM_NPARAMS];
     int e = 0;

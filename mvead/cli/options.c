@@ -1,117 +1,13 @@
 #include "mvead/cli/options.h"
+#include "mvead/cli/exit_codes.h"
+#include "mvead/run/paths.h"
+#include "mvead/run/mpi.h"
+#include "mvead/run/progress.h"
 #include "tensor/error.h"
-#include <errno.h>
-#include <json-c/json.h>
-#include <limits.h>
-#include <math.h>
-#include <stddef.h>
+#include "tensor/tensor.h"
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-typedef enum { OPT_STR, OPT_INT, OPT_U64, OPT_DBL, OPT_BOOL } opt_type;
-typedef struct {
-    const char *name;
-    opt_type type;
-    size_t off, size;
-    const char *help;
-    const char *choices;   /* "a|b|c" or NULL */
-} opt_def;
-
-#define S(f, h, ch) {#f, OPT_STR, offsetof(mvead_config, f), sizeof(((mvead_config *)0)->f), h, ch}
-#define I(f, h) {#f, OPT_INT, offsetof(mvead_config, f), sizeof(int), h, NULL}
-#define U(f, h) {#f, OPT_U64, offsetof(mvead_config, f), sizeof(uint64_t), h, NULL}
-#define D(f, h) {#f, OPT_DBL, offsetof(mvead_config, f), sizeof(double), h, NULL}
-#define B(f, h) {#f, OPT_BOOL, offsetof(mvead_config, f), sizeof(bool), h, NULL}
-
-static const opt_def opts[] = {
-    S(name, "run name; outputs go to <runs>/<name>/", NULL),
-    S(runs, "root folder of runs", NULL),
-    S(data, "dataset root (holds realiad_1024/ and realiad_jsons/)", NULL),
-    S(cache, "feature cache folder (default <runs>/<name>/features; share it across ablation runs)", NULL),
-    S(categories, "'all' (multi-class) or a comma list; one category = single-class", NULL),
-    U(seed, "random seed (everything is deterministic for a seed)"),
-    I(threads, "OpenMP/BLAS threads (0: default)"),
-    B(quiet, "no progress output"),
-    S(backbone, "tiny | vits14 | vitb14 | vitl14 | vitg14 (random weights) or a .safetensors/.h5 weights file", NULL),
-    I(layer, "1-based backbone block whose patch tokens are the features"),
-    I(image_size, "network input size (multiple of the patch size)"),
-    B(final_norm, "apply the backbone's final LayerNorm to the features"),
-    S(pos_interp, "position-embedding interpolation", "size|hub"),
-    S(cache_dtype, "feature cache storage type", "float32|float16"),
-    I(extract_batch, "images per backbone forward during extraction"),
-    S(calib, "calibration JSON (default <data>/calibration.json)", NULL),
-    D(delta, "epipolar band half-width, in patches"),
-    S(fusion, "cross-view fusion", "eam|full|mvas|none"),
-    S(init, "EAM initialisation", "copy|random"),
-    S(objective, "pre-training objective", "mcp+reg|mcp|deepsvdd|none"),
-    I(centers, "K: centres per view (MCP)"),
-    I(n_k, "negatives taken per other view"),
-    D(lambda, "weight of the negative-sample loss"),
-    I(epochs, "training epochs"),
-    I(batch, "samples per training step"),
-    D(lr, "AdamW learning rate"),
-    D(wd, "AdamW decoupled weight decay"),
-    I(mvas_window, "MVAS window side, in patches"),
-    I(mvas_topk, "MVAS support windows kept per query window"),
-    S(bank_mode, "memory bank per view or pooled over views", "per-view|pooled"),
-    D(coreset_ratio, "fraction of training patches kept by the greedy coreset (1 = all)"),
-    S(coreset_mode, "coreset selection", "exact|approx"),
-    D(memory_mb, "MiB of large arrays held in memory (fused training features for centres and bank; eval's anomaly maps and pixel-metric keys); more go to scratch files in the run folder (0: half the physical memory)"),
-    D(sigma, "Gaussian blur of anomaly maps, in pixels"),
-    B(heatmaps, "write heatmap overlays (PNG) during eval"),
-    B(resume, "continue an interrupted run from its checkpoint / partial cache"),
-    S(nan_policy, "non-finite loss or gradient", "stop|skip"),
-};
-#define N_OPTS ((int)(sizeof opts / sizeof opts[0]))
-
-void mvead_config_defaults(mvead_config *c) {
-    memset(c, 0, sizeof *c);
-    snprintf(c->name, sizeof c->name, "default");
-    snprintf(c->runs, sizeof c->runs, "runs");
-    snprintf(c->data, sizeof c->data, "data/synth");
-    snprintf(c->categories, sizeof c->categories, "all");
-    c->seed = 1;
-    snprintf(c->backbone, sizeof c->backbone, "tiny");
-    c->layer = 7;
-    c->image_size = 224;
-    snprintf(c->pos_interp, sizeof c->pos_interp, "size");
-    snprintf(c->cache_dtype, sizeof c->cache_dtype, "float32");
-    c->extract_batch = 5;
-    c->delta = 1.0;
-    snprintf(c->fusion, sizeof c->fusion, "eam");
-    snprintf(c->init, sizeof c->init, "copy");
-    snprintf(c->objective, sizeof c->objective, "mcp+reg");
-    c->centers = 20;
-    c->n_k = 1;
-    c->lambda = 0.1;
-    c->epochs = 50;
-    c->batch = 8;
-    c->lr = 1e-4;
-    c->wd = 1e-4;
-    c->mvas_window = 2;
-    c->mvas_topk = 4;
-    snprintf(c->bank_mode, sizeof c->bank_mode, "per-view");
-    c->coreset_ratio = 0.1;
-    snprintf(c->coreset_mode, sizeof c->coreset_mode, "exact");
-    c->sigma = 4.0;
-    c->heatmaps = true;
-    snprintf(c->nan_policy, sizeof c->nan_policy, "stop");
-}
-
-static const opt_def *find_opt(const char *name) {
-    for (int i = 0; i < N_OPTS; i++)
-        if (!strcmp(opts[i].name, name)) return &opts[i];
-    /* accept dashes for underscores: --image-size */
-    char buf[64];
-    snprintf(buf, sizeof buf, "%s", name);
-    for (char *p = buf; *p; p++) if (*p == '-') *p = '_';
-    for (int i = 0; i < N_OPTS; i++)
-        if (!strcmp(opts[i].name, buf)) return &opts[i];
-    return NULL;
-}
 
 static bool accepted_opt(const char *const *accepted, const char *name) {
     if (!accepted) return true;
@@ -119,157 +15,29 @@ static bool accepted_opt(const char *const *accepted, const char *name) {
     return false;
 }
 
-static bool in_choices(const char *choices, const char *v) {
-    if (!choices) return true;
-    size_t n = strlen(v);
-    for (const char *p = choices; *p;) {
-        const char *e = strchr(p, '|');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == n && !strncmp(p, v, n)) return true;
-        if (!e) break;
-        p = e + 1;
-    }
-    return false;
-}
-
-static int set_opt(mvead_config *c, const opt_def *o, const char *v, const char *where) {
-    char *end = NULL;
-    void *dst = (char *)c + o->off;
-    errno = 0;
-    switch (o->type) {
-    case OPT_STR:
-        if (strlen(v) >= o->size) return mv_error("%s: value of --%s is too long (max %zu chars)", where, o->name, o->size - 1);
-        if (!in_choices(o->choices, v)) return mv_error("%s: --%s must be one of %s, got '%s'", where, o->name, o->choices, v);
-        memcpy(dst, v, strlen(v) + 1);
-        return 0;
-    case OPT_INT: {
-        long x = strtol(v, &end, 10);
-        if (!*v || *end || errno || x < INT_MIN || x > INT_MAX) return mv_error("%s: --%s expects an integer, got '%s'", where, o->name, v);
-        *(int *)dst = (int)x;
-        return 0;
-    }
-    case OPT_U64: {
-        unsigned long long x = strtoull(v, &end, 10);
-        if (!*v || *end || errno || v[0] == '-') return mv_error("%s: --%s expects a non-negative integer, got '%s'", where, o->name, v);
-        *(uint64_t *)dst = x;
-        return 0;
-    }
-    case OPT_DBL: {
-        double x = strtod(v, &end);
-        if (!*v || *end || errno || !isfinite(x)) return mv_error("%s: --%s expects a finite number, got '%s'", where, o->name, v);
-        *(double *)dst = x;
-        return 0;
-    }
-    case OPT_BOOL:
-        if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes")) *(bool *)dst = true;
-        else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no")) *(bool *)dst = false;
-        else return mv_error("%s: --%s expects true or false, got '%s'", where, o->name, v);
-        return 0;
-    }
-    return -1;
-}
-
-/* Range checks that every command relies on. */
-static int validate(const mvead_config *c) {
-    if (c->layer < 1) return mv_error("--layer must be >= 1, got %d", c->layer);
-    if (c->image_size < 14 || c->image_size > 4096) return mv_error("--image_size must be in [14, 4096], got %d", c->image_size);
-    if (c->delta < 0) return mv_error("--delta must be >= 0, got %g", c->delta);
-    if (c->centers < 1) return mv_error("--centers must be >= 1, got %d", c->centers);
-    if (c->n_k < 0) return mv_error("--n_k must be >= 0, got %d", c->n_k);
-    if (c->epochs < 0) return mv_error("--epochs must be >= 0, got %d", c->epochs);
-    if (c->batch < 1) return mv_error("--batch must be >= 1, got %d", c->batch);
-    if (!(c->memory_mb >= 0)) return mv_error("--memory_mb must be >= 0 (0: half the physical memory), got %g", c->memory_mb);
-    if (c->extract_batch < 1) return mv_error("--extract_batch must be >= 1, got %d", c->extract_batch);
-    if (!(c->lr >= 0)) return mv_error("--lr must be >= 0, got %g", c->lr);
-    if (!(c->wd >= 0)) return mv_error("--wd must be >= 0, got %g", c->wd);
-    if (!(c->coreset_ratio > 0 && c->coreset_ratio <= 1)) return mv_error("--coreset_ratio must be in (0, 1], got %g", c->coreset_ratio);
-    if (!(c->sigma >= 0)) return mv_error("--sigma must be >= 0, got %g", c->sigma);
-    if (c->threads < 0) return mv_error("--threads must be >= 0, got %d", c->threads);
-    if (c->mvas_window < 1 || c->mvas_topk < 1) return mv_error("--mvas_window and --mvas_topk must be >= 1");
-    if (!c->name[0] || strchr(c->name, '/')) return mv_error("--name must be a non-empty name without '/', got '%s'", c->name);
-    return 0;
-}
-
-int mvead_config_load_json(mvead_config *c, const char *path) {
-    json_object *root = json_object_from_file(path);
-    if (!root) return mv_error("%s: cannot read config (missing file or invalid JSON: %s)", path, json_util_get_last_err() ? json_util_get_last_err() : "?");
-    if (!json_object_is_type(root, json_type_object)) {
-        json_object_put(root);
-        return mv_error("%s: config must be a JSON object of option names", path);
-    }
-    int rc = 0;
-    json_object_object_foreach(root, key, val) {
-        const opt_def *o = find_opt(key);
-        if (!o) { rc = mv_error("%s: unknown option '%s'", path, key); break; }
-        char buf[64];
-        const char *s;
-        if (o->type == OPT_STR) {
-            if (!json_object_is_type(val, json_type_string)) { rc = mv_error("%s: option '%s' must be a string", path, key); break; }
-            s = json_object_get_string(val);
-        } else if (o->type == OPT_BOOL) {
-            if (!json_object_is_type(val, json_type_boolean)) { rc = mv_error("%s: option '%s' must be true or false", path, key); break; }
-            s = json_object_get_boolean(val) ? "true" : "false";
-        } else if (o->type == OPT_DBL) {
-            if (!json_object_is_type(val, json_type_double) && !json_object_is_type(val, json_type_int)) { rc = mv_error("%s: option '%s' must be a number", path, key); break; }
-            snprintf(buf, sizeof buf, "%.17g", json_object_get_double(val));
-            s = buf;
-        } else {
-            if (!json_object_is_type(val, json_type_int)) { rc = mv_error("%s: option '%s' must be an integer", path, key); break; }
-            if (o->type == OPT_U64) snprintf(buf, sizeof buf, "%llu", (unsigned long long)json_object_get_uint64(val));
-            else snprintf(buf, sizeof buf, "%lld", (long long)json_object_get_int64(val));
-            s = buf;
-        }
-        if (set_opt(c, o, s, path)) { rc = -1; break; }
-    }
-    json_object_put(root);
-    return rc;
-}
-
-int mvead_config_write_json(const mvead_config *c, const char *path) {
-    json_object *root = json_object_new_object();
-    for (int i = 0; i < N_OPTS; i++) {
-        const opt_def *o = &opts[i];
-        const void *src = (const char *)c + o->off;
-        json_object *v = NULL;
-        switch (o->type) {
-        case OPT_STR: v = json_object_new_string((const char *)src); break;
-        case OPT_INT: v = json_object_new_int(*(const int *)src); break;
-        case OPT_U64: v = json_object_new_uint64(*(const uint64_t *)src); break;
-        case OPT_DBL: v = json_object_new_double(*(const double *)src); break;
-        case OPT_BOOL: v = json_object_new_boolean(*(const bool *)src); break;
-        }
-        json_object_object_add(root, o->name, v);
-    }
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int rc = json_object_to_file_ext(tmp, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
-    json_object_put(root);
-    if (rc) return mv_error("%s: cannot write config", tmp);
-    if (rename(tmp, path)) return mv_error("%s: cannot rename into place: %s", path, strerror(errno));
-    return 0;
-}
 
 void mvead_config_usage(const char *cmd, const char *summary, const char *const *accepted) {
     mvead_config d;
     mvead_config_defaults(&d);
     printf("usage: mvead %s\n\n%s\n\noptions (also settable in a JSON file given by --config FILE):\n", cmd, summary);
-    for (int i = 0; i < N_OPTS; i++) {
-        const opt_def *o = &opts[i];
+    for (int i = 0; i < mvead_n_options; i++) {
+        const mvead_option *o = &mvead_options[i];
         if (!accepted_opt(accepted, o->name)) continue;
         const void *src = (const char *)&d + o->off;
         char def[128];
         switch (o->type) {
-        case OPT_STR: snprintf(def, sizeof def, "%s", (const char *)src); break;
-        case OPT_INT: snprintf(def, sizeof def, "%d", *(const int *)src); break;
-        case OPT_U64: snprintf(def, sizeof def, "%llu", (unsigned long long)*(const uint64_t *)src); break;
-        case OPT_DBL: snprintf(def, sizeof def, "%g", *(const double *)src); break;
-        case OPT_BOOL: snprintf(def, sizeof def, "%s", *(const bool *)src ? "true" : "false"); break;
+        case MVEAD_OPT_STR: snprintf(def, sizeof def, "%s", (const char *)src); break;
+        case MVEAD_OPT_INT: snprintf(def, sizeof def, "%d", *(const int *)src); break;
+        case MVEAD_OPT_U64: snprintf(def, sizeof def, "%llu", (unsigned long long)*(const uint64_t *)src); break;
+        case MVEAD_OPT_DBL: snprintf(def, sizeof def, "%g", *(const double *)src); break;
+        case MVEAD_OPT_BOOL: snprintf(def, sizeof def, "%s", *(const bool *)src ? "true" : "false"); break;
         }
         printf("  --%-15s %s%s%s [default: %s]\n", o->name, o->help, o->choices ? "; one of " : "",
                o->choices ? o->choices : "", def[0] ? def : "\"\"");
     }
     printf("  --%-15s %s\n  --%-15s %s\n", "config FILE", "read options from a JSON file first", "help", "show this help");
 }
+
 
 int mvead_config_parse(mvead_config *c, const char *cmd, const char *summary,
                        const char *const *accepted, int argc, char **argv,
@@ -304,46 +72,24 @@ int mvead_config_parse(mvead_config *c, const char *cmd, const char *summary,
         memcpy(key, a + 2, klen);
         key[klen] = 0;
         if (eq) val = eq + 1;
-        const opt_def *o = find_opt(key);
+        const mvead_option *o = mvead_option_find(key);
         bool negated = false;
-        if (!o && !strncmp(key, "no-", 3)) { o = find_opt(key + 3); negated = o && o->type == OPT_BOOL; if (!negated) o = NULL; }
+        if (!o && !strncmp(key, "no-", 3)) { o = mvead_option_find(key + 3); negated = o && o->type == MVEAD_OPT_BOOL; if (!negated) o = NULL; }
         if (!o || !accepted_opt(accepted, o->name))
             return mv_error("mvead %s: unknown option '--%s' (see mvead %s --help)", cmd, key, cmd);
-        if (o->type == OPT_BOOL && !val) { val = negated ? "false" : "true"; }
+        if (o->type == MVEAD_OPT_BOOL && !val) { val = negated ? "false" : "true"; }
         else if (!val) {
             if (i + 1 >= argc) return mv_error("mvead %s: option --%s needs a value", cmd, o->name);
             val = argv[++i];
         }
         char where[64];
         snprintf(where, sizeof where, "mvead %s", cmd);
-        if (set_opt(c, o, val, where)) return -1;
+        if (mvead_option_set(c, o, val, where)) return -1;
     }
-    if (validate(c)) return mv_error_prefix("mvead %s", cmd);
+    if (mvead_config_validate(c)) return mv_error_prefix("mvead %s", cmd);
     return 0;
 }
 
-int mvead_mkdirs(const char *path) {
-    char buf[1024];
-    if (strlen(path) >= sizeof buf) return mv_error("%s: path too long", path);
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; ; p++) {
-        if (*p == '/' || *p == 0) {
-            char ch = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST) return mv_error("%s: cannot create directory: %s", buf, strerror(errno));
-            struct stat st;
-            if (stat(buf, &st) || !S_ISDIR(st.st_mode)) return mv_error("%s: exists and is not a directory", buf);
-            if (!ch) break;
-            *p = ch;
-        }
-    }
-    return 0;
-}
-
-int mvead_run_dir(const mvead_config *c, char *buf, int n, bool mk) {
-    if (snprintf(buf, n, "%s/%s", c->runs, c->name) >= n) return mv_error("run directory path too long");
-    return mk ? mvead_mkdirs(buf) : 0;
-}
 
 int mvead_config_parse_run(mvead_config *c, const char *cmd, const char *summary, const char *const *accepted,
                            int argc, char **argv, char **pos, int max_pos, int *n_pos, bool require_run) {
@@ -351,9 +97,10 @@ int mvead_config_parse_run(mvead_config *c, const char *cmd, const char *summary
     mvead_config_defaults(&first);
     int r = mvead_config_parse(&first, cmd, summary, accepted, argc, argv, pos, max_pos, n_pos);
     if (r) return r;
-    char dir[1024], path[1100];
-    if (mvead_run_dir(&first, dir, sizeof dir, false)) return -1;
-    if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path) return mv_error("%s: path too long", dir);
+    char dir[1024];
+    mvead_paths p;
+    if (mvead_run_dir(&first, dir, sizeof dir, false) || mvead_paths_of_dir(dir, &p)) return -1;
+    const char *path = p.config;
     if (access(path, F_OK) != 0) {
         if (require_run) {
             mv_error("%s: no run configuration here (is --runs/--name right? run `mvead run` first)", path);
@@ -372,4 +119,17 @@ int mvead_config_parse_run(mvead_config *c, const char *cmd, const char *summary
     memcpy(c->runs, first.runs, sizeof c->runs);
     memcpy(c->name, first.name, sizeof c->name);
     return 0;
+}
+
+int mvead_cli_fail(const char *cmd) {
+    /* under mpirun, say which rank failed (the job is aborted by main) */
+    if (mvead_mpi_world_size() > 1) fprintf(stderr, "mvead %s: error (rank %d of %d): %s\n", cmd, mvead_mpi_world_rank(), mvead_mpi_world_size(), mv_error_last());
+    else fprintf(stderr, "mvead %s: error: %s\n", cmd, mv_error_last());
+    return MVEAD_EXIT_FAILURE;
+}
+
+void mvead_cli_apply_runtime(const mvead_config *c) {
+    if (c->threads > 0) mvt_set_num_threads(c->threads);
+    /* under mpirun only rank 0 logs and draws progress; errors come from every rank */
+    mvead_progress_set_quiet(c->quiet || mvead_mpi_world_rank() > 0);
 }

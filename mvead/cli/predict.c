@@ -4,15 +4,24 @@
  * score, and writes DIR/scores.json and a heatmap overlay DIR/C<v>.png per
  * view. The same preprocessing and features as `extract`, so a test sample's
  * scores equal those of `eval`. Called by mvead/cli/main.c. */
-#include "mvead/cli/commands.h"
 #include "data/cache.h"
 #include "data/h5io.h"
 #include "data/image.h"
 #include "data/transform.h"
+#include "mvead/cli/commands.h"
+#include "mvead/cli/exit_codes.h"
+#include "mvead/cli/options.h"
+#include "mvead/method/eam.h"
+#include "mvead/run/backbone.h"
+#include "mvead/run/checkpoint.h"
+#include "mvead/run/run_config.h"
+#include "mvead/run/fuse.h"
+#include "mvead/run/paths.h"
+#include "mvead/run/progress.h"
+#include "mvead/run/scoremaps.h"
+#include "mvead/run/stages.h"
 #include "mvead/scoring/anomaly_map.h"
 #include "mvead/scoring/knn.h"
-#include "mvead/run/pipeline.h"
-#include "mvead/run/progress.h"
 #include "nn/vit.h"
 #include "tensor/error.h"
 #include <json-c/json.h>
@@ -22,7 +31,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 2
 
 static const char *const PREDICT_OPTS[] = {"name", "runs", "calib", "threads", "quiet", "sigma", NULL};
 static const char *const PREDICT_SUMMARY =
@@ -74,7 +82,7 @@ static int parse_on_run_config(const char *cmd, const char *summary, const char 
     if (r == -2) goto fail;
     if (r < 0) {
         fprintf(stderr, "%s\n", mv_error_last());
-        return EXIT_USAGE;
+        return MVEAD_EXIT_USAGE;
     }
     if (c->threads > 0) mvt_set_num_threads(c->threads);
     mvead_progress_set_quiet(c->quiet);
@@ -116,7 +124,7 @@ int mvead_cmd_predict(int argc, char **argv) {
     if (take_opt(&na, args, "--images", &images) < 0 || take_opt(&na, args, "--out", &out) < 0) {
         fprintf(stderr, "mvead predict: --images and --out need a value\n");
         free(args);
-        return EXIT_USAGE;
+        return MVEAD_EXIT_USAGE;
     }
     mvead_config c;
     int r = parse_on_run_config("predict", PREDICT_SUMMARY, PREDICT_OPTS, na, args,
@@ -127,16 +135,16 @@ int mvead_cmd_predict(int argc, char **argv) {
     if (r >= 0) return r;
     if (!images || !out) {
         fprintf(stderr, "mvead predict: needs --images IMG1,...,IMGV and --out DIR (see mvead predict --help)\n");
-        return EXIT_USAGE;
+        return MVEAD_EXIT_USAGE;
     }
 
     int rc = 1, V = 0;
     char *list = strdup(images), *paths[64];
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
-        if (V == 64) { fprintf(stderr, "mvead predict: --images: more than 64 views\n"); free(list); return EXIT_USAGE; }
+        if (V == 64) { fprintf(stderr, "mvead predict: --images: more than 64 views\n"); free(list); return MVEAD_EXIT_USAGE; }
         paths[V++] = tok;
     }
-    if (V < 1) { fprintf(stderr, "mvead predict: --images is empty\n"); free(list); return EXIT_USAGE; }
+    if (V < 1) { fprintf(stderr, "mvead predict: --images is empty\n"); free(list); return MVEAD_EXIT_USAGE; }
     mvead_paths p;
     mvn_vit *m = NULL;
     mvead_state st = {0};

@@ -11,8 +11,8 @@
  * features carry their position embedding, and without this the patches at
  * the same grid position of two views match each other, which fits a
  * degenerate F exactly. Called by mvead/cli/main.c. */
-#include "mvead/cli/commands.h"
 #include "data/cache.h"
+#include "mvead/geometry/calibration.h"
 #include "mvead/run/progress.h"
 #include "tensor/error.h"
 #include "tensor/tensor.h"

@@ -75,4 +75,8 @@ int mvg_calibrate_from_correspondences(const char *corr_path, mvg_calibration *o
 #ifdef __cplusplus
 }
 #endif
+/* Automatic calibration from a feature cache (train split; calibrate_auto.c):
+ * mutual nearest neighbours between the patch features of views a and b of
+ * each sample, patch centres as correspondences, RANSAC per pair. */
+int mvead_calibrate_from_cache(const char *cache_path, const mvg_ransac_opts *o, mvg_calibration *out);
 #endif

@@ -2,6 +2,7 @@
  * See epipolar.h for the conventions (p_a^T F_ab p_b = 0, x = column). */
 #include "mvead/geometry/epipolar.h"
 #include "tensor/error.h"
+#include "tensor/tensor.h"
 
 #include <float.h>
 #include <math.h>
@@ -322,18 +323,11 @@ mvg_ransac_opts mvg_ransac_opts_default(void) {
     return o;
 }
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in [0, n) without modulo bias. */
 static int rand_below(uint64_t *s, int n) {
     uint64_t lim = UINT64_MAX - UINT64_MAX % (uint64_t)n;
     uint64_t x;
-    do x = splitmix64(s);
+    do x = mvt_splitmix64(s);
     while (x >= lim);
     return (int)(x % (uint64_t)n);
 }

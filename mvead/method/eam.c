@@ -272,42 +272,79 @@ void mvead_fusion_opts_default(mvead_fusion_opts *o) {
     o->mvas_topk = 4;
 }
 
-static const char *const fusion_names[] = {"none", "full", "eam", "mvas"};
+/* ---- fusion modes (rows of MVEAD_FUSION_MODES) ---------------------------------- */
+
+/* A mode's mask: from the support mask (static modes; Z NULL) or from Z
+ * (per-call modes; support NULL). V, N: the grid of one sample. */
+typedef mvt_tensor *fusion_mask_fn(const mvead_fusion_opts *o, const uint8_t *support, const mvt_tensor *Z,
+                                   int V, int N, mvt_dtype dt);
+
+static mvt_tensor *fusion_mask_full(const mvead_fusion_opts *o, const uint8_t *support, const mvt_tensor *Z,
+                                    int V, int N, mvt_dtype dt) {
+    (void)o, (void)support, (void)Z;
+    return mvead_attn_mask_full(V, N, dt);
+}
+
+static mvt_tensor *fusion_mask_eam(const mvead_fusion_opts *o, const uint8_t *support, const mvt_tensor *Z,
+                                   int V, int N, mvt_dtype dt) {
+    (void)o, (void)Z;
+    if (!support) { mv_error("fusion eam: no epipolar support mask given"); return NULL; }
+    return mvead_attn_mask_from_support(support, V, N, dt);
+}
+
+static mvt_tensor *fusion_mask_mvas(const mvead_fusion_opts *o, const uint8_t *support, const mvt_tensor *Z,
+                                    int V, int N, mvt_dtype dt) {
+    (void)support, (void)V, (void)N;
+    return mvead_attn_mask_mvas(Z, o->h, o->w, o->mvas_window, o->mvas_topk, dt);
+}
+
+static const struct {
+    const char *name;
+    fusion_mask_fn *mask;
+    bool per_call, epipolar;
+} fusion_modes[MVEAD_FUSION_COUNT] = {
+#define MVEAD_FUSION_ROW(id, name, mask, per_call, epipolar) {name, mask, per_call, epipolar},
+    MVEAD_FUSION_MODES(MVEAD_FUSION_ROW)
+#undef MVEAD_FUSION_ROW
+};
 
 int mvead_fusion_parse(const char *s, mvead_fusion *out) {
-    for (int i = 0; i < 4; i++)
-        if (s && strcmp(s, fusion_names[i]) == 0) { *out = (mvead_fusion)i; return 0; }
-    return mv_error("fusion: unknown mode '%s' (expected none, full, eam or mvas)", s ? s : "(null)");
+    for (int i = 0; i < MVEAD_FUSION_COUNT; i++)
+        if (s && strcmp(s, fusion_modes[i].name) == 0) { *out = (mvead_fusion)i; return 0; }
+    return mv_error("fusion: unknown mode '%s' (expected one of %s)", s ? s : "(null)", MVEAD_FUSION_CHOICES);
 }
 
 const char *mvead_fusion_name(mvead_fusion f) {
-    return (unsigned)f < 4 ? fusion_names[f] : "?";
+    return (unsigned)f < MVEAD_FUSION_COUNT ? fusion_modes[f].name : "?";
 }
+
+bool mvead_fusion_attends(mvead_fusion f) { return (unsigned)f < MVEAD_FUSION_COUNT && fusion_modes[f].mask; }
+bool mvead_fusion_needs_calibration(mvead_fusion f) { return (unsigned)f < MVEAD_FUSION_COUNT && fusion_modes[f].epipolar; }
+bool mvead_fusion_per_call(mvead_fusion f) { return (unsigned)f < MVEAD_FUSION_COUNT && fusion_modes[f].per_call; }
 
 mvt_tensor *mvead_fusion_static_mask(const mvead_fusion_opts *o, const uint8_t *support,
                                      int V, int N, mvt_dtype dt) {
-    switch (o->mode) {
-    case MVEAD_FUSION_FULL: return mvead_attn_mask_full(V, N, dt);
-    case MVEAD_FUSION_EAM:
-        if (!support) { mv_error("fusion eam: no epipolar support mask given"); return NULL; }
-        return mvead_attn_mask_from_support(support, V, N, dt);
-    default: return NULL;
+    if (!mvead_fusion_attends(o->mode) || mvead_fusion_per_call(o->mode)) return NULL;
+    return fusion_modes[o->mode].mask(o, support, NULL, V, N, dt);
+}
+
+mvt_tensor *mvead_fusion_call_mask(const mvead_fusion_opts *o, const mvt_tensor *Z, mvt_dtype dt) {
+    if (!mvead_fusion_per_call(o->mode)) {
+        mv_error("fusion %s: its mask does not depend on Z", mvead_fusion_name(o->mode));
+        return NULL;
     }
+    int64_t V = Z->shape[Z->ndim - 3], N = Z->shape[Z->ndim - 2];
+    return fusion_modes[o->mode].mask(o, NULL, Z, (int)V, (int)N, dt);
 }
 
 mva_var *mvead_fuse(const mvead_eam *m, const mvead_fusion_opts *o, mva_var *Z,
                     const mvt_tensor *static_mask) {
-    switch (o->mode) {
-    case MVEAD_FUSION_NONE: return Z;
-    case MVEAD_FUSION_MVAS: {
-        mvt_tensor *mask = mvead_attn_mask_mvas(Z->value, o->h, o->w, o->mvas_window, o->mvas_topk,
-                                                m->dtype);
-        mva_var *out = mvead_eam_forward(m, Z, mask);
-        mvt_release(mask);   /* softmax's backward needs only its output */
-        return out;
-    }
-    default: return mvead_eam_forward(m, Z, static_mask);
-    }
+    if (!mvead_fusion_attends(o->mode)) return Z;
+    if (!mvead_fusion_per_call(o->mode)) return mvead_eam_forward(m, Z, static_mask);
+    mvt_tensor *mask = mvead_fusion_call_mask(o, Z->value, m->dtype);
+    mva_var *out = mvead_eam_forward(m, Z, mask);
+    mvt_release(mask);   /* softmax's backward needs only its output */
+    return out;
 }
 
 /* x [M, D] W^T + b, plain kernels. */

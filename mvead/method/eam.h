@@ -103,12 +103,30 @@ mvt_tensor *mvead_attn_mask_mvas(const mvt_tensor *Z, int h, int w, int win, int
  * every parameter. */
 mva_var *mvead_eam_forward(const mvead_eam *m, mva_var *Z, const mvt_tensor *mask);
 
+/* The fusion modes, one row each: id, the name the CLI, config.json and the
+ * docs use, and the mode's attention mask:
+ *   mask      builds it (eam.c; NULL: no attention, O = Z);
+ *   per_call  the mask depends on Z and is rebuilt every call (else it is
+ *             built once per run: mvead_fusion_static_mask);
+ *   epipolar  the mask needs the calibration's support mask.
+ * A new mode is a row here and its mask function. */
+#define MVEAD_FUSION_MODES(X) \
+    /* id    name    mask             per_call  epipolar */ \
+    X(NONE, "none", NULL,             false,    false) /* identity O = Z */ \
+    X(FULL, "full", fusion_mask_full, false,    false) /* all-ones cross-view mask */ \
+    X(EAM,  "eam",  fusion_mask_eam,  false,    true)  /* epipolar band */ \
+    X(MVAS, "mvas", fusion_mask_mvas, true,     false) /* semantic window selection (MVAD) */
+
 typedef enum {
-    MVEAD_FUSION_NONE = 0,   /* identity O = Z */
-    MVEAD_FUSION_FULL,       /* the same module with an all-ones cross-view mask */
-    MVEAD_FUSION_EAM,        /* epipolar mask */
-    MVEAD_FUSION_MVAS        /* semantic window selection, rebuilt from Z every call */
+#define MVEAD_FUSION_ENUM(id, name, mask, per_call, epipolar) MVEAD_FUSION_##id,
+    MVEAD_FUSION_MODES(MVEAD_FUSION_ENUM)
+#undef MVEAD_FUSION_ENUM
+    MVEAD_FUSION_COUNT
 } mvead_fusion;
+
+/* "none|full|eam|mvas": the names, for option tables and messages. */
+#define MVEAD_FUSION_NAME_ROW(id, name, mask, per_call, epipolar) "|" name
+#define MVEAD_FUSION_CHOICES (MVEAD_FUSION_MODES(MVEAD_FUSION_NAME_ROW) + 1)
 
 typedef struct {
     mvead_fusion mode;
@@ -118,9 +136,18 @@ typedef struct {
 } mvead_fusion_opts;
 
 void mvead_fusion_opts_default(mvead_fusion_opts *o);   /* EAM, window 2, topk 4 */
-/* "none" "full" "eam" "mvas" -> enum; -1 (mv_error) on anything else. */
+/* A name of MVEAD_FUSION_CHOICES -> enum; -1 (mv_error) on anything else. */
 int mvead_fusion_parse(const char *s, mvead_fusion *out);
 const char *mvead_fusion_name(mvead_fusion f);
+/* Whether the mode attends at all (false: O = Z, nothing to train). */
+bool mvead_fusion_attends(mvead_fusion f);
+/* Whether its mask needs the calibration (the epipolar support mask). */
+bool mvead_fusion_needs_calibration(mvead_fusion f);
+/* Whether its mask depends on Z (rebuilt every call, never static). */
+bool mvead_fusion_per_call(mvead_fusion f);
+/* The mask of a per-call mode for Z [V, N, D] (one sample: [VN, VN]) or
+ * [B, V, N, D] ([B, 1, VN, VN]); NULL + mv_error for other modes. */
+mvt_tensor *mvead_fusion_call_mask(const mvead_fusion_opts *o, const mvt_tensor *Z, mvt_dtype dt);
 
 /* Mask that does not depend on Z: FULL and EAM (support required for EAM);
  * NULL for NONE and MVAS (nothing fixed to build). NULL + mv_error when EAM

@@ -21,17 +21,20 @@ void mvead_objective_opts_default(mvead_objective_opts *o) {
     o->lloyd_iters = 50;
 }
 
-static const char *const objective_names[] = {"none", "deepsvdd", "mcp", "mcp_reg"};
+static const char *const objective_names[MVEAD_OBJ_COUNT] = {
+#define MVEAD_OBJ_NAME(id, name) name,
+    MVEAD_OBJECTIVES(MVEAD_OBJ_NAME)
+#undef MVEAD_OBJ_NAME
+};
 
 int mvead_objective_parse(const char *s, mvead_objective_kind *out) {
-    if (s && strcmp(s, "mcp+reg") == 0) { *out = MVEAD_OBJ_MCP_REG; return 0; }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < MVEAD_OBJ_COUNT; i++)
         if (s && strcmp(s, objective_names[i]) == 0) { *out = (mvead_objective_kind)i; return 0; }
-    return mv_error("objective: unknown '%s' (expected none, deepsvdd, mcp or mcp_reg)", s ? s : "(null)");
+    return mv_error("objective: unknown '%s' (expected one of %s)", s ? s : "(null)", MVEAD_OBJECTIVE_CHOICES);
 }
 
 const char *mvead_objective_name(mvead_objective_kind k) {
-    return (unsigned)k < 4 ? objective_names[k] : "?";
+    return (unsigned)k < MVEAD_OBJ_COUNT ? objective_names[k] : "?";
 }
 
 /* centers converted to dt (new reference). */

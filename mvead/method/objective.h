@@ -24,12 +24,25 @@
 extern "C" {
 #endif
 
+/* The pre-training objectives, one row each: id and the name the CLI,
+ * config.json and the docs use. A new objective is a row here and its case
+ * in mvead_objective (objective.c). */
+#define MVEAD_OBJECTIVES(X) \
+    X(NONE,     "none")     /* no training (e.g. `copy` init as is) */ \
+    X(DEEPSVDD, "deepsvdd") /* pos with K = 1, centre = mean of the initial EAM outputs */ \
+    X(MCP,      "mcp")      /* pos with K centres from k-means */ \
+    X(MCP_REG,  "mcp+reg")  /* pos + lambda * neg */
+
 typedef enum {
-    MVEAD_OBJ_NONE = 0,     /* no training (e.g. `copy` init as is) */
-    MVEAD_OBJ_DEEPSVDD,     /* pos with K = 1, centre = mean of the initial EAM outputs */
-    MVEAD_OBJ_MCP,          /* pos with K centres from k-means */
-    MVEAD_OBJ_MCP_REG       /* pos + lambda * neg */
+#define MVEAD_OBJ_ENUM(id, name) MVEAD_OBJ_##id,
+    MVEAD_OBJECTIVES(MVEAD_OBJ_ENUM)
+#undef MVEAD_OBJ_ENUM
+    MVEAD_OBJ_COUNT
 } mvead_objective_kind;
+
+/* "none|deepsvdd|mcp|mcp+reg": the names, for option tables and messages. */
+#define MVEAD_OBJ_NAME_ROW(id, name) "|" name
+#define MVEAD_OBJECTIVE_CHOICES (MVEAD_OBJECTIVES(MVEAD_OBJ_NAME_ROW) + 1)
 
 typedef struct {
     mvead_objective_kind kind;
@@ -40,7 +53,7 @@ typedef struct {
 } mvead_objective_opts;
 
 void mvead_objective_opts_default(mvead_objective_opts *o);   /* MCP_REG, K 20, n_k 1, 0.1, 50 */
-/* "none" "deepsvdd" "mcp" "mcp_reg" (also "mcp+reg") -> enum; -1 (mv_error) otherwise. */
+/* A name of MVEAD_OBJECTIVE_CHOICES -> enum; -1 (mv_error) otherwise. */
 int mvead_objective_parse(const char *s, mvead_objective_kind *out);
 const char *mvead_objective_name(mvead_objective_kind k);
 

@@ -1,13 +1,19 @@
 /* bank_stage: the multi-view memory bank. Fused (EAM) features of every
  * training patch, per view (or pooled), subsampled by greedy coreset, saved
  * with their provenance. */
-#include "mvead/run/pipeline.h"
 #include "data/cache.h"
 #include "data/h5io.h"
-#include "mvead/scoring/coreset.h"
+#include "mvead/method/eam.h"
+#include "mvead/run/checkpoint.h"
+#include "mvead/run/run_config.h"
+#include "mvead/run/fuse.h"
 #include "mvead/run/mpi.h"
+#include "mvead/run/paths.h"
 #include "mvead/run/progress.h"
+#include "mvead/run/scoremaps.h"
 #include "mvead/run/scratch.h"
+#include "mvead/run/stages.h"
+#include "mvead/scoring/coreset.h"
 #include "tensor/error.h"
 #include <cblas.h>
 #include <math.h>

@@ -2,17 +2,23 @@
  * blocked GEMM), builds anomaly maps, computes the Real-IAD metrics per
  * category and averaged like the paper's tables, and writes scores.h5,
  * metrics.json and heatmap overlays. */
-#include "mvead/run/pipeline.h"
 #include "data/cache.h"
 #include "data/h5io.h"
 #include "data/image.h"
 #include "data/transform.h"
+#include "mvead/method/eam.h"
+#include "mvead/run/checkpoint.h"
+#include "mvead/run/run_config.h"
+#include "mvead/run/fuse.h"
+#include "mvead/run/mpi.h"
+#include "mvead/run/paths.h"
+#include "mvead/run/progress.h"
+#include "mvead/run/scoremaps.h"
+#include "mvead/run/scratch.h"
+#include "mvead/run/stages.h"
 #include "mvead/scoring/anomaly_map.h"
 #include "mvead/scoring/knn.h"
 #include "mvead/scoring/metrics.h"
-#include "mvead/run/mpi.h"
-#include "mvead/run/progress.h"
-#include "mvead/run/scratch.h"
 #include "tensor/error.h"
 #include <json-c/json.h>
 #include <math.h>
@@ -20,13 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct { double v[7]; } metric_row;   /* img auroc, ap, sample auroc, ap, pixel auroc, ap, aupro */
-static const char *metric_names[7] = {"image_auroc", "image_ap", "sample_auroc", "sample_ap", "pixel_auroc", "pixel_ap", "pixel_aupro"};
+typedef struct { double v[MVS_KEY_COUNT]; } metric_row;   /* indexed by mvs_metric_key */
 
 static json_object *row_json(const metric_row *r) {
     json_object *o = json_object_new_object();
-    for (int k = 0; k < 7; k++)
-        json_object_object_add(o, metric_names[k], isfinite(r->v[k]) ? json_object_new_double(r->v[k]) : NULL);
+    for (int k = 0; k < MVS_KEY_COUNT; k++)
+        json_object_object_add(o, mvs_metric_keys[k].key, isfinite(r->v[k]) ? json_object_new_double(r->v[k]) : NULL);
     return o;
 }
 
@@ -43,7 +48,7 @@ static int compute_metrics(int64_t n_sel, const int64_t *sel, int V, int64_t HW,
                            const float *maps, const uint8_t *masks, mvead_scratch_pool *pool, metric_row *out) {
     double *is = malloc(sizeof(double) * (size_t)(n_sel * V + 1)), *ss = malloc(sizeof(double) * (size_t)(n_sel + 1));
     uint8_t *il = malloc((size_t)(n_sel * V + 1)), *sl = malloc((size_t)(n_sel + 1));
-    int st[7], rc = -1;
+    int st[MVS_KEY_COUNT], rc = -1;
     double *ps = NULL;
     uint8_t *pl = NULL;
     if (!is || !ss || !il || !sl) { mv_error("eval: out of memory for %lld scores", (long long)n_sel); goto done; }
@@ -53,10 +58,10 @@ static int compute_metrics(int64_t n_sel, const int64_t *sel, int V, int64_t HW,
         ss[a] = sample_scores[i];
         sl[a] = sample_label[i] != 0;
     }
-    out->v[0] = mvs_auroc(is, il, n_sel * V, &st[0]);
-    out->v[1] = mvs_average_precision(is, il, n_sel * V, &st[1]);
-    out->v[2] = mvs_auroc(ss, sl, n_sel, &st[2]);
-    out->v[3] = mvs_average_precision(ss, sl, n_sel, &st[3]);
+    out->v[MVS_KEY_IMAGE_AUROC] = mvs_auroc(is, il, n_sel * V, &st[MVS_KEY_IMAGE_AUROC]);
+    out->v[MVS_KEY_IMAGE_AP] = mvs_average_precision(is, il, n_sel * V, &st[MVS_KEY_IMAGE_AP]);
+    out->v[MVS_KEY_SAMPLE_AUROC] = mvs_auroc(ss, sl, n_sel, &st[MVS_KEY_SAMPLE_AUROC]);
+    out->v[MVS_KEY_SAMPLE_AP] = mvs_average_precision(ss, sl, n_sel, &st[MVS_KEY_SAMPLE_AP]);
     int64_t np = n_sel * V * HW;
     ps = mvead_scratch_pool_alloc(pool, sizeof(double) * (size_t)np, "eval: pixel scores");
     pl = ps ? mvead_scratch_pool_alloc(pool, (size_t)np, "eval: pixel labels") : NULL;
@@ -68,12 +73,12 @@ static int compute_metrics(int64_t n_sel, const int64_t *sel, int V, int64_t HW,
         }
     mvs_allocator al = {pool_alloc, pool_release, pool};
     mvs_metrics_set_allocator(&al);
-    out->v[4] = mvs_auroc(ps, pl, np, &st[4]);
-    out->v[5] = mvs_average_precision(ps, pl, np, &st[5]);
-    out->v[6] = mvs_aupro(ps, pl, n_sel * V, H, W, 0.3, &st[6]);
+    out->v[MVS_KEY_PIXEL_AUROC] = mvs_auroc(ps, pl, np, &st[MVS_KEY_PIXEL_AUROC]);
+    out->v[MVS_KEY_PIXEL_AP] = mvs_average_precision(ps, pl, np, &st[MVS_KEY_PIXEL_AP]);
+    out->v[MVS_KEY_PIXEL_AUPRO] = mvs_aupro(ps, pl, n_sel * V, H, W, 0.3, &st[MVS_KEY_PIXEL_AUPRO]);
     mvs_metrics_set_allocator(NULL);
     rc = 0;
-    for (int k = 0; k < 7; k++)
+    for (int k = 0; k < MVS_KEY_COUNT; k++)
         if (st[k] == MVS_METRIC_ERROR) rc = -1;   /* mv_error says which */
 done:
     mvead_scratch_pool_release(pool, pl);
@@ -211,7 +216,7 @@ int mvead_stage_eval(const mvead_config *c) {
         root = json_object_new_object();
         json_object *per = json_object_new_object();
         metric_row mean = {{0}}, all;
-        int used[7] = {0};
+        int used[MVS_KEY_COUNT] = {0};
         int64_t *sel = malloc(sizeof(int64_t) * (size_t)S + 8);
         for (int k = 0; k < n_cat; k++) {
             int64_t n_sel = 0;
@@ -225,9 +230,9 @@ int mvead_stage_eval(const mvead_config *c) {
                 goto done;
             }
             json_object_object_add(per, cats[k], row_json(&r));
-            for (int m = 0; m < 7; m++) if (isfinite(r.v[m])) { mean.v[m] += r.v[m]; used[m]++; }
+            for (int m = 0; m < MVS_KEY_COUNT; m++) if (isfinite(r.v[m])) { mean.v[m] += r.v[m]; used[m]++; }
         }
-        for (int m = 0; m < 7; m++) mean.v[m] = used[m] ? mean.v[m] / used[m] : NAN;
+        for (int m = 0; m < MVS_KEY_COUNT; m++) mean.v[m] = used[m] ? mean.v[m] / used[m] : NAN;
         for (int64_t i = 0; i < S; i++) sel[i] = i;
         if (compute_metrics(S, sel, V, HW, H, W, image_scores, cache->view_label, sample_scores, cache->sample_label, maps, masks,
                             &pool, &all)) {
@@ -257,7 +262,8 @@ int mvead_stage_eval(const mvead_config *c) {
         int wrc = json_object_to_file_ext(tmp, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
         if (!wrc && rename(tmp, p.metrics)) wrc = -1;
         mvead_log("eval: %lld samples, %d categories: sample AUROC %.4f AP %.4f | image AUROC %.4f AP %.4f | pixel AUROC %.4f AUPRO %.4f -> %s (peak RSS %.0f MiB)",
-                  (long long)S, n_cat, mean.v[2], mean.v[3], mean.v[0], mean.v[1], mean.v[4], mean.v[6], p.metrics, mvead_peak_rss_mib());
+                  (long long)S, n_cat, mean.v[MVS_KEY_SAMPLE_AUROC], mean.v[MVS_KEY_SAMPLE_AP], mean.v[MVS_KEY_IMAGE_AUROC],
+                  mean.v[MVS_KEY_IMAGE_AP], mean.v[MVS_KEY_PIXEL_AUROC], mean.v[MVS_KEY_PIXEL_AUPRO], p.metrics, mvead_peak_rss_mib());
         free(sel);
         free(cats);
         free(cat_of);
@@ -266,9 +272,7 @@ int mvead_stage_eval(const mvead_config *c) {
 
     /* heatmaps: every anomalous sample and a few good ones, one colour scale for the run */
     if (c->heatmaps) {
-        char dir[1100];
-        snprintf(dir, sizeof dir, "%s/heatmaps", p.run);
-        if (mvead_mkdirs(dir)) goto done;
+        if (mvead_mkdirs(p.heatmaps)) goto done;
         double lo = INFINITY, hi = -INFINITY;
         for (int64_t k = 0; k < S * V * HW; k++) { if (maps[k] < lo) lo = maps[k]; if (maps[k] > hi) hi = maps[k]; }
         int good = 0;
@@ -277,8 +281,8 @@ int mvead_stage_eval(const mvead_config *c) {
             if (!cache->sample_label[i]) good++;
             for (int v = 0; v < V; v++) {
                 char out[1400];
-                snprintf(out, sizeof out, "%s/%s_%s_%s_C%d.png", dir, cache->category[i], cache->sample_id[i], cache->anomaly_class[i], v + 1);
-                if (mvead_heatmap_overlay(out, cache->image_path[i * V + v], maps + (i * V + v) * HW, masks + (i * V + v) * HW, H, W, lo, hi)) {
+                if (mvead_paths_heatmap(&p, cache->category[i], cache->sample_id[i], cache->anomaly_class[i], v, out, sizeof out) ||
+                    mvead_heatmap_overlay(out, cache->image_path[i * V + v], maps + (i * V + v) * HW, masks + (i * V + v) * HW, H, W, lo, hi)) {
                     mvead_log("eval: warning: no heatmap for %s: %s", cache->image_path[i * V + v], mv_error_last());
                     goto heat_done;
                 }

@@ -1,5 +1,5 @@
 /* mpi: MPI wrapper with a single-process fallback (see mpi.h). */
-#include "config.h"   /* HAVE_MPI */
+#include "config.h"
 #include "mvead/run/mpi.h"
 #include "tensor/error.h"
 #include <stdio.h>

@@ -4,10 +4,12 @@
  * config.json, metrics.json, scores.h5, loss.csv and heatmaps/. Also the
  * side-by-side comparison of several runs (`mvead report --compare`).
  * Called by mvead/cli/main.c (report, run, demo) and mvead/cli/ablate.c. */
-#include "mvead/cli/commands.h"
 #include "data/h5io.h"
-#include "mvead/run/pipeline.h"
+#include "mvead/run/run_config.h"
+#include "mvead/run/paths.h"
 #include "mvead/run/progress.h"
+#include "mvead/run/stages.h"
+#include "mvead/scoring/metrics.h"
 #include "tensor/error.h"
 #include <errno.h>
 #include <json-c/json.h>
@@ -17,11 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The seven metrics of metrics.json in the column order of the paper's table. */
-static const char *const METRIC_KEYS[7] = {"sample_auroc", "sample_ap", "image_auroc", "image_ap",
-                                           "pixel_auroc", "pixel_ap", "pixel_aupro"};
-static const char *const METRIC_TITLES[7] = {"Sample AUROC", "Sample AP", "Image AUROC", "Image AP",
-                                             "Pixel AUROC", "Pixel AP", "AUPRO"};
+/* Table columns in the paper's order (mvs_metric_keys' `column`). */
+static const char *column_key(int c) { return mvs_metric_keys[mvs_metric_key_at_column(c)].key; }
+static const char *column_title(int c) { return mvs_metric_keys[mvs_metric_key_at_column(c)].title; }
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -386,7 +386,7 @@ static const char *CSS =
 static void write_metric_table_html(FILE *f, json_object *metrics) {
     char b[16];
     fputs("<table><tr><th class=\"k\">Category</th>", f);
-    for (int k = 0; k < 7; k++) fprintf(f, "<th>%s</th>", METRIC_TITLES[k]);
+    for (int k = 0; k < MVS_KEY_COUNT; k++) fprintf(f, "<th>%s</th>", column_title(k));
     fputs("</tr>\n", f);
     json_object *per = NULL, *mean = NULL;
     json_object_object_get_ex(metrics, "per_category", &per);
@@ -396,21 +396,21 @@ static void write_metric_table_html(FILE *f, json_object *metrics) {
             fputs("<tr><td class=\"k\">", f);
             html_escape(f, cat);
             fputs("</td>", f);
-            for (int k = 0; k < 7; k++) fprintf(f, "<td>%s</td>", pct(metric_of(row, METRIC_KEYS[k]), b));
+            for (int k = 0; k < MVS_KEY_COUNT; k++) fprintf(f, "<td>%s</td>", pct(metric_of(row, column_key(k)), b));
             fputs("</tr>\n", f);
         }
     }
     fputs("<tr class=\"mean\"><td class=\"k\">mean</td>", f);
-    for (int k = 0; k < 7; k++) fprintf(f, "<td>%s</td>", pct(metric_of(mean, METRIC_KEYS[k]), b));
+    for (int k = 0; k < MVS_KEY_COUNT; k++) fprintf(f, "<td>%s</td>", pct(metric_of(mean, column_key(k)), b));
     fputs("</tr></table>\n", f);
 }
 
 static void write_metric_table_md(FILE *f, json_object *metrics) {
     char b[16];
     fputs("| Category |", f);
-    for (int k = 0; k < 7; k++) fprintf(f, " %s |", METRIC_TITLES[k]);
+    for (int k = 0; k < MVS_KEY_COUNT; k++) fprintf(f, " %s |", column_title(k));
     fputs("\n|---|", f);
-    for (int k = 0; k < 7; k++) fputs("---:|", f);
+    for (int k = 0; k < MVS_KEY_COUNT; k++) fputs("---:|", f);
     fputc('\n', f);
     json_object *per = NULL, *mean = NULL;
     json_object_object_get_ex(metrics, "per_category", &per);
@@ -418,12 +418,12 @@ static void write_metric_table_md(FILE *f, json_object *metrics) {
     if (per && json_object_is_type(per, json_type_object)) {
         json_object_object_foreach(per, cat, row) {
             fprintf(f, "| %s |", cat);
-            for (int k = 0; k < 7; k++) fprintf(f, " %s |", pct(metric_of(row, METRIC_KEYS[k]), b));
+            for (int k = 0; k < MVS_KEY_COUNT; k++) fprintf(f, " %s |", pct(metric_of(row, column_key(k)), b));
             fputc('\n', f);
         }
     }
     fputs("| **mean** |", f);
-    for (int k = 0; k < 7; k++) fprintf(f, " **%s** |", pct(metric_of(mean, METRIC_KEYS[k]), b));
+    for (int k = 0; k < MVS_KEY_COUNT; k++) fprintf(f, " **%s** |", pct(metric_of(mean, column_key(k)), b));
     fputc('\n', f);
 }
 
@@ -513,7 +513,7 @@ static int by_view_desc(const void *a, const void *b) {
 
 /* Up to `max` views of the given label, most wrong first (good: highest score;
  * defective: lowest), that have a heatmap PNG. */
-static void write_gallery(FILE *f, const char *run, const scores_file *s, int want_label, int max) {
+static void write_gallery(FILE *f, const mvead_paths *p, const scores_file *s, int want_label, int max) {
     int64_t n = 0;
     view_ref *v = malloc(sizeof(view_ref) * (size_t)(s->S * s->V + 1));
     for (int64_t i = 0; i < s->S * s->V; i++)
@@ -526,9 +526,8 @@ static void write_gallery(FILE *f, const char *run, const scores_file *s, int wa
         int64_t i = v[k].idx / s->V;
         int view = (int)(v[k].idx % s->V);
         char path[2048];
-        snprintf(path, sizeof path, "%s/heatmaps/%s_%s_%s_C%d.png", run, s->category[i], s->sample_id[i], s->anomaly_class[i],
-                 view + 1);
         size_t nb;
+        if (mvead_paths_heatmap(p, s->category[i], s->sample_id[i], s->anomaly_class[i], view, path, sizeof path)) continue;
         unsigned char *png = read_file(path, &nb);
         if (!png) continue;
         fputs("<figure><img alt=\"heatmap\" src=\"data:image/png;base64,", f);
@@ -570,10 +569,8 @@ int mvead_stage_report(const mvead_config *c) {
     }
     loss_log loss;
     loss_load(p.loss_csv, &loss);
-    char cfg_path[1100], html[1100], tmp[1200], md[1100];
-    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", p.run);
-    snprintf(html, sizeof html, "%s/report.html", p.run);
-    snprintf(md, sizeof md, "%s/report.md", p.run);
+    char tmp[1200];
+    const char *cfg_path = p.config, *html = p.report_html, *md = p.report_md;
     snprintf(tmp, sizeof tmp, "%s.tmp", html);
     int rc = -1;
     FILE *f = fopen(tmp, "w");
@@ -601,9 +598,9 @@ int mvead_stage_report(const mvead_config *c) {
     write_loss_html(f, &loss);
 
     fputs("<h2>Worst false positives (highest-scored good views)</h2>\n", f);
-    write_gallery(f, p.run, &sc, 0, 6);
+    write_gallery(f, &p, &sc, 0, 6);
     fputs("<h2>Worst false negatives (lowest-scored defective views)</h2>\n", f);
-    write_gallery(f, p.run, &sc, 1, 6);
+    write_gallery(f, &p, &sc, 1, 6);
     fputs("<p class=\"muted\">Each picture: the view | its anomaly map over it (one colour scale per run), the ground-truth outline in white.</p>\n", f);
 
     fputs("<h2>Configuration</h2>\n", f);
@@ -621,8 +618,8 @@ int mvead_stage_report(const mvead_config *c) {
         fprintf(f, "\nTraining: %lld steps, final loss %.5g (pos %.5g, neg %.5g).\n", (long long)loss.n, loss.total[loss.n - 1],
                 loss.pos[loss.n - 1], loss.neg[loss.n - 1]);
     fprintf(f, "\nFiles:\n\n- report: `%s`\n- metrics: `%s`\n- scores: `%s`\n- checkpoint: `%s`\n- bank: `%s`\n"
-               "- loss log: `%s`\n- heatmaps: `%s/heatmaps/`\n- configuration: `%s`\n",
-            html, p.metrics, p.scores, p.checkpoint, p.bank, p.loss_csv, p.run, cfg_path);
+               "- loss log: `%s`\n- heatmaps: `%s/`\n- configuration: `%s`\n",
+            html, p.metrics, p.scores, p.checkpoint, p.bank, p.loss_csv, p.heatmaps, cfg_path);
     if (commit_file(f, tmp, md)) goto done;
     mvead_log("report: %s, %s", html, md);
     rc = 0;
@@ -649,9 +646,8 @@ int mvead_report_compare(const char *const *run_dirs, int n) {
     json_object **m = calloc((size_t)n, sizeof *m);
     int rc = -1;
     for (int i = 0; i < n; i++) {
-        char path[1200];
-        snprintf(path, sizeof path, "%s/metrics.json", run_dirs[i]);
-        if (!(m[i] = load_metrics(path))) goto done;
+        mvead_paths rp;
+        if (mvead_paths_of_dir(run_dirs[i], &rp) || !(m[i] = load_metrics(rp.metrics))) goto done;
     }
     /* rows: metrics (and what distinguishes the runs), columns: runs */
     int w = 14;
@@ -675,13 +671,13 @@ int mvead_report_compare(const char *const *run_dirs, int n) {
         }
         printf("\n");
     }
-    for (int k = 0; k < 7; k++) {
-        printf("%-14s", METRIC_KEYS[k]);
+    for (int k = 0; k < MVS_KEY_COUNT; k++) {
+        printf("%-14s", column_key(k));
         for (int i = 0; i < n; i++) {
             json_object *mean = NULL;
             json_object_object_get_ex(m[i], "mean_over_categories", &mean);
             char b[16];
-            double x = metric_of(mean, METRIC_KEYS[k]);
+            double x = metric_of(mean, column_key(k));
             printf(" %*s", w, isfinite(x) ? pct(x, b) : "-");
         }
         printf("\n");

@@ -1,6 +1,6 @@
 /* scoremaps: what eval and predict share: loading the memory banks (whole
  * or this rank's shard) and drawing a heatmap overlay. */
-#include "mvead/run/pipeline.h"
+#include "mvead/run/scoremaps.h"
 #include "data/h5io.h"
 #include "data/image.h"
 #include "data/transform.h"

@@ -3,6 +3,7 @@
 #ifndef MVS_CORESET_TEMPLATE
 #include "mvead/scoring/coreset.h"
 #include "tensor/error.h"
+#include "tensor/tensor.h"
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -26,16 +27,10 @@ int64_t mvs_coreset_size(int64_t n, double ratio) {
     return m;
 }
 
-/* Private splitmix64 + Box-Muller: the projection must be reproducible from
+/* Box-Muller over mvt_splitmix64: the projection must be reproducible from
  * the seed alone, independent of any other RNG stream in the program. */
-static uint64_t coreset_splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 static double coreset_uniform_open(uint64_t *state) { /* (0, 1) */
-    return ((double)(coreset_splitmix64(state) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    return ((double)(mvt_splitmix64(state) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
 /* out (n) ~ N(0, 1) */
 static void coreset_fill_normal(double *out, int64_t n, uint64_t seed) {

@@ -3,6 +3,7 @@
 #ifndef MVS_KMEANS_TEMPLATE
 #include "mvead/scoring/kmeans.h"
 #include "tensor/error.h"
+#include "tensor/tensor.h"
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -15,14 +16,8 @@
 /* Multiply-adds below which a loop runs on one thread (not worth a fork/join). */
 #define KMEANS_MIN_PARALLEL_WORK (1 << 17)
 
-static uint64_t kmeans_splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 static double kmeans_uniform(uint64_t *state) { /* [0, 1) */
-    return (double)(kmeans_splitmix64(state) >> 11) * (1.0 / 9007199254740992.0);
+    return (double)(mvt_splitmix64(state) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 static int kmeans_check(int64_t n, int64_t dim, int64_t k) {

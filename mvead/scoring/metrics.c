@@ -5,6 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+const mvs_metric_key_info mvs_metric_keys[MVS_KEY_COUNT] = {
+#define MVS_KEY_ROW(id, key, title, column) {key, title, column},
+    MVS_METRIC_KEYS(MVS_KEY_ROW)
+#undef MVS_KEY_ROW
+};
+
+mvs_metric_key mvs_metric_key_at_column(int c) {
+    for (int k = 0; k < MVS_KEY_COUNT; k++)
+        if (mvs_metric_keys[k].column == c) return (mvs_metric_key)k;
+    return MVS_KEY_COUNT;
+}
+
 static void set_status(int *status, int v) { if (status) *status = v; }
 
 static mvs_allocator g_alloc;

@@ -34,6 +34,32 @@
 extern "C" {
 #endif
 
+/* The metrics of a run (metrics.json, the report, ablate, compare): the one
+ * list of their keys and titles. Rows are in the order metrics.json writes
+ * them; `column` is the paper's table order (sample, image, pixel). */
+#define MVS_METRIC_KEYS(X) \
+    /* id            key             title          column */ \
+    X(IMAGE_AUROC,  "image_auroc",  "Image AUROC",  2) \
+    X(IMAGE_AP,     "image_ap",     "Image AP",     3) \
+    X(SAMPLE_AUROC, "sample_auroc", "Sample AUROC", 0) \
+    X(SAMPLE_AP,    "sample_ap",    "Sample AP",    1) \
+    X(PIXEL_AUROC,  "pixel_auroc",  "Pixel AUROC",  4) \
+    X(PIXEL_AP,     "pixel_ap",     "Pixel AP",     5) \
+    X(PIXEL_AUPRO,  "pixel_aupro",  "AUPRO",        6)
+typedef enum {
+#define MVS_KEY_ENUM(id, key, title, column) MVS_KEY_##id,
+    MVS_METRIC_KEYS(MVS_KEY_ENUM)
+#undef MVS_KEY_ENUM
+    MVS_KEY_COUNT
+} mvs_metric_key;
+typedef struct {
+    const char *key, *title;
+    int column;
+} mvs_metric_key_info;
+extern const mvs_metric_key_info mvs_metric_keys[MVS_KEY_COUNT];
+/* The metric shown in table column c (0 .. MVS_KEY_COUNT - 1). */
+mvs_metric_key mvs_metric_key_at_column(int c);
+
 enum { MVS_METRIC_ERROR = -1, MVS_METRIC_OK = 0, MVS_METRIC_DEGENERATE = 1 };
 
 /* Where the per-score working arrays (sort keys, weights) come from: malloc
