@@ -64,34 +64,34 @@ struct mvd_cache_writer {
 
 static int set_info_attrs(hid_t f, const mvd_cache_info *in) {
     int rc = 0;
-    rc |= mvh5_attr_set_int(f, ".", "samples", in->S);
-    rc |= mvh5_attr_set_int(f, ".", "views", in->V);
-    rc |= mvh5_attr_set_int(f, ".", "patches", in->N);
-    rc |= mvh5_attr_set_int(f, ".", "dim", in->D);
-    rc |= mvh5_attr_set_int(f, ".", "image_h", in->H);
-    rc |= mvh5_attr_set_int(f, ".", "image_w", in->W);
-    rc |= mvh5_attr_set_int(f, ".", "patch", in->P);
-    rc |= mvh5_attr_set_int(f, ".", "grid_h", in->grid_h);
-    rc |= mvh5_attr_set_int(f, ".", "grid_w", in->grid_w);
-    rc |= mvh5_attr_set_int(f, ".", "layer", in->layer);
-    rc |= mvh5_attr_set_int(f, ".", "half", in->half);
-    rc |= mvh5_attr_set_int(f, ".", "has_masks", in->has_masks);
-    rc |= mvh5_attr_set_str(f, ".", "backbone", in->backbone);
-    rc |= mvh5_attr_set_str(f, ".", "backbone_hash", in->backbone_hash);
-    rc |= mvh5_attr_set_str(f, ".", "split", in->split);
+    rc |= mvd_h5_attr_set_int(f, ".", "samples", in->S);
+    rc |= mvd_h5_attr_set_int(f, ".", "views", in->V);
+    rc |= mvd_h5_attr_set_int(f, ".", "patches", in->N);
+    rc |= mvd_h5_attr_set_int(f, ".", "dim", in->D);
+    rc |= mvd_h5_attr_set_int(f, ".", "image_h", in->H);
+    rc |= mvd_h5_attr_set_int(f, ".", "image_w", in->W);
+    rc |= mvd_h5_attr_set_int(f, ".", "patch", in->P);
+    rc |= mvd_h5_attr_set_int(f, ".", "grid_h", in->grid_h);
+    rc |= mvd_h5_attr_set_int(f, ".", "grid_w", in->grid_w);
+    rc |= mvd_h5_attr_set_int(f, ".", "layer", in->layer);
+    rc |= mvd_h5_attr_set_int(f, ".", "half", in->half);
+    rc |= mvd_h5_attr_set_int(f, ".", "has_masks", in->has_masks);
+    rc |= mvd_h5_attr_set_str(f, ".", "backbone", in->backbone);
+    rc |= mvd_h5_attr_set_str(f, ".", "backbone_hash", in->backbone_hash);
+    rc |= mvd_h5_attr_set_str(f, ".", "split", in->split);
     return rc ? -1 : 0;
 }
 
 static int get_info_attrs(hid_t f, mvd_cache_info *in, const char *path) {
     int64_t v[12];
     const char *names[12] = {"samples", "views", "patches", "dim", "image_h", "image_w", "patch", "grid_h", "grid_w", "layer", "half", "has_masks"};
-    for (int i = 0; i < 12; i++) if (mvh5_attr_get_int(f, ".", names[i], &v[i], path)) return -1;
+    for (int i = 0; i < 12; i++) if (mvd_h5_attr_get_int(f, ".", names[i], &v[i], path)) return -1;
     in->S = v[0]; in->V = v[1]; in->N = v[2]; in->D = v[3];
     in->H = (int)v[4]; in->W = (int)v[5]; in->P = (int)v[6]; in->grid_h = (int)v[7]; in->grid_w = (int)v[8];
     in->layer = (int)v[9]; in->half = v[10] != 0; in->has_masks = v[11] != 0;
-    if (mvh5_attr_get_str(f, ".", "backbone", in->backbone, sizeof in->backbone, path) ||
-        mvh5_attr_get_str(f, ".", "backbone_hash", in->backbone_hash, sizeof in->backbone_hash, path) ||
-        mvh5_attr_get_str(f, ".", "split", in->split, sizeof in->split, path)) return -1;
+    if (mvd_h5_attr_get_str(f, ".", "backbone", in->backbone, sizeof in->backbone, path) ||
+        mvd_h5_attr_get_str(f, ".", "backbone_hash", in->backbone_hash, sizeof in->backbone_hash, path) ||
+        mvd_h5_attr_get_str(f, ".", "split", in->split, sizeof in->split, path)) return -1;
     if (in->S < 0 || in->V < 1 || in->V > 8 || in->N < 1 || in->D < 1 || in->P < 1 ||
         (int64_t)in->grid_h * in->grid_w != in->N || in->H < in->P || in->W < in->P)
         return mv_error("%s: inconsistent cache sizes (S=%lld V=%lld N=%lld D=%lld grid %dx%d)", path,
@@ -115,38 +115,38 @@ static int create_chunked(hid_t f, const char *name, hid_t type, int nd, const h
 static int write_meta(hid_t f, const mvd_cache_info *in, const mvd_cache_meta *m) {
     int64_t SV = in->S * in->V;
     int64_t s1[1] = {in->S}, s2[2] = {in->S, in->V};
-    if (mvh5_write_strings(f, "category", in->S, m->category) ||
-        mvh5_write_strings(f, "sample_id", in->S, m->sample_id) ||
-        mvh5_write_strings(f, "anomaly_class", in->S, m->anomaly_class) ||
-        mvh5_write_strings(f, "image_path", SV, m->image_path) ||
-        mvh5_write_strings(f, "mask_path", SV, m->mask_path) ||
-        mvh5_write_i64(f, "view_label", 2, s2, m->view_label) ||
-        mvh5_write_i64(f, "sample_label", 1, s1, m->sample_label)) return -1;
+    if (mvd_h5_write_strings(f, "category", in->S, m->category) ||
+        mvd_h5_write_strings(f, "sample_id", in->S, m->sample_id) ||
+        mvd_h5_write_strings(f, "anomaly_class", in->S, m->anomaly_class) ||
+        mvd_h5_write_strings(f, "image_path", SV, m->image_path) ||
+        mvd_h5_write_strings(f, "mask_path", SV, m->mask_path) ||
+        mvd_h5_write_i64(f, "view_label", 2, s2, m->view_label) ||
+        mvd_h5_write_i64(f, "sample_label", 1, s1, m->sample_label)) return -1;
     return 0;
 }
 
 static bool same_strings(hid_t f, const char *name, int64_t n, const char *const *want, const char *path) {
     int64_t got_n = 0;
-    char **got = mvh5_read_strings(f, name, &got_n, path);
+    char **got = mvd_h5_read_strings(f, name, &got_n, path);
     bool ok = got && got_n == n;
     for (int64_t i = 0; ok && i < n; i++) ok = !strcmp(got[i], want[i] ? want[i] : "");
-    mvh5_free_strings(got, got_n);
+    mvd_h5_free_strings(got, got_n);
     return ok;
 }
 
 mvd_cache_writer *mvd_cache_begin(const char *path, const mvd_cache_info *info, const mvd_cache_meta *meta, int64_t *n_done) {
-    mvh5_quiet();
+    mvd_h5_quiet();
     mvd_cache_writer *w = calloc(1, sizeof *w);
     w->info = *info;
     snprintf(w->path, sizeof w->path, "%s", path);
     snprintf(w->partial, sizeof w->partial, "%s.partial", path);
     w->file = -1;
     if (access(w->partial, F_OK) == 0) {
-        w->file = mvh5_check_superblock(w->partial) ? -1 : H5Fopen(w->partial, H5F_ACC_RDWR, mvh5_fapl_checksummed());
+        w->file = mvd_h5_check_superblock(w->partial) ? -1 : H5Fopen(w->partial, H5F_ACC_RDWR, mvd_h5_fapl_checksummed());
         mvd_cache_info old;
         int64_t done = 0;
         if (w->file < 0) { mv_error("%s: unreadable partial cache (delete it to start over)", w->partial); goto fail; }
-        if (get_info_attrs(w->file, &old, w->partial) || mvh5_attr_get_int(w->file, ".", "n_done", &done, w->partial)) goto fail;
+        if (get_info_attrs(w->file, &old, w->partial) || mvd_h5_attr_get_int(w->file, ".", "n_done", &done, w->partial)) goto fail;
         if (old.S != info->S || old.V != info->V || old.N != info->N || old.D != info->D || old.H != info->H ||
             old.W != info->W || old.layer != info->layer || old.half != info->half || old.has_masks != info->has_masks ||
             strcmp(old.backbone_hash, info->backbone_hash) || strcmp(old.split, info->split)) {
@@ -161,11 +161,11 @@ mvd_cache_writer *mvd_cache_begin(const char *path, const mvd_cache_info *info, 
         if (done < 0 || done > info->S) { mv_error("%s: corrupt n_done attribute", w->partial); goto fail; }
         w->n_done = done;
     } else {
-        w->file = H5Fcreate(w->partial, H5F_ACC_TRUNC, H5P_DEFAULT, mvh5_fapl_checksummed());
+        w->file = H5Fcreate(w->partial, H5F_ACC_TRUNC, H5P_DEFAULT, mvd_h5_fapl_checksummed());
         if (w->file < 0) { mv_error("%s: cannot create", w->partial); goto fail; }
-        if (mvh5_attr_set_str(w->file, ".", "mvead_kind", "cache") || mvh5_attr_set_int(w->file, ".", "mvead_format", MVD_CACHE_FORMAT) ||
-            set_info_attrs(w->file, info) || mvh5_attr_set_int(w->file, ".", "n_done", 0) ||
-            mvh5_attr_set_int(w->file, ".", "complete", 0) || write_meta(w->file, info, meta)) {
+        if (mvd_h5_attr_set_str(w->file, ".", "mvead_kind", "cache") || mvd_h5_attr_set_int(w->file, ".", "mvead_format", MVD_CACHE_FORMAT) ||
+            set_info_attrs(w->file, info) || mvd_h5_attr_set_int(w->file, ".", "n_done", 0) ||
+            mvd_h5_attr_set_int(w->file, ".", "complete", 0) || write_meta(w->file, info, meta)) {
             mv_error_prefix("%s", w->partial);
             goto fail;
         }
@@ -246,7 +246,7 @@ int mvd_cache_write(mvd_cache_writer *w, int64_t i, const float *feat, const uin
     w->n_done = i + 1;
     /* n_done after the data, then flush: a kill leaves either the old or the new count, both consistent. */
     H5Fflush(w->file, H5F_SCOPE_GLOBAL);
-    if (mvh5_attr_set_int(w->file, ".", "n_done", w->n_done)) return -1;
+    if (mvd_h5_attr_set_int(w->file, ".", "n_done", w->n_done)) return -1;
     H5Fflush(w->file, H5F_SCOPE_GLOBAL);
     return 0;
 }
@@ -254,12 +254,12 @@ int mvd_cache_write(mvd_cache_writer *w, int64_t i, const float *feat, const uin
 int mvd_cache_finish(mvd_cache_writer *w) {
     int rc = 0;
     if (w->n_done != w->info.S) rc = mv_error("%s: only %lld of %lld samples written", w->partial, (long long)w->n_done, (long long)w->info.S);
-    if (!rc) rc = mvh5_attr_set_int(w->file, ".", "complete", 1);
+    if (!rc) rc = mvd_h5_attr_set_int(w->file, ".", "complete", 1);
     H5Fflush(w->file, H5F_SCOPE_GLOBAL);
     H5Fclose(w->file);
-    if (!rc) rc = mvh5_fsync_path(w->partial);
+    if (!rc) rc = mvd_h5_fsync_path(w->partial);
     if (!rc && rename(w->partial, w->path)) rc = mv_error("%s: cannot rename into place", w->path);
-    if (!rc) rc = mvh5_fsync_path(w->path);
+    if (!rc) rc = mvd_h5_fsync_path(w->path);
     free(w);
     return rc;
 }
@@ -272,16 +272,16 @@ void mvd_cache_close_writer(mvd_cache_writer *w) {
 
 mvd_cache *mvd_cache_open(const char *path) {
     int fmt;
-    hid_t f = mvh5_open_read(path, "cache", MVD_CACHE_FORMAT, &fmt);
+    hid_t f = mvd_h5_open_read(path, "cache", MVD_CACHE_FORMAT, &fmt);
     if (f < 0) return NULL;
     mvd_cache *c = calloc(1, sizeof *c);
     snprintf(c->path, sizeof c->path, "%s", path);
     int64_t complete = 0, n;
-    if (get_info_attrs(f, &c->info, path) || mvh5_attr_get_int(f, ".", "complete", &complete, path)) goto fail;
+    if (get_info_attrs(f, &c->info, path) || mvd_h5_attr_get_int(f, ".", "complete", &complete, path)) goto fail;
     if (!complete) { mv_error("%s: cache is incomplete (interrupted extraction?)", path); goto fail; }
     int64_t S = c->info.S, SV = S * c->info.V;
 #define RS(field, name, want)                                                                   \
-    c->field = mvh5_read_strings(f, name, &n, path);                                            \
+    c->field = mvd_h5_read_strings(f, name, &n, path);                                            \
     if (!c->field) goto fail;                                                                   \
     if (n != (want)) { mv_error("%s: '%s' has %lld entries, expected %lld", path, name, (long long)n, (long long)(want)); goto fail; }
     RS(category, "category", S);
@@ -292,8 +292,8 @@ mvd_cache *mvd_cache_open(const char *path) {
 #undef RS
     {
         int64_t s2[2] = {S, c->info.V}, s1[1] = {S};
-        mvt_tensor *vl = mvh5_read_tensor(f, "view_label", MVT_I64, 2, s2, path);
-        mvt_tensor *sl = vl ? mvh5_read_tensor(f, "sample_label", MVT_I64, 1, s1, path) : NULL;
+        mvt_tensor *vl = mvd_h5_read_tensor(f, "view_label", MVT_I64, 2, s2, path);
+        mvt_tensor *sl = vl ? mvd_h5_read_tensor(f, "sample_label", MVT_I64, 1, s1, path) : NULL;
         if (!vl || !sl) { mvt_release(vl); goto fail; }
         c->view_label = malloc(sizeof(int64_t) * (size_t)(SV ? SV : 1));
         c->sample_label = malloc(sizeof(int64_t) * (size_t)(S ? S : 1));
@@ -350,11 +350,11 @@ void mvd_cache_close(mvd_cache *c) {
     if (!c) return;
     if (c->priv) { H5Fclose(*(hid_t *)c->priv); free(c->priv); }
     int64_t S = c->info.S, SV = S * c->info.V;
-    mvh5_free_strings(c->category, S);
-    mvh5_free_strings(c->sample_id, S);
-    mvh5_free_strings(c->anomaly_class, S);
-    mvh5_free_strings(c->image_path, SV);
-    mvh5_free_strings(c->mask_path, SV);
+    mvd_h5_free_strings(c->category, S);
+    mvd_h5_free_strings(c->sample_id, S);
+    mvd_h5_free_strings(c->anomaly_class, S);
+    mvd_h5_free_strings(c->image_path, SV);
+    mvd_h5_free_strings(c->mask_path, SV);
     free(c->view_label);
     free(c->sample_label);
     free(c);

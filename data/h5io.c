@@ -9,9 +9,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-void mvh5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+void mvd_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-hid_t mvh5_fapl_checksummed(void) {
+hid_t mvd_h5_fapl_checksummed(void) {
     /* The 1.8 file format (superblock 2, object header 2) checksums its
      * metadata, so HDF5 rejects a corrupted header instead of parsing it (the
      * older format crashes libhdf5 1.10 on some corruptions, found by
@@ -26,7 +26,7 @@ hid_t mvh5_fapl_checksummed(void) {
     return fapl;
 }
 
-int mvh5_fsync_path(const char *path) {
+int mvd_h5_fsync_path(const char *path) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) return mv_error("%s: cannot open for fsync: %s", path, strerror(errno));
     int rc = fsync(fd);
@@ -39,41 +39,41 @@ int mvh5_fsync_path(const char *path) {
     return 0;
 }
 
-int mvh5_create(mvh5_writer *w, const char *path, const char *kind, int format) {
-    mvh5_quiet();
+int mvd_h5_create(mvd_h5_writer *w, const char *path, const char *kind, int format) {
+    mvd_h5_quiet();
     memset(w, 0, sizeof *w);
     w->file = -1;
     if (strlen(path) >= sizeof w->path) return mv_error("%s: path too long", path);
     snprintf(w->path, sizeof w->path, "%s", path);
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
-    w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, mvh5_fapl_checksummed());
+    w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, mvd_h5_fapl_checksummed());
     if (w->file < 0) return mv_error("%s: cannot create HDF5 file", w->tmp);
-    if (mvh5_attr_set_str(w->file, ".", "mvead_kind", kind) || mvh5_attr_set_int(w->file, ".", "mvead_format", format)) {
-        mvh5_abort(w);
+    if (mvd_h5_attr_set_str(w->file, ".", "mvead_kind", kind) || mvd_h5_attr_set_int(w->file, ".", "mvead_format", format)) {
+        mvd_h5_abort(w);
         return -1;
     }
     return 0;
 }
 
-int mvh5_commit(mvh5_writer *w) {
+int mvd_h5_commit(mvd_h5_writer *w) {
     if (w->file < 0) return mv_error("%s: not open", w->tmp);
     H5Fflush(w->file, H5F_SCOPE_GLOBAL);
     if (H5Fclose(w->file) < 0) { w->file = -1; unlink(w->tmp); return mv_error("%s: closing failed", w->tmp); }
     w->file = -1;
-    if (mvh5_fsync_path(w->tmp)) return -1;
+    if (mvd_h5_fsync_path(w->tmp)) return -1;
     if (rename(w->tmp, w->path)) return mv_error("%s: cannot rename into place: %s", w->path, strerror(errno));
-    return mvh5_fsync_path(w->path);
+    return mvd_h5_fsync_path(w->path);
 }
 
-void mvh5_abort(mvh5_writer *w) {
+void mvd_h5_abort(mvd_h5_writer *w) {
     if (w->file >= 0) H5Fclose(w->file);
     w->file = -1;
     unlink(w->tmp);
 }
 
-void mvh5_close(hid_t f) { if (f >= 0) H5Fclose(f); }
+void mvd_h5_close(hid_t f) { if (f >= 0) H5Fclose(f); }
 
-int mvh5_check_superblock(const char *path) {
+int mvd_h5_check_superblock(const char *path) {
     /* Before libhdf5 parses anything: the signature at offset 0 and a
      * superblock version >= 2, i.e. checksummed metadata (every file mvead
      * writes); anything else is refused rather than parsed. */
@@ -90,15 +90,15 @@ int mvh5_check_superblock(const char *path) {
     return 0;
 }
 
-hid_t mvh5_open_read(const char *path, const char *kind, int max_format, int *format) {
-    mvh5_quiet();
+hid_t mvd_h5_open_read(const char *path, const char *kind, int max_format, int *format) {
+    mvd_h5_quiet();
     if (access(path, R_OK)) { mv_error("%s: cannot read: %s", path, strerror(errno)); return -1; }
-    if (mvh5_check_superblock(path)) return -1;
+    if (mvd_h5_check_superblock(path)) return -1;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) { mv_error("%s: cannot open HDF5 file (truncated or corrupt?)", path); return -1; }
     char k[64] = "";
     int64_t fmt = 0;
-    if (mvh5_attr_get_str(f, ".", "mvead_kind", k, sizeof k, path) || mvh5_attr_get_int(f, ".", "mvead_format", &fmt, path)) {
+    if (mvd_h5_attr_get_str(f, ".", "mvead_kind", k, sizeof k, path) || mvd_h5_attr_get_int(f, ".", "mvead_format", &fmt, path)) {
         H5Fclose(f);
         mv_error_prefix("%s: not an mvead file", path);
         return -1;
@@ -117,7 +117,7 @@ hid_t mvh5_open_read(const char *path, const char *kind, int max_format, int *fo
     return f;
 }
 
-bool mvh5_exists(hid_t loc, const char *name) {
+bool mvd_h5_exists(hid_t loc, const char *name) {
     char buf[1024];
     snprintf(buf, sizeof buf, "%s", name);
     for (char *p = buf; ; p++) {
@@ -168,34 +168,34 @@ static int write_raw(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int 
     return rc;
 }
 
-int mvh5_write_f32(hid_t loc, const char *name, int ndim, const int64_t *shape, const float *data) {
+int mvd_h5_write_f32(hid_t loc, const char *name, int ndim, const int64_t *shape, const float *data) {
     return write_raw(loc, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ndim, shape, data, 4);
 }
-int mvh5_write_f64(hid_t loc, const char *name, int ndim, const int64_t *shape, const double *data) {
+int mvd_h5_write_f64(hid_t loc, const char *name, int ndim, const int64_t *shape, const double *data) {
     return write_raw(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, ndim, shape, data, 8);
 }
-int mvh5_write_i64(hid_t loc, const char *name, int ndim, const int64_t *shape, const int64_t *data) {
+int mvd_h5_write_i64(hid_t loc, const char *name, int ndim, const int64_t *shape, const int64_t *data) {
     return write_raw(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, ndim, shape, data, 8);
 }
-int mvh5_write_u8(hid_t loc, const char *name, int ndim, const int64_t *shape, const uint8_t *data) {
+int mvd_h5_write_u8(hid_t loc, const char *name, int ndim, const int64_t *shape, const uint8_t *data) {
     return write_raw(loc, name, H5T_STD_U8LE, H5T_NATIVE_UINT8, ndim, shape, data, 1);
 }
 
-int mvh5_write_tensor(hid_t loc, const char *name, const mvt_tensor *t) {
+int mvd_h5_write_tensor(hid_t loc, const char *name, const mvt_tensor *t) {
     mvt_tensor *c = mvt_contiguous(t);
     int rc;
     switch (c->dtype) {
-    case MVT_F32: rc = mvh5_write_f32(loc, name, c->ndim, c->shape, mvt_f32(c)); break;
-    case MVT_F64: rc = mvh5_write_f64(loc, name, c->ndim, c->shape, mvt_f64(c)); break;
-    default: rc = mvh5_write_i64(loc, name, c->ndim, c->shape, mvt_i64(c)); break;
+    case MVT_F32: rc = mvd_h5_write_f32(loc, name, c->ndim, c->shape, mvt_f32(c)); break;
+    case MVT_F64: rc = mvd_h5_write_f64(loc, name, c->ndim, c->shape, mvt_f64(c)); break;
+    default: rc = mvd_h5_write_i64(loc, name, c->ndim, c->shape, mvt_i64(c)); break;
     }
     mvt_release(c);
     return rc;
 }
 
-mvt_tensor *mvh5_read_tensor(hid_t loc, const char *name, mvt_dtype dt, int expect_ndim,
+mvt_tensor *mvd_h5_read_tensor(hid_t loc, const char *name, mvt_dtype dt, int expect_ndim,
                              const int64_t *expect_shape, const char *file) {
-    if (!mvh5_exists(loc, name)) { mv_error("%s: missing dataset '%s'", file, name); return NULL; }
+    if (!mvd_h5_exists(loc, name)) { mv_error("%s: missing dataset '%s'", file, name); return NULL; }
     hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
     if (d < 0) { mv_error("%s: cannot open dataset '%s'", file, name); return NULL; }
     hid_t s = H5Dget_space(d), ft = H5Dget_type(d);
@@ -272,15 +272,15 @@ static int attr_write(hid_t loc, const char *obj, const char *name, hid_t ftype,
     return rc;
 }
 
-int mvh5_attr_set_int(hid_t loc, const char *obj, const char *name, int64_t v) {
+int mvd_h5_attr_set_int(hid_t loc, const char *obj, const char *name, int64_t v) {
     return attr_write(loc, obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
 }
-int mvh5_attr_set_double(hid_t loc, const char *obj, const char *name, double v) {
+int mvd_h5_attr_set_double(hid_t loc, const char *obj, const char *name, double v) {
     return attr_write(loc, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
 }
 /* Fixed-length strings: a corrupted variable-length string sends libhdf5 into
  * its global heap, where a bad heap address can hang it (found by fuzzing). */
-int mvh5_attr_set_str(hid_t loc, const char *obj, const char *name, const char *v) {
+int mvd_h5_attr_set_str(hid_t loc, const char *obj, const char *name, const char *v) {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, strlen(v) + 1);
     H5Tset_strpad(t, H5T_STR_NULLTERM);
@@ -289,19 +289,19 @@ int mvh5_attr_set_str(hid_t loc, const char *obj, const char *name, const char *
     return rc;
 }
 
-bool mvh5_attr_exists(hid_t loc, const char *obj, const char *name) {
+bool mvd_h5_attr_exists(hid_t loc, const char *obj, const char *name) {
     return H5Aexists_by_name(loc, obj ? obj : ".", name, H5P_DEFAULT) > 0;
 }
 
 static hid_t attr_open(hid_t loc, const char *obj, const char *name, const char *file) {
-    if (!mvh5_attr_exists(loc, obj, name)) {
+    if (!mvd_h5_attr_exists(loc, obj, name)) {
         mv_error("%s: missing attribute '%s' on '%s'", file, name, obj ? obj : "/");
         return -1;
     }
     return H5Aopen_by_name(loc, obj ? obj : ".", name, H5P_DEFAULT, H5P_DEFAULT);
 }
 
-int mvh5_attr_get_int(hid_t loc, const char *obj, const char *name, int64_t *v, const char *file) {
+int mvd_h5_attr_get_int(hid_t loc, const char *obj, const char *name, int64_t *v, const char *file) {
     hid_t a = attr_open(loc, obj, name, file);
     if (a < 0) return -1;
     hid_t t = H5Aget_type(a);
@@ -313,7 +313,7 @@ int mvh5_attr_get_int(hid_t loc, const char *obj, const char *name, int64_t *v, 
     return rc;
 }
 
-int mvh5_attr_get_double(hid_t loc, const char *obj, const char *name, double *v, const char *file) {
+int mvd_h5_attr_get_double(hid_t loc, const char *obj, const char *name, double *v, const char *file) {
     hid_t a = attr_open(loc, obj, name, file);
     if (a < 0) return -1;
     hid_t t = H5Aget_type(a);
@@ -326,7 +326,7 @@ int mvh5_attr_get_double(hid_t loc, const char *obj, const char *name, double *v
     return rc;
 }
 
-int mvh5_attr_get_str(hid_t loc, const char *obj, const char *name, char *buf, size_t n, const char *file) {
+int mvd_h5_attr_get_str(hid_t loc, const char *obj, const char *name, char *buf, size_t n, const char *file) {
     hid_t a = attr_open(loc, obj, name, file);
     if (a < 0) return -1;
     hid_t t = H5Aget_type(a);
@@ -351,7 +351,7 @@ int mvh5_attr_get_str(hid_t loc, const char *obj, const char *name, char *buf, s
     return rc;
 }
 
-int mvh5_write_strings(hid_t loc, const char *name, int64_t n, const char *const *s) {
+int mvd_h5_write_strings(hid_t loc, const char *name, int64_t n, const char *const *s) {
     if (n < 0) return mv_error("strings %s: negative count", name);
     size_t width = 1;
     for (int64_t i = 0; i < n; i++) if (s[i] && strlen(s[i]) + 1 > width) width = strlen(s[i]) + 1;
@@ -374,8 +374,8 @@ int mvh5_write_strings(hid_t loc, const char *name, int64_t n, const char *const
     return rc;
 }
 
-char **mvh5_read_strings(hid_t loc, const char *name, int64_t *n, const char *file) {
-    if (!mvh5_exists(loc, name)) { mv_error("%s: missing dataset '%s'", file, name); return NULL; }
+char **mvd_h5_read_strings(hid_t loc, const char *name, int64_t *n, const char *file) {
+    if (!mvd_h5_exists(loc, name)) { mv_error("%s: missing dataset '%s'", file, name); return NULL; }
     hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
     if (d < 0) { mv_error("%s: cannot open dataset '%s'", file, name); return NULL; }
     hid_t s = H5Dget_space(d), ft = H5Dget_type(d);
@@ -412,7 +412,7 @@ done:
     return out;
 }
 
-void mvh5_free_strings(char **s, int64_t n) {
+void mvd_h5_free_strings(char **s, int64_t n) {
     if (!s) return;
     for (int64_t i = 0; i < n; i++) free(s[i]);
     free(s);

@@ -57,20 +57,20 @@ static void make_run(const mvead_config *c) {
     snprintf(path, sizeof path, "%s/loss.csv", dir);
     write_text(path, "step,epoch,pos,neg,total\n0,0,2.0,-1.0,1.9\n1,0,1.5,-1.2,1.38\n2,1,1.2,-1.3,1.07\n");
     snprintf(path, sizeof path, "%s/scores.h5", dir);
-    mvh5_writer w;
-    ck_assert_int_eq(mvh5_create(&w, path, "scores", MVEAD_SCORES_FORMAT), 0);
+    mvd_h5_writer w;
+    ck_assert_int_eq(mvd_h5_create(&w, path, "scores", MVEAD_SCORES_FORMAT), 0);
     double img[8] = {0.1, 0.05, 0.4, 0.3, 0.35, 0.3, 0.8, 0.2}, smp[4] = {0.1, 0.4, 0.35, 0.8};
     int64_t vl[8] = {0, 0, 0, 0, 1, 1, 1, 0}, sl[4] = {0, 0, 1, 1}, s2[2] = {4, 2}, s1[1] = {4};
     const char *cat[4] = {"widget", "widget", "widget", "widget"}, *sid[4] = {"S0001", "S0002", "S0003", "S0004"};
     const char *acl[4] = {"OK", "OK", "AK", "QS"};
-    ck_assert_int_eq(mvh5_write_f64(w.file, "image_scores", 2, s2, img), 0);
-    ck_assert_int_eq(mvh5_write_f64(w.file, "sample_scores", 1, s1, smp), 0);
-    ck_assert_int_eq(mvh5_write_i64(w.file, "view_label", 2, s2, vl), 0);
-    ck_assert_int_eq(mvh5_write_i64(w.file, "sample_label", 1, s1, sl), 0);
-    ck_assert_int_eq(mvh5_write_strings(w.file, "category", 4, cat), 0);
-    ck_assert_int_eq(mvh5_write_strings(w.file, "sample_id", 4, sid), 0);
-    ck_assert_int_eq(mvh5_write_strings(w.file, "anomaly_class", 4, acl), 0);
-    ck_assert_int_eq(mvh5_commit(&w), 0);
+    ck_assert_int_eq(mvd_h5_write_f64(w.file, "image_scores", 2, s2, img), 0);
+    ck_assert_int_eq(mvd_h5_write_f64(w.file, "sample_scores", 1, s1, smp), 0);
+    ck_assert_int_eq(mvd_h5_write_i64(w.file, "view_label", 2, s2, vl), 0);
+    ck_assert_int_eq(mvd_h5_write_i64(w.file, "sample_label", 1, s1, sl), 0);
+    ck_assert_int_eq(mvd_h5_write_strings(w.file, "category", 4, cat), 0);
+    ck_assert_int_eq(mvd_h5_write_strings(w.file, "sample_id", 4, sid), 0);
+    ck_assert_int_eq(mvd_h5_write_strings(w.file, "anomaly_class", 4, acl), 0);
+    ck_assert_int_eq(mvd_h5_commit(&w), 0);
     /* heatmaps: the worst false positive (S0002 C1, 0.4) and an unrelated one */
     snprintf(path, sizeof path, "%s/heatmaps", dir);
     ck_assert_int_eq(mvead_mkdirs(path), 0);
@@ -204,7 +204,7 @@ static Suite *report_suite(void) {
 int main(void) {
     snprintf(root, sizeof root, "/tmp/check_report.XXXXXX");
     if (!mkdtemp(root)) return 1;
-    mvh5_quiet();
+    mvd_h5_quiet();
     mvead_progress_set_quiet(true);
     SRunner *sr = srunner_create(report_suite());
     srunner_run_all(sr, CK_NORMAL);

@@ -48,38 +48,38 @@ static long file_size(const char *path) {
 START_TEST(test_h5io_roundtrip_and_checks) {
     char path[300];
     snprintf(path, sizeof path, "%s/a.h5", tmpdir);
-    mvh5_writer w;
-    ck_assert_int_eq(mvh5_create(&w, path, "bank", 1), 0);
+    mvd_h5_writer w;
+    ck_assert_int_eq(mvd_h5_create(&w, path, "bank", 1), 0);
     ck_assert_int_ne(access(w.tmp, F_OK), -1);
     ck_assert_int_eq(access(path, F_OK), -1);   /* nothing under the final name before commit */
     int64_t shape[2] = {3, 4};
     mvt_tensor *t = mvt_empty(MVT_F32, 2, shape);
     for (int i = 0; i < 12; i++) mvt_f32(t)[i] = (float)i * 0.5f - 2.0f;
-    ck_assert_int_eq(mvh5_write_tensor(w.file, "g/x", t), 0);
-    ck_assert_int_eq(mvh5_attr_set_str(w.file, ".", "note", "hello"), 0);
-    ck_assert_int_eq(mvh5_commit(&w), 0);
+    ck_assert_int_eq(mvd_h5_write_tensor(w.file, "g/x", t), 0);
+    ck_assert_int_eq(mvd_h5_attr_set_str(w.file, ".", "note", "hello"), 0);
+    ck_assert_int_eq(mvd_h5_commit(&w), 0);
     ck_assert_int_eq(access(w.tmp, F_OK), -1);
 
-    hid_t f = mvh5_open_read(path, "bank", 1, NULL);
+    hid_t f = mvd_h5_open_read(path, "bank", 1, NULL);
     ck_assert_int_ge(f, 0);
-    mvt_tensor *r = mvh5_read_tensor(f, "g/x", MVT_F64, 2, shape, path);
+    mvt_tensor *r = mvd_h5_read_tensor(f, "g/x", MVT_F64, 2, shape, path);
     ck_assert_ptr_nonnull(r);
     for (int i = 0; i < 12; i++) ck_assert_double_eq(mvt_f64(r)[i], (double)mvt_f32(t)[i]);
     char buf[32];
-    ck_assert_int_eq(mvh5_attr_get_str(f, ".", "note", buf, sizeof buf, path), 0);
+    ck_assert_int_eq(mvd_h5_attr_get_str(f, ".", "note", buf, sizeof buf, path), 0);
     ck_assert_str_eq(buf, "hello");
     /* wrong rank and shape are errors naming the dataset */
-    ck_assert_ptr_null(mvh5_read_tensor(f, "g/x", MVT_F32, 3, NULL, path));
+    ck_assert_ptr_null(mvd_h5_read_tensor(f, "g/x", MVT_F32, 3, NULL, path));
     ck_assert_ptr_nonnull(strstr(mv_error_last(), "g/x"));
     int64_t bad[2] = {3, 5};
-    ck_assert_ptr_null(mvh5_read_tensor(f, "g/x", MVT_F32, 2, bad, path));
-    ck_assert_ptr_null(mvh5_read_tensor(f, "g/missing", MVT_F32, -1, NULL, path));
+    ck_assert_ptr_null(mvd_h5_read_tensor(f, "g/x", MVT_F32, 2, bad, path));
+    ck_assert_ptr_null(mvd_h5_read_tensor(f, "g/missing", MVT_F32, -1, NULL, path));
     ck_assert_ptr_nonnull(strstr(mv_error_last(), "missing"));
-    mvh5_close(f);
+    mvd_h5_close(f);
     mvt_release(r);
 
     /* kind and version are checked */
-    ck_assert_int_lt(mvh5_open_read(path, "checkpoint", 1, NULL), 0);
+    ck_assert_int_lt(mvd_h5_open_read(path, "checkpoint", 1, NULL), 0);
     ck_assert_ptr_nonnull(strstr(mv_error_last(), "expected 'checkpoint'"));
 
     /* a truncated file is an error, never a crash */
@@ -88,11 +88,11 @@ START_TEST(test_h5io_roundtrip_and_checks) {
     char cmd[700];
     snprintf(cmd, sizeof cmd, "head -c %ld %s > %s", file_size(path) / 2, path, trunc);
     ck_assert_int_eq(system(cmd), 0);
-    hid_t tf = mvh5_open_read(trunc, "bank", 1, NULL);
+    hid_t tf = mvd_h5_open_read(trunc, "bank", 1, NULL);
     if (tf >= 0) {
-        mvt_tensor *x = mvh5_read_tensor(tf, "g/x", MVT_F32, -1, NULL, trunc);
+        mvt_tensor *x = mvd_h5_read_tensor(tf, "g/x", MVT_F32, -1, NULL, trunc);
         ck_assert_ptr_null(x);
-        mvh5_close(tf);
+        mvd_h5_close(tf);
     }
     ck_assert_ptr_nonnull(strstr(mv_error_last(), trunc));
     /* not HDF5 at all */
@@ -101,7 +101,7 @@ START_TEST(test_h5io_roundtrip_and_checks) {
     FILE *jf = fopen(junk, "w");
     fputs("not hdf5", jf);
     fclose(jf);
-    ck_assert_int_lt(mvh5_open_read(junk, NULL, 1, NULL), 0);
+    ck_assert_int_lt(mvd_h5_open_read(junk, NULL, 1, NULL), 0);
     ck_assert_ptr_nonnull(strstr(mv_error_last(), "not an HDF5 file"));
     mvt_release(t);
 }
@@ -110,13 +110,13 @@ END_TEST
 START_TEST(test_h5io_checksum_detects_flip) {
     char path[300];
     snprintf(path, sizeof path, "%s/c.h5", tmpdir);
-    mvh5_writer w;
-    ck_assert_int_eq(mvh5_create(&w, path, "checkpoint", 1), 0);
+    mvd_h5_writer w;
+    ck_assert_int_eq(mvd_h5_create(&w, path, "checkpoint", 1), 0);
     int64_t shape[1] = {4096};
     double *d = malloc(sizeof(double) * 4096);
     for (int i = 0; i < 4096; i++) d[i] = 1.0 + i;   /* finite even after a flip of most bytes */
-    ck_assert_int_eq(mvh5_write_f64(w.file, "x", 1, shape, d), 0);
-    ck_assert_int_eq(mvh5_commit(&w), 0);
+    ck_assert_int_eq(mvd_h5_write_f64(w.file, "x", 1, shape, d), 0);
+    ck_assert_int_eq(mvd_h5_commit(&w), 0);
     /* find the data: the contiguous block of 1.0, 2.0, ... in the file */
     FILE *f = fopen(path, "rb");
     long n = file_size(path);
@@ -129,11 +129,11 @@ START_TEST(test_h5io_checksum_detects_flip) {
         if (!memcmp(buf + i, &d[100], 8) && !memcmp(buf + i + 8, &d[101], 8)) { off = i; break; }
     ck_assert_int_ge(off, 0);
     flip_byte(path, off + 2);   /* a low mantissa byte: still a finite number */
-    hid_t h = mvh5_open_read(path, "checkpoint", 1, NULL);
+    hid_t h = mvd_h5_open_read(path, "checkpoint", 1, NULL);
     ck_assert_int_ge(h, 0);
-    ck_assert_ptr_null(mvh5_read_tensor(h, "x", MVT_F64, 1, NULL, path));
+    ck_assert_ptr_null(mvd_h5_read_tensor(h, "x", MVT_F64, 1, NULL, path));
     ck_assert_ptr_nonnull(strstr(mv_error_last(), "checksum mismatch"));
-    mvh5_close(h);
+    mvd_h5_close(h);
     free(buf);
     free(d);
 }

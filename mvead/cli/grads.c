@@ -240,7 +240,7 @@ int mvead_cmd_grads(int argc, char **argv) {
     mvt_tensor *mask = NULL, *centers32 = NULL, *grads[3][MVEAD_EAM_NPARAMS] = {{0}};
     float *zbuf = NULL;
     int64_t *nv = NULL, *npt = NULL;
-    mvh5_writer w = {.file = -1};
+    mvd_h5_writer w = {.file = -1};
     char source[128], outpath[1200];
     if (mvead_paths_init(&c, &p, false)) goto fail;
     if (!(cache = mvd_cache_open(p.train_cache))) { mv_error_prefix("grads (run `mvead extract` first)"); goto fail; }
@@ -310,7 +310,7 @@ int mvead_cmd_grads(int argc, char **argv) {
     /* file */
     if (out) snprintf(outpath, sizeof outpath, "%s", out);
     else snprintf(outpath, sizeof outpath, "%s", p.grads);
-    if (mvh5_create(&w, outpath, "grads", GRADS_FORMAT)) goto fail;
+    if (mvd_h5_create(&w, outpath, "grads", GRADS_FORMAT)) goto fail;
     double norms[3 * MVEAD_EAM_NPARAMS];
     int e = 0;
     for (int k = 0; k < 3; k++)
@@ -319,19 +319,19 @@ int mvead_cmd_grads(int argc, char **argv) {
             if (!grads[k][i]) continue;
             char name[96];
             snprintf(name, sizeof name, "grad/%s/%s", WHICH[k], mvead_eam_param_names[i]);
-            e |= mvh5_write_tensor(w.file, name, grads[k][i]);
+            e |= mvd_h5_write_tensor(w.file, name, grads[k][i]);
         }
     int64_t s2[2] = {3, MVEAD_EAM_NPARAMS}, s1[1] = {B};
-    e = e || mvh5_write_f64(w.file, "norms", 2, s2, norms) || mvh5_write_i64(w.file, "neg_view", 1, s1, nv) ||
-        mvh5_write_i64(w.file, "neg_patch", 1, s1, npt) || mvh5_attr_set_double(w.file, ".", "loss_pos", loss[0]) ||
-        mvh5_attr_set_double(w.file, ".", "loss_neg", loss[1]) || mvh5_attr_set_double(w.file, ".", "loss_total", loss[2]) ||
-        mvh5_attr_set_double(w.file, ".", "lambda", c.lambda) || mvh5_attr_set_int(w.file, ".", "batch", B) ||
-        mvh5_attr_set_int(w.file, ".", "seed", (int64_t)c.seed) || mvh5_attr_set_str(w.file, ".", "source", source) ||
-        mvh5_attr_set_str(w.file, ".", "objective", c.objective) || mvh5_attr_set_str(w.file, ".", "fusion", c.fusion) ||
-        mvh5_attr_set_str(w.file, ".", "norms_rows", "pos,neg,total") ||
-        mvh5_attr_set_str(w.file, ".", "batch_samples", "the first `batch` samples of the training cache");
+    e = e || mvd_h5_write_f64(w.file, "norms", 2, s2, norms) || mvd_h5_write_i64(w.file, "neg_view", 1, s1, nv) ||
+        mvd_h5_write_i64(w.file, "neg_patch", 1, s1, npt) || mvd_h5_attr_set_double(w.file, ".", "loss_pos", loss[0]) ||
+        mvd_h5_attr_set_double(w.file, ".", "loss_neg", loss[1]) || mvd_h5_attr_set_double(w.file, ".", "loss_total", loss[2]) ||
+        mvd_h5_attr_set_double(w.file, ".", "lambda", c.lambda) || mvd_h5_attr_set_int(w.file, ".", "batch", B) ||
+        mvd_h5_attr_set_int(w.file, ".", "seed", (int64_t)c.seed) || mvd_h5_attr_set_str(w.file, ".", "source", source) ||
+        mvd_h5_attr_set_str(w.file, ".", "objective", c.objective) || mvd_h5_attr_set_str(w.file, ".", "fusion", c.fusion) ||
+        mvd_h5_attr_set_str(w.file, ".", "norms_rows", "pos,neg,total") ||
+        mvd_h5_attr_set_str(w.file, ".", "batch_samples", "the first `batch` samples of the training cache");
     if (e) { mv_error_prefix("%s: writing gradients", outpath); goto fail; }
-    if (mvh5_commit(&w)) goto fail;
+    if (mvd_h5_commit(&w)) goto fail;
     w.file = -1;
 
     /* table; total = pos + lambda * neg is checked on the way */
@@ -378,7 +378,7 @@ fail:
     fprintf(stderr, "mvead grads: error: %s\n", mv_error_last());
     rc = 1;
 done:
-    if (w.file >= 0) mvh5_abort(&w);
+    if (w.file >= 0) mvd_h5_abort(&w);
     for (int k = 0; k < 3; k++)
         for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) mvt_release(grads[k][i]);
     mvt_release(mask);

@@ -44,11 +44,11 @@ static double run_good_view_max(const char *scores_path, double *all_max) {
     *all_max = NAN;
     if (access(scores_path, R_OK)) return NAN;
     int fmt;
-    hid_t f = mvh5_open_read(scores_path, "scores", MVEAD_SCORES_FORMAT, &fmt);
+    hid_t f = mvd_h5_open_read(scores_path, "scores", MVEAD_SCORES_FORMAT, &fmt);
     if (f < 0) { mv_error_clear(); return NAN; }
     double good = NAN;
-    mvt_tensor *s = mvh5_read_tensor(f, "image_scores", MVT_F64, 2, NULL, scores_path);
-    mvt_tensor *l = s ? mvh5_read_tensor(f, "view_label", MVT_I64, 2, s->shape, scores_path) : NULL;
+    mvt_tensor *s = mvd_h5_read_tensor(f, "image_scores", MVT_F64, 2, NULL, scores_path);
+    mvt_tensor *l = s ? mvd_h5_read_tensor(f, "view_label", MVT_I64, 2, s->shape, scores_path) : NULL;
     if (l) {
         double g = -INFINITY, a = -INFINITY;
         for (int64_t i = 0; i < mvt_numel(s); i++) {

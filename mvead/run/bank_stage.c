@@ -28,7 +28,7 @@
  * the full features; cost: two EAM passes. Rows are ordered as in the full
  * path: bank b holds view v = b (or all views, pooled) as [v][i*N + j]. */
 static int approx_bank_streaming(const mvead_config *c, const mvead_state *st, const mvead_fusion_opts *fo,
-                                 const mvt_tensor *mask, mvd_cache *cache, bool pooled, mvh5_writer *w) {
+                                 const mvt_tensor *mask, mvd_cache *cache, bool pooled, mvd_h5_writer *w) {
     const mvd_cache_info *in = &cache->info;
     int V = (int)in->V, N = (int)in->N, D = (int)in->D, n_banks = pooled ? 1 : V;
     int64_t S = in->S, rows = pooled ? S * V * N : S * N, m = mvs_coreset_size(rows, c->coreset_ratio);
@@ -76,8 +76,8 @@ static int approx_bank_streaming(const mvead_config *c, const mvead_state *st, c
         int64_t shp[2] = {m, D}, s1[1] = {m};
         snprintf(name, sizeof name, "bank/%d", b);
         snprintf(sname, sizeof sname, "selected/%d", b);
-        if (mvh5_write_f32(w->file, name, 2, shp, bank + (size_t)b * m * D) ||
-            mvh5_write_i64(w->file, sname, 1, s1, sel + (size_t)b * m)) goto done;
+        if (mvd_h5_write_f32(w->file, name, 2, shp, bank + (size_t)b * m * D) ||
+            mvd_h5_write_i64(w->file, sname, 1, s1, sel + (size_t)b * m)) goto done;
     }
     rc = 0;
 done:
@@ -100,23 +100,23 @@ int mvead_stage_bank(const mvead_config *c) {
     bool pooled = !strcmp(c->bank_mode, "pooled");
     int n_banks = pooled ? 1 : V;
     mvead_fusion_opts fo;
-    mvh5_writer w = {.file = -1};
+    mvd_h5_writer w = {.file = -1};
     if (mvead_checkpoint_load(p.checkpoint, &st, NULL)) { mv_error_prefix("bank (run `mvead train` first)"); goto done; }
     if (mvead_pipeline_fusion(c, &p, in, &fo, &static_mask)) goto done;
     if (ranks == 1 && !strcmp(c->coreset_mode, "approx") && c->coreset_ratio < 1.0) {
         /* large training sets: never hold the fused features (approx_bank_streaming) */
         int64_t rows = pooled ? S * V * N : S * N;
-        if (mvh5_create(&w, p.bank, "bank", MVEAD_BANK_FORMAT) ||
+        if (mvd_h5_create(&w, p.bank, "bank", MVEAD_BANK_FORMAT) ||
             approx_bank_streaming(c, &st, &fo, static_mask, cache, pooled, &w)) goto done;
         int64_t m = mvs_coreset_size(rows, c->coreset_ratio);
-        if (mvh5_attr_set_int(w.file, ".", "n_banks", n_banks) || mvh5_attr_set_str(w.file, ".", "mode", c->bank_mode) ||
-            mvh5_attr_set_int(w.file, ".", "dim", D) || mvh5_attr_set_int(w.file, ".", "source_rows", rows) ||
-            mvh5_attr_set_double(w.file, ".", "coreset_ratio", c->coreset_ratio) ||
-            mvh5_attr_set_str(w.file, ".", "coreset_mode", "approx-streaming") ||
-            mvh5_attr_set_str(w.file, ".", "fusion", c->fusion) ||
-            mvh5_attr_set_str(w.file, ".", "checkpoint", p.checkpoint) ||
-            mvh5_attr_set_str(w.file, ".", "cache", p.train_cache) ||
-            mvh5_attr_set_str(w.file, ".", "backbone_hash", in->backbone_hash) || mvh5_commit(&w)) goto done;
+        if (mvd_h5_attr_set_int(w.file, ".", "n_banks", n_banks) || mvd_h5_attr_set_str(w.file, ".", "mode", c->bank_mode) ||
+            mvd_h5_attr_set_int(w.file, ".", "dim", D) || mvd_h5_attr_set_int(w.file, ".", "source_rows", rows) ||
+            mvd_h5_attr_set_double(w.file, ".", "coreset_ratio", c->coreset_ratio) ||
+            mvd_h5_attr_set_str(w.file, ".", "coreset_mode", "approx-streaming") ||
+            mvd_h5_attr_set_str(w.file, ".", "fusion", c->fusion) ||
+            mvd_h5_attr_set_str(w.file, ".", "checkpoint", p.checkpoint) ||
+            mvd_h5_attr_set_str(w.file, ".", "cache", p.train_cache) ||
+            mvd_h5_attr_set_str(w.file, ".", "backbone_hash", in->backbone_hash) || mvd_h5_commit(&w)) goto done;
         w.file = -1;
         mvead_log("bank: %d bank(s) of %lld of %lld patches (approximate coreset %.3g, streamed) -> %s (peak RSS %.0f MiB)",
                   n_banks, (long long)m, (long long)rows, c->coreset_ratio, p.bank, mvead_peak_rss_mib());
@@ -132,7 +132,7 @@ int mvead_stage_bank(const mvead_config *c) {
     if (mvead_fuse_training_set(&st, &fo, static_mask, cache, c->memory_mb, p.run, "bank: fuse", &all)) goto done;
     if (R > 0) { rc = 0; goto done; }
     mvead_progress pr;
-    if (mvh5_create(&w, p.bank, "bank", MVEAD_BANK_FORMAT)) goto done;
+    if (mvd_h5_create(&w, p.bank, "bank", MVEAD_BANK_FORMAT)) goto done;
     int64_t rows = pooled ? S * V * N : S * N;
     int64_t m = mvs_coreset_size(rows, c->coreset_ratio);
     int64_t *sel = malloc(sizeof(int64_t) * (size_t)m);
@@ -155,27 +155,27 @@ int mvead_stage_bank(const mvead_config *c) {
         int64_t shp[2] = {m, D}, s1[1] = {m};
         snprintf(name, sizeof name, "bank/%d", b);
         snprintf(name + 32, 32, "selected/%d", b);
-        if (mvh5_write_f32(w.file, name, 2, shp, bank) || mvh5_write_i64(w.file, name + 32, 1, s1, sel)) { free(sel); free(bank); goto done; }
+        if (mvd_h5_write_f32(w.file, name, 2, shp, bank) || mvd_h5_write_i64(w.file, name + 32, 1, s1, sel)) { free(sel); free(bank); goto done; }
         mvead_progress_update(&pr, b + 1, NULL);
     }
     mvead_progress_finish(&pr);
     free(sel);
     free(bank);
-    if (mvh5_attr_set_int(w.file, ".", "n_banks", n_banks) || mvh5_attr_set_str(w.file, ".", "mode", c->bank_mode) ||
-        mvh5_attr_set_int(w.file, ".", "dim", D) || mvh5_attr_set_int(w.file, ".", "source_rows", rows) ||
-        mvh5_attr_set_double(w.file, ".", "coreset_ratio", c->coreset_ratio) ||
-        mvh5_attr_set_str(w.file, ".", "coreset_mode", c->coreset_mode) ||
-        mvh5_attr_set_str(w.file, ".", "fusion", c->fusion) ||
-        mvh5_attr_set_str(w.file, ".", "checkpoint", p.checkpoint) ||
-        mvh5_attr_set_str(w.file, ".", "cache", p.train_cache) ||
-        mvh5_attr_set_str(w.file, ".", "backbone_hash", in->backbone_hash)) goto done;
-    if (mvh5_commit(&w)) goto done;
+    if (mvd_h5_attr_set_int(w.file, ".", "n_banks", n_banks) || mvd_h5_attr_set_str(w.file, ".", "mode", c->bank_mode) ||
+        mvd_h5_attr_set_int(w.file, ".", "dim", D) || mvd_h5_attr_set_int(w.file, ".", "source_rows", rows) ||
+        mvd_h5_attr_set_double(w.file, ".", "coreset_ratio", c->coreset_ratio) ||
+        mvd_h5_attr_set_str(w.file, ".", "coreset_mode", c->coreset_mode) ||
+        mvd_h5_attr_set_str(w.file, ".", "fusion", c->fusion) ||
+        mvd_h5_attr_set_str(w.file, ".", "checkpoint", p.checkpoint) ||
+        mvd_h5_attr_set_str(w.file, ".", "cache", p.train_cache) ||
+        mvd_h5_attr_set_str(w.file, ".", "backbone_hash", in->backbone_hash)) goto done;
+    if (mvd_h5_commit(&w)) goto done;
     w.file = -1;
     mvead_log("bank: %d bank(s) of %lld of %lld patches (%s coreset %.3g) -> %s (peak RSS %.0f MiB)", n_banks, (long long)m,
               (long long)rows, c->coreset_mode, c->coreset_ratio, p.bank, mvead_peak_rss_mib());
     rc = 0;
 done:
-    if (w.file >= 0) mvh5_abort(&w);
+    if (w.file >= 0) mvd_h5_abort(&w);
     mvead_state_free(&st);
     mvt_release(static_mask);
     mvd_cache_close(cache);

@@ -43,17 +43,17 @@ int mvead_state_log_append(mvead_state *s, double pos, double neg, double total,
 }
 
 int mvead_checkpoint_save(const char *path, const mvead_config *c, const mvead_state *s, const mvn_adamw *opt) {
-    mvh5_writer w;
-    if (mvh5_create(&w, path, "checkpoint", MVEAD_CHECKPOINT_FORMAT)) return -1;
+    mvd_h5_writer w;
+    if (mvd_h5_create(&w, path, "checkpoint", MVEAD_CHECKPOINT_FORMAT)) return -1;
     hid_t f = w.file;
     int rc = 0;
-    rc |= mvh5_attr_set_int(f, ".", "epochs_done", s->epochs_done);
-    rc |= mvh5_attr_set_int(f, ".", "steps", s->steps);
-    rc |= mvh5_attr_set_int(f, ".", "has_eam", s->has_eam);
-    rc |= mvh5_attr_set_str(f, ".", "fusion", c->fusion);
-    rc |= mvh5_attr_set_str(f, ".", "objective", c->objective);
-    rc |= mvh5_attr_set_str(f, ".", "init", c->init);
-    rc |= mvh5_attr_set_int(f, ".", "seed", (int64_t)c->seed);
+    rc |= mvd_h5_attr_set_int(f, ".", "epochs_done", s->epochs_done);
+    rc |= mvd_h5_attr_set_int(f, ".", "steps", s->steps);
+    rc |= mvd_h5_attr_set_int(f, ".", "has_eam", s->has_eam);
+    rc |= mvd_h5_attr_set_str(f, ".", "fusion", c->fusion);
+    rc |= mvd_h5_attr_set_str(f, ".", "objective", c->objective);
+    rc |= mvd_h5_attr_set_str(f, ".", "init", c->init);
+    rc |= mvd_h5_attr_set_int(f, ".", "seed", (int64_t)c->seed);
     char tmpcfg[1200];
     snprintf(tmpcfg, sizeof tmpcfg, "%s.config.json", path);
     if (!mvead_config_write_json(c, tmpcfg)) {
@@ -63,7 +63,7 @@ int mvead_checkpoint_save(const char *path, const mvead_config *c, const mvead_s
             size_t n = fread(buf, 1, (1 << 16) - 1, fp);
             buf[n] = 0;
             fclose(fp);
-            rc |= mvh5_attr_set_str(f, ".", "config", buf);
+            rc |= mvd_h5_attr_set_str(f, ".", "config", buf);
             free(buf);
         }
         unlink(tmpcfg);
@@ -71,56 +71,56 @@ int mvead_checkpoint_save(const char *path, const mvead_config *c, const mvead_s
     if (s->has_eam) {
         mva_var *p[MVEAD_EAM_NPARAMS];
         mvead_eam_params(&s->eam, p);
-        rc |= mvh5_attr_set_int(f, ".", "dim", s->eam.dim);
-        rc |= mvh5_attr_set_int(f, ".", "heads", s->eam.heads);
+        rc |= mvd_h5_attr_set_int(f, ".", "dim", s->eam.dim);
+        rc |= mvd_h5_attr_set_int(f, ".", "heads", s->eam.heads);
         for (int i = 0; i < MVEAD_EAM_NPARAMS && !rc; i++) {
             char name[128];
             snprintf(name, sizeof name, "eam/%s", mvead_eam_param_names[i]);
-            rc |= mvh5_write_tensor(f, name, p[i]->value);
+            rc |= mvd_h5_write_tensor(f, name, p[i]->value);
             if (opt && i < opt->n) {
                 snprintf(name, sizeof name, "adamw/m/%s", mvead_eam_param_names[i]);
-                rc |= mvh5_write_tensor(f, name, opt->m[i]);
+                rc |= mvd_h5_write_tensor(f, name, opt->m[i]);
                 snprintf(name, sizeof name, "adamw/v/%s", mvead_eam_param_names[i]);
-                rc |= mvh5_write_tensor(f, name, opt->v[i]);
+                rc |= mvd_h5_write_tensor(f, name, opt->v[i]);
             }
         }
         if (opt && !rc) {
             int64_t sh[1] = {opt->n};
-            rc |= mvh5_write_i64(f, "adamw/step", 1, sh, opt->step);
+            rc |= mvd_h5_write_i64(f, "adamw/step", 1, sh, opt->step);
         }
     }
-    if (s->centers && !rc) rc |= mvh5_write_tensor(f, "centers", s->centers);
+    if (s->centers && !rc) rc |= mvd_h5_write_tensor(f, "centers", s->centers);
     if (!rc) {
         int64_t sh[1] = {s->steps};
         double zero = 0;
         int64_t zi = 0;
-        rc |= mvh5_write_f64(f, "log/pos", 1, sh, s->steps ? s->log_pos : &zero);
-        rc |= mvh5_write_f64(f, "log/neg", 1, sh, s->steps ? s->log_neg : &zero);
-        rc |= mvh5_write_f64(f, "log/total", 1, sh, s->steps ? s->log_total : &zero);
-        rc |= mvh5_write_f64(f, "log/grad_norm", 1, sh, s->steps ? s->log_grad_norm : &zero);
-        rc |= mvh5_write_i64(f, "log/epoch", 1, sh, s->steps ? s->log_epoch : &zi);
+        rc |= mvd_h5_write_f64(f, "log/pos", 1, sh, s->steps ? s->log_pos : &zero);
+        rc |= mvd_h5_write_f64(f, "log/neg", 1, sh, s->steps ? s->log_neg : &zero);
+        rc |= mvd_h5_write_f64(f, "log/total", 1, sh, s->steps ? s->log_total : &zero);
+        rc |= mvd_h5_write_f64(f, "log/grad_norm", 1, sh, s->steps ? s->log_grad_norm : &zero);
+        rc |= mvd_h5_write_i64(f, "log/epoch", 1, sh, s->steps ? s->log_epoch : &zi);
     }
     if (rc) {
-        mvh5_abort(&w);
+        mvd_h5_abort(&w);
         return mv_error_prefix("%s: writing checkpoint", path);
     }
-    return mvh5_commit(&w);
+    return mvd_h5_commit(&w);
 }
 
 int mvead_checkpoint_load(const char *path, mvead_state *s, mvn_adamw *opt) {
     int fmt;
-    hid_t f = mvh5_open_read(path, "checkpoint", MVEAD_CHECKPOINT_FORMAT, &fmt);
+    hid_t f = mvd_h5_open_read(path, "checkpoint", MVEAD_CHECKPOINT_FORMAT, &fmt);
     if (f < 0) return -1;
     memset(s, 0, sizeof *s);
     int64_t epochs, steps, has_eam, dim = 0, heads = 0;
     int rc = -1;
     mvt_tensor *lp = NULL, *ln = NULL, *lt = NULL, *le = NULL, *lg = NULL;
-    if (mvh5_attr_get_int(f, ".", "epochs_done", &epochs, path) || mvh5_attr_get_int(f, ".", "steps", &steps, path) ||
-        mvh5_attr_get_int(f, ".", "has_eam", &has_eam, path)) goto done;
+    if (mvd_h5_attr_get_int(f, ".", "epochs_done", &epochs, path) || mvd_h5_attr_get_int(f, ".", "steps", &steps, path) ||
+        mvd_h5_attr_get_int(f, ".", "has_eam", &has_eam, path)) goto done;
     if (epochs < 0 || steps < 0) { mv_error("%s: negative epoch/step counters", path); goto done; }
     s->epochs_done = (int)epochs;
     if (has_eam) {
-        if (mvh5_attr_get_int(f, ".", "dim", &dim, path) || mvh5_attr_get_int(f, ".", "heads", &heads, path)) goto done;
+        if (mvd_h5_attr_get_int(f, ".", "dim", &dim, path) || mvd_h5_attr_get_int(f, ".", "heads", &heads, path)) goto done;
         if (dim < 1 || heads < 1 || dim % heads) { mv_error("%s: bad EAM dim %lld / heads %lld", path, (long long)dim, (long long)heads); goto done; }
         mvt_tensor *t[MVEAD_EAM_NPARAMS] = {0};
         bool ok = true;
@@ -129,7 +129,7 @@ int mvead_checkpoint_load(const char *path, mvead_state *s, mvn_adamw *opt) {
             snprintf(name, sizeof name, "eam/%s", mvead_eam_param_names[i]);
             bool is_w = mvead_eam_param_names[i][0] == 'w';
             int64_t shp[2] = {dim, dim};
-            t[i] = mvh5_read_tensor(f, name, MVT_F32, is_w ? 2 : 1, shp, path);
+            t[i] = mvd_h5_read_tensor(f, name, MVT_F32, is_w ? 2 : 1, shp, path);
             ok = t[i] != NULL;
         }
         if (ok) {
@@ -143,16 +143,16 @@ int mvead_checkpoint_load(const char *path, mvead_state *s, mvn_adamw *opt) {
             mva_var *p[MVEAD_EAM_NPARAMS];
             mvead_eam_params(&s->eam, p);
             int64_t sh[1] = {MVEAD_EAM_NPARAMS};
-            mvt_tensor *st = mvh5_read_tensor(f, "adamw/step", MVT_I64, 1, sh, path);
+            mvt_tensor *st = mvd_h5_read_tensor(f, "adamw/step", MVT_I64, 1, sh, path);
             if (!st) goto done;
             for (int i = 0; i < opt->n; i++) opt->step[i] = mvt_i64(st)[i];
             mvt_release(st);
             for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) {
                 char name[128];
                 snprintf(name, sizeof name, "adamw/m/%s", mvead_eam_param_names[i]);
-                mvt_tensor *m = mvh5_read_tensor(f, name, MVT_F32, p[i]->value->ndim, p[i]->value->shape, path);
+                mvt_tensor *m = mvd_h5_read_tensor(f, name, MVT_F32, p[i]->value->ndim, p[i]->value->shape, path);
                 snprintf(name, sizeof name, "adamw/v/%s", mvead_eam_param_names[i]);
-                mvt_tensor *v = m ? mvh5_read_tensor(f, name, MVT_F32, p[i]->value->ndim, p[i]->value->shape, path) : NULL;
+                mvt_tensor *v = m ? mvd_h5_read_tensor(f, name, MVT_F32, p[i]->value->ndim, p[i]->value->shape, path) : NULL;
                 if (!v) { mvt_release(m); goto done; }
                 mvt_copy_(opt->m[i], m);
                 mvt_copy_(opt->v[i], v);
@@ -161,17 +161,17 @@ int mvead_checkpoint_load(const char *path, mvead_state *s, mvn_adamw *opt) {
             }
         }
     }
-    if (mvh5_exists(f, "centers")) {
-        s->centers = mvh5_read_tensor(f, "centers", MVT_F64, 3, NULL, path);
+    if (mvd_h5_exists(f, "centers")) {
+        s->centers = mvd_h5_read_tensor(f, "centers", MVT_F64, 3, NULL, path);
         if (!s->centers) goto done;
     }
     int64_t sh[1] = {steps};
-    lp = mvh5_read_tensor(f, "log/pos", MVT_F64, 1, sh, path);
-    ln = lp ? mvh5_read_tensor(f, "log/neg", MVT_F64, 1, sh, path) : NULL;
-    lt = ln ? mvh5_read_tensor(f, "log/total", MVT_F64, 1, sh, path) : NULL;
-    le = lt ? mvh5_read_tensor(f, "log/epoch", MVT_I64, 1, sh, path) : NULL;
+    lp = mvd_h5_read_tensor(f, "log/pos", MVT_F64, 1, sh, path);
+    ln = lp ? mvd_h5_read_tensor(f, "log/neg", MVT_F64, 1, sh, path) : NULL;
+    lt = ln ? mvd_h5_read_tensor(f, "log/total", MVT_F64, 1, sh, path) : NULL;
+    le = lt ? mvd_h5_read_tensor(f, "log/epoch", MVT_I64, 1, sh, path) : NULL;
     if (!le) goto done;
-    lg = mvh5_read_tensor(f, "log/grad_norm", MVT_F64, 1, sh, path);
+    lg = mvd_h5_read_tensor(f, "log/grad_norm", MVT_F64, 1, sh, path);
     if (!lg) goto done;
     for (int64_t i = 0; i < steps; i++)
         if (mvead_state_log_append(s, mvt_f64(lp)[i], mvt_f64(ln)[i], mvt_f64(lt)[i], mvt_f64(lg)[i], mvt_i64(le)[i])) goto done;

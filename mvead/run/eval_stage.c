@@ -116,7 +116,7 @@ int mvead_stage_eval(const mvead_config *c) {
     uint8_t *masks = NULL;
     mvead_scratch_pool pool;   /* maps, masks and the pixel metrics' arrays, up to --memory_mb in memory */
     mvead_scratch_pool_init(&pool, mvead_memory_budget(c->memory_mb), p.run);
-    mvh5_writer w = {.file = -1};
+    mvd_h5_writer w = {.file = -1};
     json_object *root = NULL;
     mvead_fusion_opts fo;
     if (mvead_checkpoint_load(p.checkpoint, &st, NULL)) { mv_error_prefix("eval (run `mvead train` first)"); goto done; }
@@ -185,20 +185,20 @@ int mvead_stage_eval(const mvead_config *c) {
     if (R > 0) { rc = 0; goto done; }   /* rank 0 writes every output */
 
     /* scores.h5 */
-    if (mvh5_create(&w, p.scores, "scores", MVEAD_SCORES_FORMAT)) goto done;
+    if (mvd_h5_create(&w, p.scores, "scores", MVEAD_SCORES_FORMAT)) goto done;
     {
         int64_t s3[3] = {S, V, N}, s2[2] = {S, V}, s1[1] = {S};
-        if (mvh5_write_f32(w.file, "patch_scores", 3, s3, patch) || mvh5_write_f64(w.file, "image_scores", 2, s2, image_scores) ||
-            mvh5_write_f64(w.file, "sample_scores", 1, s1, sample_scores) ||
-            mvh5_write_i64(w.file, "view_label", 2, s2, cache->view_label) ||
-            mvh5_write_i64(w.file, "sample_label", 1, s1, cache->sample_label) ||
-            mvh5_write_strings(w.file, "category", S, (const char *const *)cache->category) ||
-            mvh5_write_strings(w.file, "sample_id", S, (const char *const *)cache->sample_id) ||
-            mvh5_write_strings(w.file, "anomaly_class", S, (const char *const *)cache->anomaly_class) ||
-            mvh5_write_strings(w.file, "image_path", S * V, (const char *const *)cache->image_path) ||
-            mvh5_attr_set_int(w.file, ".", "grid_h", in->grid_h) || mvh5_attr_set_int(w.file, ".", "grid_w", in->grid_w) ||
-            mvh5_attr_set_int(w.file, ".", "image_h", H) || mvh5_attr_set_int(w.file, ".", "image_w", W) ||
-            mvh5_commit(&w)) goto done;
+        if (mvd_h5_write_f32(w.file, "patch_scores", 3, s3, patch) || mvd_h5_write_f64(w.file, "image_scores", 2, s2, image_scores) ||
+            mvd_h5_write_f64(w.file, "sample_scores", 1, s1, sample_scores) ||
+            mvd_h5_write_i64(w.file, "view_label", 2, s2, cache->view_label) ||
+            mvd_h5_write_i64(w.file, "sample_label", 1, s1, cache->sample_label) ||
+            mvd_h5_write_strings(w.file, "category", S, (const char *const *)cache->category) ||
+            mvd_h5_write_strings(w.file, "sample_id", S, (const char *const *)cache->sample_id) ||
+            mvd_h5_write_strings(w.file, "anomaly_class", S, (const char *const *)cache->anomaly_class) ||
+            mvd_h5_write_strings(w.file, "image_path", S * V, (const char *const *)cache->image_path) ||
+            mvd_h5_attr_set_int(w.file, ".", "grid_h", in->grid_h) || mvd_h5_attr_set_int(w.file, ".", "grid_w", in->grid_w) ||
+            mvd_h5_attr_set_int(w.file, ".", "image_h", H) || mvd_h5_attr_set_int(w.file, ".", "image_w", W) ||
+            mvd_h5_commit(&w)) goto done;
         w.file = -1;
     }
 
@@ -293,7 +293,7 @@ int mvead_stage_eval(const mvead_config *c) {
     rc = 0;
 done:
     if (root) json_object_put(root);
-    if (w.file >= 0) mvh5_abort(&w);
+    if (w.file >= 0) mvd_h5_abort(&w);
     mvead_banks_free(&banks);
     mvead_state_free(&st);
     mvt_release(static_mask);

@@ -272,9 +272,9 @@ static void scores_free(scores_file *s) {
     free(s->sample_scores);
     free(s->view_label);
     free(s->sample_label);
-    if (s->category) mvh5_free_strings(s->category, s->S);
-    if (s->sample_id) mvh5_free_strings(s->sample_id, s->S);
-    if (s->anomaly_class) mvh5_free_strings(s->anomaly_class, s->S);
+    if (s->category) mvd_h5_free_strings(s->category, s->S);
+    if (s->sample_id) mvd_h5_free_strings(s->sample_id, s->S);
+    if (s->anomaly_class) mvd_h5_free_strings(s->anomaly_class, s->S);
     memset(s, 0, sizeof *s);
 }
 
@@ -289,30 +289,30 @@ static void *take_data(mvt_tensor *t) {
 static int scores_load(const char *path, scores_file *s) {
     memset(s, 0, sizeof *s);
     int fmt;
-    hid_t f = mvh5_open_read(path, "scores", MVEAD_SCORES_FORMAT, &fmt);
+    hid_t f = mvd_h5_open_read(path, "scores", MVEAD_SCORES_FORMAT, &fmt);
     if (f < 0) return mv_error_prefix("report (run `mvead eval` first)");
     int rc = -1;
-    mvt_tensor *is = mvh5_read_tensor(f, "image_scores", MVT_F64, 2, NULL, path);
+    mvt_tensor *is = mvd_h5_read_tensor(f, "image_scores", MVT_F64, 2, NULL, path);
     if (!is) goto done;
     s->S = is->shape[0];
     s->V = is->shape[1];
     s->image_scores = take_data(is);
     int64_t s1[1] = {s->S}, s2[2] = {s->S, s->V};
-    mvt_tensor *t = mvh5_read_tensor(f, "sample_scores", MVT_F64, 1, s1, path);
+    mvt_tensor *t = mvd_h5_read_tensor(f, "sample_scores", MVT_F64, 1, s1, path);
     if (!t) goto done;
     s->sample_scores = take_data(t);
-    if (!(t = mvh5_read_tensor(f, "view_label", MVT_I64, 2, s2, path))) goto done;
+    if (!(t = mvd_h5_read_tensor(f, "view_label", MVT_I64, 2, s2, path))) goto done;
     s->view_label = take_data(t);
-    if (!(t = mvh5_read_tensor(f, "sample_label", MVT_I64, 1, s1, path))) goto done;
+    if (!(t = mvd_h5_read_tensor(f, "sample_label", MVT_I64, 1, s1, path))) goto done;
     s->sample_label = take_data(t);
     int64_t n;
     const char *names[3] = {"category", "sample_id", "anomaly_class"};
     char ***dst[3] = {&s->category, &s->sample_id, &s->anomaly_class};
     for (int k = 0; k < 3; k++) {
-        *dst[k] = mvh5_read_strings(f, names[k], &n, path);
+        *dst[k] = mvd_h5_read_strings(f, names[k], &n, path);
         if (!*dst[k]) goto done;
         if (n != s->S) {
-            mvh5_free_strings(*dst[k], n);
+            mvd_h5_free_strings(*dst[k], n);
             *dst[k] = NULL;
             mv_error("%s: '%s' has %lld entries, expected %lld", path, names[k], (long long)n, (long long)s->S);
             goto done;

@@ -21,16 +21,16 @@ void mvead_banks_free(mvead_banks *b) {
 int mvead_banks_load(const char *path, int D, int V, const char *hash, bool shard, mvead_banks *b) {
     memset(b, 0, sizeof *b);
     int fmt;
-    hid_t f = mvh5_open_read(path, "bank", MVEAD_BANK_FORMAT, &fmt);
+    hid_t f = mvd_h5_open_read(path, "bank", MVEAD_BANK_FORMAT, &fmt);
     if (f < 0) return -1;
     int64_t nb, dim;
     int rc = -1;
-    if (mvh5_attr_get_int(f, ".", "n_banks", &nb, path) || mvh5_attr_get_int(f, ".", "dim", &dim, path)) goto done;
+    if (mvd_h5_attr_get_int(f, ".", "n_banks", &nb, path) || mvd_h5_attr_get_int(f, ".", "dim", &dim, path)) goto done;
     if (dim != D) { mv_error("%s: bank of %lld-dim features, the features have %d", path, (long long)dim, D); goto done; }
     if (nb != 1 && nb != V) { mv_error("%s: %lld banks, expected 1 (pooled) or %d (per view)", path, (long long)nb, V); goto done; }
-    if (hash && mvh5_attr_exists(f, ".", "backbone_hash")) {
+    if (hash && mvd_h5_attr_exists(f, ".", "backbone_hash")) {
         char bh[64] = "";
-        if (mvh5_attr_get_str(f, ".", "backbone_hash", bh, sizeof bh, path)) goto done;
+        if (mvd_h5_attr_get_str(f, ".", "backbone_hash", bh, sizeof bh, path)) goto done;
         if (strcmp(bh, hash)) {
             mv_error("%s: built from backbone %s, the features come from %s (wrong --runs/--name, cache or config?)", path, bh, hash);
             goto done;
@@ -43,7 +43,7 @@ int mvead_banks_load(const char *path, int D, int V, const char *hash, bool shar
         char name[32];
         snprintf(name, sizeof name, "bank/%d", i);
         int64_t shp[2] = {-1, D};
-        mvt_tensor *t = mvh5_read_tensor(f, name, MVT_F32, 2, shp, path);
+        mvt_tensor *t = mvd_h5_read_tensor(f, name, MVT_F32, 2, shp, path);
         if (!t) goto done;
         if (t->shape[0] < 1) { mvt_release(t); mv_error("%s: bank %d is empty", path, i); goto done; }
         /* under MPI each rank keeps a contiguous block of rows (maybe empty) */
