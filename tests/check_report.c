@@ -172,7 +172,7 @@ START_TEST(test_compare) {
     fflush(stdout);
     int saved = dup(1), fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
-    int rc = mvead_report_compare(dirs, 2);
+    int rc = mvead_report_compare(dirs, 2, root);
     fflush(stdout);
     dup2(saved, 1);
     close(fd);
@@ -186,7 +186,7 @@ START_TEST(test_compare) {
     ck_assert_ptr_nonnull(strstr(t, "pixel_ap"));
     free(t);
     snprintf(b, sizeof b, "%s/runs/does_not_exist", root);
-    ck_assert_int_eq(mvead_report_compare(dirs, 2), -1);
+    ck_assert_int_eq(mvead_report_compare(dirs, 2, root), -1);
     ck_assert_ptr_nonnull(strstr(mv_error_last(), "does_not_exist/metrics.json"));
 }
 END_TEST

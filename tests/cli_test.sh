@@ -113,6 +113,23 @@ if expect 0 "run r1 end to end" -- "$BIN" run "${COMMON[@]}" --name r1; then
     contains "$RUNS/r1/report.md" "| **mean** |" "report.md has the table"
     if grep -qE '<script|src="https?:|href="https?:' "$RUNS/r1/report.html"; then bad "report.html is self-contained"
     else ok "report.html is self-contained (no script, no external URL)"; fi
+    # every section and picture docs/cmd/report.md lists
+    for id in threshold results per-view-table per-defect-table curves loss samples attention epilines worst-fp worst-fn \
+              provenance config; do
+        contains "$RUNS/r1/report.html" "id=\"$id\"" "report.html has the $id section"
+    done
+    for t in "ROC, pixel level" "PRO curve" "ROC, sample level" "Precision-recall, image level" 'class="cbar"' \
+             'alt="attention"' 'alt="epipolar lines"' "Real-IAD's official evaluator"; do
+        contains "$RUNS/r1/report.html" "$t" "report.html shows $t"
+    done
+    n_views=$(grep -o '<figcaption><b>C[0-9]</b>' "$RUNS/r1/report.html" | sort -u | wc -l)
+    [ "$n_views" = 5 ] && ok "report.html labels the views C1-C5" || bad "report.html labels the views C1-C5 ($n_views labels)"
+    contains "$RUNS/r1/report.html" "NG</b> when its image score is" "report.html states the threshold"
+    for t in "## Operating threshold" "## Per view" "## Per defect type" "## Provenance"; do
+        contains "$RUNS/r1/report.md" "$t" "report.md has $t"
+    done
+    if grep -qE 'lambda</b> = 0\.1000000|data\\/' "$RUNS/r1/report.html"; then bad "configuration values read as written"
+    else ok "configuration values read as written (no 0.1000000000001, no escaped slashes)"; fi
 fi
 
 # ---- config.json round trip: same metrics, bitwise ------------------------------
@@ -124,10 +141,23 @@ if [ -f "$RUNS/r1/config.json" ]; then
 fi
 
 # ---- report --compare -----------------------------------------------------------------
-if expect 0 "report --compare r1 r2" -- "$BIN" report --compare "$RUNS/r1" "$RUNS/r2"; then
+if expect 0 "report --compare r1 r2" -- "$BIN" report --compare "$RUNS/r1" "$RUNS/r2" --out "$T/cmp12"; then
     contains "$OUT" "image_auroc" "compare table has the metrics"
     contains "$OUT" "r2" "compare table names the runs"
+    contains "$T/cmp12/compare.html" "same settings" "compare.html: r1 and r2 share their settings"
 fi
+expect 0 "run r3: r1 with other centres and fusion none" -- "$BIN" run --config "$RUNS/r1/config.json" --name r3 --centers 3 --fusion none --quiet
+if expect 0 "report --compare r1 r3" -- "$BIN" report --compare "$RUNS/r1" "$RUNS/r3" --out "$T/cmp13"; then
+    for f in compare.html compare.md; do
+        if [ -s "$T/cmp13/$f" ]; then ok "report --compare wrote $f"; else bad "report --compare wrote $f"; fi
+    done
+    contains "$T/cmp13/compare.html" '<td class="k">centers</td><td class="k">4</td><td class="k">3</td>' "compare.html shows the centres that differ"
+    contains "$T/cmp13/compare.md" "| centers | 4 | 3 |" "compare.md shows the centres that differ"
+    contains "$T/cmp13/compare.html" '<td class="k">objective</td><td class="k">mcp+reg</td><td class="k">–</td>' \
+        "compare.html shows no objective for a run that trained nothing"
+    contains "$T/cmp13/compare.html" "Training loss (total)" "compare.html overlays the loss curves"
+fi
+expect 2 "report --compare without run folders" -- "$BIN" report --compare --out "$T/cmp0"
 expect 0 "report regenerates r1's report" -- "$BIN" report --runs "$RUNS" --name r1 --quiet
 
 # ---- a stage of an existing run takes the run's options (no --data needed) ------------
@@ -191,6 +221,9 @@ if [ -n "$SAMPLE" ] && [ -f "$RUNS/r1/bank.h5" ]; then
             if [ -s "$T/pred/$f" ]; then ok "predict wrote $f"; else bad "predict wrote $f"; fi
         done
         contains "$OUT" "sample score" "predict prints the sample score"
+        if grep -qE '^verdict: (OK|NG) \(threshold ' "$OUT"; then ok "predict gives a verdict with the run's threshold"
+        else bad "predict gives a verdict with the run's threshold"; fi
+        contains "$T/pred/scores.json" '"verdict"' "scores.json records the verdict"
         if command -v h5dump >/dev/null 2>&1; then
             row=$(grep "image score" "$OUT" | awk '{print $4}' | paste -sd, - | sed 's/,/, /g')
             if h5dump -d /image_scores "$RUNS/r1/scores.h5" | grep -qF -- ": $row"; then ok "predict's image scores equal eval's ($row)"
@@ -247,6 +280,24 @@ if [ -n "$CHROME" ] && [ -f "$RUNS/r1/report.html" ]; then
         bad "chromium renders report.html without console errors"
         tail -5 "$T/chrome.log"
     fi
+    # at 1300 px no element may stick out of the page: a copy of the page with a
+    # script that measures every element (the report itself has no script)
+    sed 's|</body>|<script>var w=document.documentElement.clientWidth,b=[];document.querySelectorAll("body *").forEach(function(e){var r=e.getBoundingClientRect();if(r.right>w+1)b.push(e.tagName+"#"+e.id+"."+e.className+":"+Math.round(r.right));});document.body.setAttribute("data-overflow",b.length?b.slice(0,4).join(" "):"none");</script></body>|' \
+        "$RUNS/r1/report.html" >"$RUNS/r1/report_width.html"
+    for page in "$RUNS/r1/report_width.html" "$T/cmp13/compare.html"; do
+        [ -f "$page" ] || continue
+        timeout 60 "$CHROME" --headless --no-sandbox --disable-gpu --disable-background-networking \
+            --disable-component-update --disable-sync --no-first-run --user-data-dir="$PROFILE" --window-size=1300,900 \
+            --screenshot="$T/shot.png" "file://$page" >/dev/null 2>&1
+        if [ -s "$T/shot.png" ]; then ok "screenshot of $(basename "$page") at 1300 px"; else bad "screenshot of $(basename "$page") at 1300 px"; fi
+        rm -f "$T/shot.png"
+    done
+    timeout 60 "$CHROME" --headless --no-sandbox --disable-gpu --disable-background-networking \
+        --disable-component-update --disable-sync --no-first-run --user-data-dir="$PROFILE" --window-size=1300,900 \
+        --dump-dom "file://$RUNS/r1/report_width.html" >"$T/dom_w.html" 2>/dev/null
+    if grep -q 'data-overflow="none"' "$T/dom_w.html"; then ok "no element of report.html is wider than a 1300 px page"
+    else bad "no element of report.html is wider than a 1300 px page: $(grep -o 'data-overflow="[^"]*"' "$T/dom_w.html")"; fi
+    rm -f "$RUNS/r1/report_width.html"
 else
     echo "SKIP chromium"
 fi

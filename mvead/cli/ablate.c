@@ -11,6 +11,7 @@
 #include "mvead/run/mpi.h"
 #include "mvead/run/paths.h"
 #include "mvead/run/progress.h"
+#include "mvead/run/report_html.h"
 #include "mvead/run/stages.h"
 #include "mvead/scoring/metrics.h"
 #include "tensor/error.h"
@@ -28,7 +29,7 @@
  * paper's table where the multi-view bank is the last addition. The `copy`
  * rows keep the initial module (init copy, no training). */
 typedef struct {
-    const char *variant, *fusion, *objective, *bank_mode, *paper_row;
+    const char *variant, *fusion, *objective, *bank_mode, *paper_row;   /* paper_row: its line in the paper's table */
     bool force_copy;
 } ablation_row;
 
@@ -84,6 +85,43 @@ static double mean_metric(json_object *root, const char *key) {
     return json_object_get_double(v);
 }
 
+/* The paper's Table 3 columns of a variant: fusion, pre-training, multi-view bank. */
+static const char *fusion_title(const ablation_row *g) {
+    return !strcmp(g->fusion, "eam") ? "EAM" : !strcmp(g->fusion, "mvas") ? "MVAS" : "none";
+}
+static const char *pretrain_title(const ablation_row *g) {
+    if (!strcmp(g->fusion, "none")) return "\xe2\x80\x93";   /* nothing to pre-train */
+    if (g->force_copy) return "copy (no training)";
+    return !strcmp(g->objective, "deepsvdd") ? "DeepSVDD" : !strcmp(g->objective, "mcp") ? "MCP" : "MCP+Reg";
+}
+static const char *mvbank_title(const ablation_row *g) { return !strcmp(g->bank_mode, "per-view") ? "\xe2\x9c\x93" : ""; }
+
+/* ablation.html: Table 3's layout, each variant linking to its run's report. */
+static int write_html(const mvead_paths *p, double vals[][N_COLS]) {
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", p->ablation_html);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return mv_error("%s: cannot write: %s", tmp, strerror(errno));
+    fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>mvead ablation</title>\n"
+               "<style>%s</style></head><body>\n<h1>Ablation (the paper's Table 3 layout)</h1>\n"
+               "<p class=\"muted\">%%, mean over categories; each variant links to its run's report.</p>\n"
+               "<table id=\"ablation\"><tr><th class=\"k\">Fusion</th><th class=\"k\">Pre-training</th>"
+               "<th class=\"k\">Multi-view bank</th><th class=\"k\">run</th>", mvead_html_css);
+    for (int k = 0; k < N_COLS; k++) fprintf(f, "<th>%s</th>", mvs_metric_keys[mvs_metric_key_at_column(k)].title);
+    fputs("</tr>\n", f);
+    for (int i = 0; i < N_GRID; i++) {
+        char b[16];
+        fprintf(f, "<tr><td class=\"k\">%s</td><td class=\"k\">%s</td><td class=\"k\">%s</td>"
+                   "<td class=\"k\"><a href=\"%s/report.html\" title=\"%s\">%s</a></td>",
+                fusion_title(&GRID[i]), pretrain_title(&GRID[i]), mvbank_title(&GRID[i]), GRID[i].variant, GRID[i].paper_row,
+                GRID[i].variant);
+        for (int k = 0; k < N_COLS; k++) fprintf(f, "<td>%s</td>", mvead_html_pct(vals[i][k], b));
+        fputs("</tr>\n", f);
+    }
+    fputs("</table>\n</body></html>\n", f);
+    return mvead_html_commit(f, tmp, p->ablation_html);
+}
+
 static int write_tables(const char *root, double vals[][N_COLS]) {
     char tmp[1200];
     mvead_paths p;
@@ -103,13 +141,15 @@ static int write_tables(const char *root, double vals[][N_COLS]) {
     if (fclose(f) || rename(tmp, csv)) return mv_error("%s: cannot write", csv);
     snprintf(tmp, sizeof tmp, "%s.tmp", md);
     if (!(f = fopen(tmp, "w"))) return mv_error("%s: cannot write: %s", tmp, strerror(errno));
-    fprintf(f, "# Ablation (%%, mean over categories)\n\n| variant | paper row |");
+    fprintf(f, "# Ablation (the paper's Table 3 layout; %%, mean over categories)\n\n"
+               "| Fusion | Pre-training | Multi-view bank | run |");
     for (int k = 0; k < N_COLS; k++) fprintf(f, " %s |", mvs_metric_keys[mvs_metric_key_at_column(k)].title);
-    fprintf(f, "\n|---|---|");
+    fprintf(f, "\n|---|---|---|---|");
     for (int k = 0; k < N_COLS; k++) fprintf(f, "---:|");
     fputc('\n', f);
     for (int i = 0; i < N_GRID; i++) {
-        fprintf(f, "| %s | %s |", GRID[i].variant, GRID[i].paper_row);
+        fprintf(f, "| %s | %s | %s | [%s](%s/report.md) |", fusion_title(&GRID[i]), pretrain_title(&GRID[i]),
+                mvbank_title(&GRID[i]), GRID[i].variant, GRID[i].variant);
         for (int k = 0; k < N_COLS; k++) isfinite(vals[i][k]) ? fprintf(f, " %.1f |", 100 * vals[i][k]) : fprintf(f, " - |");
         fputc('\n', f);
     }
@@ -124,7 +164,8 @@ static int write_tables(const char *root, double vals[][N_COLS]) {
         for (int k = 0; k < N_COLS; k++) isfinite(vals[i][k]) ? printf(" %12.1f", 100 * vals[i][k]) : printf(" %12s", "-");
         printf("\n");
     }
-    printf("ablate: %s, %s\n", md, csv);
+    if (write_html(&p, vals)) return -1;
+    printf("ablate: %s, %s, %s\n", p.ablation_html, md, csv);
     return 0;
 }
 

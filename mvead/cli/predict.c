@@ -11,6 +11,7 @@
 #include "mvead/cli/commands.h"
 #include "mvead/cli/exit_codes.h"
 #include "mvead/cli/options.h"
+#include "mvead/scoring/threshold.h"
 #include "mvead/method/eam.h"
 #include "mvead/run/backbone.h"
 #include "mvead/run/checkpoint.h"
@@ -40,8 +41,8 @@ static const char *const PREDICT_SUMMARY =
 
 /* The highest image score of a good test view in the run's scores.h5 (a
  * reference for reading the new scores); NAN when unavailable. */
-static double run_good_view_max(const char *scores_path, double *all_max) {
-    *all_max = NAN;
+static double run_good_view_max(const char *scores_path, double *all_max, double *threshold) {
+    *all_max = *threshold = NAN;
     if (access(scores_path, R_OK)) return NAN;
     int fmt;
     hid_t f = mvd_h5_open_read(scores_path, "scores", MVEAD_SCORES_FORMAT, &fmt);
@@ -58,6 +59,14 @@ static double run_good_view_max(const char *scores_path, double *all_max) {
         }
         if (isfinite(g)) good = g;
         if (isfinite(a)) *all_max = a;
+        /* the run's operating threshold, by the rule the report states */
+        int64_t n = mvt_numel(s);
+        uint8_t *lb = malloc((size_t)n + 1);
+        if (lb) {
+            for (int64_t i = 0; i < n; i++) lb[i] = mvt_i64(l)[i] != 0;
+            *threshold = mvs_f1_threshold(mvt_f64(s), lb, n, NULL);
+            free(lb);
+        }
     }
     mvt_release(s);
     mvt_release(l);
@@ -189,7 +198,7 @@ int mvead_cmd_predict(int argc, char **argv) {
 
     /* colour scale: from this sample's lowest map value to the run's highest
      * test score, so a normal sample does not light up by itself */
-    double run_max, good_max = run_good_view_max(p.scores, &run_max);
+    double run_max, threshold, good_max = run_good_view_max(p.scores, &run_max, &threshold);
     double lo = INFINITY, hi = -INFINITY;
     for (int64_t k = 0; k < (int64_t)V * H * W; k++) {
         if (maps[k] < lo) lo = maps[k];
@@ -206,11 +215,16 @@ int mvead_cmd_predict(int argc, char **argv) {
         json_object_array_add(jimgs, json_object_new_string(paths[v]));
         json_object_array_add(jscores, json_object_new_double(image_score[v]));
         json_object_array_add(jmaps, json_object_new_string(png));
-        printf("C%d  image score %.6g  %s\n", v + 1, image_score[v], paths[v]);
+        printf("C%d  image score %.6g  %s  %s\n", v + 1, image_score[v],
+               isfinite(threshold) ? (image_score[v] >= threshold ? "NG" : "OK") : "", paths[v]);
     }
     printf("sample score %.6g", sample_score);
     if (isfinite(good_max)) printf("  (highest good test view of the run: %.6g)", good_max);
     printf("\n");
+    if (isfinite(threshold))
+        printf("verdict: %s (threshold %.6g: %s)\n", sample_score >= threshold ? "NG" : "OK", threshold, MVS_THRESHOLD_RULE);
+    else
+        printf("verdict: none (the run's test split gives no threshold: one class only, or no scores.h5)\n");
     char run_dir[1024];
     snprintf(run_dir, sizeof run_dir, "%s", p.run);
     json_object_object_add(root, "run", json_object_new_string(run_dir));
@@ -223,6 +237,9 @@ int mvead_cmd_predict(int argc, char **argv) {
     json_object_array_add(scale, json_object_new_double(hi));
     json_object_object_add(root, "heatmap_scale", scale);
     json_object_object_add(root, "run_good_view_max", isfinite(good_max) ? json_object_new_double(good_max) : NULL);
+    json_object_object_add(root, "threshold", isfinite(threshold) ? json_object_new_double(threshold) : NULL);
+    json_object_object_add(root, "threshold_rule", json_object_new_string(MVS_THRESHOLD_RULE));
+    json_object_object_add(root, "verdict", isfinite(threshold) ? json_object_new_string(sample_score >= threshold ? "NG" : "OK") : NULL);
     char js[1200], tmp[1300];
     snprintf(js, sizeof js, "%s/scores.json", out);
     snprintf(tmp, sizeof tmp, "%s.tmp", js);

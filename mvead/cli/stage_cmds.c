@@ -124,18 +124,26 @@ int mvead_cmd_report(int argc, char **argv) {
     char *pos[64];
     int np;
     bool compare = false;
+    const char *out = ".";
     char *args[128];
     int na = 0;
     for (int i = 0; i < argc && na < 127; i++) {
         if (!strcmp(argv[i], "--compare")) compare = true;
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else args[na++] = argv[i];
     }
-    int r = parse(&c, "report", "Writes report.html (tables, curves, the worst false positives and negatives)\n"
-                                "and report.md for a run.\n"
-                                "  --compare RUN_DIR...  instead, print the metrics of several runs side by side",
+    int r = parse(&c, "report", "Writes report.html (threshold, tables per category, view and defect type, curves,\n"
+                                "every view of the top samples, attention and epiline pictures, provenance) and\n"
+                                "report.md for a run (docs/cmd/report.md).\n"
+                                "  --compare RUN_DIR...  instead, compare runs: a table on stdout, compare.html and\n"
+                                "                        compare.md (metrics, differing settings, loss curves)\n"
+                                "  --out DIR             where --compare writes its pages [.]",
                   RUN_OPTS, na, args, pos, 64, &np, false);
     if (r >= 0) return r;
-    if (compare) return mvead_report_compare((const char *const *)pos, np) ? mvead_cli_fail("report") : 0;
+    if (compare) {
+        if (np < 1) { fprintf(stderr, "mvead report: --compare needs one or more run folders\n"); return MVEAD_EXIT_USAGE; }
+        return mvead_report_compare((const char *const *)pos, np, out) ? mvead_cli_fail("report") : 0;
+    }
     if (np) { fprintf(stderr, "mvead report: unexpected argument '%s' (did you mean --compare?)\n", pos[0]); return MVEAD_EXIT_USAGE; }
     return mvead_stage_report(&c) ? mvead_cli_fail("report") : 0;
 }

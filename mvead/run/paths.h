@@ -7,9 +7,10 @@
  *     loss.csv, checkpoint.h5      train
  *     bank.h5                      bank
  *     scores.h5, metrics.json      eval, with heatmaps/<cat>_<id>_<class>_C<v>.png
- *     report.html, report.md       report
+ *     report.html, report.md       report (report_attention.png, report_epilines.png: its pictures)
+ *     compare.html, compare.md     report --compare (in the folder given by --out)
  *     grads.h5                     grads
- *     ablation.md, ablation.csv    ablate (its folder holds one run per variant)
+ *     ablation.{md,csv,html}       ablate (its folder holds one run per variant)
  *     features/{train,test}.h5     extract, unless --cache names a shared folder
  */
 #ifndef MVEAD_RUN_PATHS_H
@@ -29,9 +30,14 @@
     X(heatmaps,     "heatmaps") \
     X(report_html,  "report.html") \
     X(report_md,    "report.md") \
+    X(report_attention, "report_attention.png") \
+    X(report_epilines,  "report_epilines.png") \
+    X(compare_html, "compare.html") \
+    X(compare_md,   "compare.md") \
     X(grads,        "grads.h5") \
     X(ablation_md,  "ablation.md") \
-    X(ablation_csv, "ablation.csv")
+    X(ablation_csv, "ablation.csv") \
+    X(ablation_html, "ablation.html")
 
 typedef struct {
     char run[1024];

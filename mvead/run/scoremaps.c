@@ -61,8 +61,7 @@ done:
     return rc;
 }
 
-/* jet-like colour map for t in [0, 1] */
-static void colormap(double t, uint8_t *rgb) {
+void mvead_heatmap_color(double t, uint8_t *rgb) {
     t = t < 0 ? 0 : t > 1 ? 1 : t;
     double r = 1.5 - fabs(4 * t - 3), g = 1.5 - fabs(4 * t - 2), b = 1.5 - fabs(4 * t - 1);
     rgb[0] = (uint8_t)(255 * (r < 0 ? 0 : r > 1 ? 1 : r));
@@ -82,7 +81,7 @@ int mvead_heatmap_overlay(const char *out, const char *image_path, const float *
             const uint8_t *p = img.data + ((size_t)y * W + x) * 3;
             uint8_t *a = canvas.data + ((size_t)y * 2 * W + x) * 3, *b = a + (size_t)W * 3, c[3];
             memcpy(a, p, 3);
-            colormap((map[(size_t)y * W + x] - lo) / (hi > lo ? hi - lo : 1), c);
+            mvead_heatmap_color((map[(size_t)y * W + x] - lo) / (hi > lo ? hi - lo : 1), c);
             for (int k = 0; k < 3; k++) b[k] = (uint8_t)(0.5 * p[k] + 0.5 * c[k]);
             if (mask && mask[(size_t)y * W + x]) {
                 bool edge = x == 0 || y == 0 || x == W - 1 || y == H - 1 || !mask[(size_t)y * W + x - 1] ||

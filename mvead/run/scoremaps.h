@@ -19,6 +19,9 @@ typedef struct {
 int mvead_banks_load(const char *path, int D, int V, const char *hash, bool shard, mvead_banks *b);
 void mvead_banks_free(mvead_banks *b);   /* idempotent */
 
+/* The heatmaps' colour map (jet-like): t in [0, 1] -> rgb[3]. The report's
+ * colour bars use it too. */
+void mvead_heatmap_color(double t, uint8_t *rgb);
 /* PNG: the image beside the map blended over it (jet, lo..hi), at H x W; the
  * ground-truth outline in white when mask is non-NULL. */
 int mvead_heatmap_overlay(const char *out, const char *image_path, const float *map, const uint8_t *mask, int H, int W,

@@ -22,7 +22,8 @@ int mvead_stage_bank(const mvead_config *c);
 int mvead_stage_eval(const mvead_config *c);
 int mvead_stage_report(const mvead_config *c);
 
-/* Prints a side-by-side metrics table of run folders to stdout. */
-int mvead_report_compare(const char *const *run_dirs, int n);
+/* Several runs side by side: a table on stdout, and compare.html and
+ * compare.md in out_dir (mvead/run/compare.c). */
+int mvead_report_compare(const char *const *run_dirs, int n, const char *out_dir);
 
 #endif

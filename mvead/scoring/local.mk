@@ -1,9 +1,9 @@
 # mvead/scoring: k-means, coreset memory banks, kNN scoring, anomaly maps, metrics.
 libmvead_la_SOURCES += mvead/scoring/metrics.c mvead/scoring/metrics.h mvead/scoring/kmeans.c mvead/scoring/kmeans.h \
 	mvead/scoring/coreset.c mvead/scoring/coreset.h mvead/scoring/sqdist_tmpl.h mvead/scoring/knn.c mvead/scoring/knn.h \
-	mvead/scoring/anomaly_map.c mvead/scoring/anomaly_map.h
+	mvead/scoring/anomaly_map.c mvead/scoring/anomaly_map.h mvead/scoring/threshold.c mvead/scoring/threshold.h
 nobase_pkginclude_HEADERS += mvead/scoring/metrics.h mvead/scoring/kmeans.h mvead/scoring/coreset.h mvead/scoring/knn.h \
-	mvead/scoring/anomaly_map.h
+	mvead/scoring/anomaly_map.h mvead/scoring/threshold.h
 
 check_PROGRAMS += tests/check_metrics tests/check_bank
 TESTS += tests/check_metrics tests/check_bank
