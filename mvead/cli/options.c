@@ -54,8 +54,8 @@ static const opt_def opts[] = {
     I(batch, "samples per training step"),
     D(lr, "AdamW learning rate"),
     D(wd, "AdamW decoupled weight decay"),
-    I(mvas_window, "MVAS window side, in patches"),
-    I(mvas_topk, "MVAS support windows kept per query window"),
+    I(mvas_window, "MVAS window COUNT per side, n_win (grid zero-padded to a multiple, n_win x n_win windows; MVAD: 6)"),
+    I(mvas_topk, "MVAS windows kept per query window, one top-k over all support views (MVAD: 4)"),
     S(bank_mode, "memory bank per view or pooled over views", "per-view|pooled"),
     D(coreset_ratio, "fraction of training patches kept by the greedy coreset (1 = all)"),
     S(coreset_mode, "coreset selection", "exact|approx"),
@@ -91,7 +91,7 @@ void mvead_config_defaults(mvead_config *c) {
     c->batch = 8;
     c->lr = 1e-4;
     c->wd = 1e-4;
-    c->mvas_window = 2;
+    c->mvas_window = 6;   /* MVAD's n_win and top-k */
     c->mvas_topk = 4;
     snprintf(c->bank_mode, sizeof c->bank_mode, "per-view");
     c->coreset_ratio = 0.1;
