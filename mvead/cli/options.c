@@ -62,10 +62,21 @@ static const opt_def opts[] = {
     D(memory_mb, "MiB of large arrays held in memory (fused training features for centres and bank; eval's anomaly maps and pixel-metric keys); more go to scratch files in the run folder (0: half the physical memory)"),
     D(sigma, "Gaussian blur of anomaly maps, in pixels"),
     B(heatmaps, "write heatmap overlays (PNG) during eval"),
+    S(eval_size, "pixel metrics at each mask's original size (maps resized with OpenCV INTER_LINEAR, as Real-IAD's official tool) or at N x N", NULL),
     B(resume, "continue an interrupted run from its checkpoint / partial cache"),
     S(nan_policy, "non-finite loss or gradient", "stop|skip"),
 };
 #define N_OPTS ((int)(sizeof opts / sizeof opts[0]))
+
+int mvead_eval_size(const mvead_config *c) {
+    if (!strcmp(c->eval_size, "original")) return 0;
+    char *end;
+    errno = 0;
+    long n = strtol(c->eval_size, &end, 10);
+    if (errno || end == c->eval_size || *end || n < 1 || n > 16384)
+        return mv_error("--eval_size must be 'original' or a size in pixels from 1 to 16384, got '%s'", c->eval_size);
+    return (int)n;
+}
 
 void mvead_config_defaults(mvead_config *c) {
     memset(c, 0, sizeof *c);
@@ -98,6 +109,7 @@ void mvead_config_defaults(mvead_config *c) {
     snprintf(c->coreset_mode, sizeof c->coreset_mode, "exact");
     c->sigma = 4.0;
     c->heatmaps = true;
+    snprintf(c->eval_size, sizeof c->eval_size, "original");
     snprintf(c->nan_policy, sizeof c->nan_policy, "stop");
 }
 
@@ -186,6 +198,7 @@ static int validate(const mvead_config *c) {
     if (!(c->sigma >= 0)) return mv_error("--sigma must be >= 0, got %g", c->sigma);
     if (c->threads < 0) return mv_error("--threads must be >= 0, got %d", c->threads);
     if (c->mvas_window < 1 || c->mvas_topk < 1) return mv_error("--mvas_window and --mvas_topk must be >= 1");
+    if (mvead_eval_size(c) < 0) return -1;
     if (!c->name[0] || strchr(c->name, '/')) return mv_error("--name must be a non-empty name without '/', got '%s'", c->name);
     return 0;
 }

@@ -47,11 +47,14 @@ typedef struct mvead_config {
     double memory_mb;        /* fused training features in memory up to this (0: half the RAM), else a scratch file */
     double sigma;            /* anomaly-map blur */
     bool heatmaps;           /* write per-view heatmap overlays during eval */
+    char eval_size[16];      /* original | N: size of the pixel metrics (maps resized to it, masks read at it) */
     bool resume;             /* continue an interrupted train/extract */
     char nan_policy[8];      /* stop | skip: what a non-finite loss or gradient does */
 } mvead_config;
 
 void mvead_config_defaults(mvead_config *c);
+/* --eval_size: 0 for 'original', else N (pixel metrics at N x N); -1 with mv_error when malformed. */
+int mvead_eval_size(const mvead_config *c);
 
 /* Option names that a command accepts are listed in a NULL-terminated array.
  * Parses argv (after the subcommand): --opt value, --opt=value, --flag,

@@ -1,12 +1,15 @@
 /* eval_stage: scores every test view against the memory bank (exact kNN by
  * blocked GEMM), builds anomaly maps, computes the Real-IAD metrics per
- * category and averaged like the paper's tables, and writes scores.h5,
- * metrics.json and heatmap overlays. */
+ * category and averaged like the paper's tables, in two sets (exact, and the
+ * official tool's rules, pixels at --eval_size: eval_pixels.h), and writes
+ * scores.h5, metrics.json and heatmap overlays. */
 #include "mvead/run/pipeline.h"
 #include "data/cache.h"
 #include "data/h5io.h"
 #include "data/image.h"
 #include "data/transform.h"
+#include "mvead/run/eval_pixels.h"
+#include "mvead/scoring/adeval.h"
 #include "mvead/scoring/anomaly_map.h"
 #include "mvead/scoring/knn.h"
 #include "mvead/scoring/metrics.h"
@@ -20,36 +23,47 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct { double v[7]; } metric_row;   /* img auroc, ap, sample auroc, ap, pixel auroc, ap, aupro */
+/* img auroc, ap, sample auroc, ap, pixel auroc, ap, aupro: v by the exact
+ * rules (scikit-learn's), a by Real-IAD's official tool's (adeval.h; its
+ * "ap" is ADEval's trapezoidal AUPR) */
+typedef struct { double v[7], a[7]; } metric_row;
 static const char *metric_names[7] = {"image_auroc", "image_ap", "sample_auroc", "sample_ap", "pixel_auroc", "pixel_ap", "pixel_aupro"};
 
-static json_object *row_json(const metric_row *r) {
+static json_object *set_json(const double *v) {
     json_object *o = json_object_new_object();
     for (int k = 0; k < 7; k++)
-        json_object_object_add(o, metric_names[k], isfinite(r->v[k]) ? json_object_new_double(r->v[k]) : NULL);
+        json_object_object_add(o, metric_names[k], isfinite(v[k]) ? json_object_new_double(v[k]) : NULL);
     return o;
 }
 
-/* The metrics' sort keys come from eval's scratch pool (mvs_metrics_set_allocator). */
-static void *pool_alloc(size_t bytes, void *ctx) { return mvead_scratch_pool_alloc(ctx, bytes, "eval: pixel metrics"); }
-static void pool_release(void *mem, void *ctx) { mvead_scratch_pool_release(ctx, mem); }
+/* Both sets, "exact" and "adeval"; the flat keys repeat the exact set, so
+ * readers of files from before issue 18 read what they read then. */
+static json_object *row_json(const metric_row *r) {
+    json_object *o = set_json(r->v);
+    json_object_object_add(o, "exact", set_json(r->v));
+    json_object_object_add(o, "adeval", set_json(r->a));
+    return o;
+}
 
-/* Metrics of the samples in sel (n_sel of them). The pixel arrays (a float64
- * copy of the maps, the labels, then the metrics' sort keys) come from pool,
- * so past --memory_mb they live in scratch files. 0, or -1 + mv_error (a
- * failure, not a degenerate category, which gives NaN). */
-static int compute_metrics(int64_t n_sel, const int64_t *sel, int V, int64_t HW, int H, int W, const double *image_scores,
+/* Metrics of the samples in sel (n_sel of them); pixel level over px (the
+ * evaluation size). The exact pixel arrays come from pool, so past
+ * --memory_mb they live in scratch files. 0, or -1 + mv_error (a failure,
+ * not a degenerate category, which gives NaN). */
+static int compute_metrics(int64_t n_sel, const int64_t *sel, int V, const double *image_scores,
                            const int64_t *view_label, const double *sample_scores, const int64_t *sample_label,
-                           const float *maps, const uint8_t *masks, mvead_scratch_pool *pool, metric_row *out) {
+                           const mvead_eval_pixels *px, mvead_scratch_pool *pool, metric_row *out) {
     double *is = malloc(sizeof(double) * (size_t)(n_sel * V + 1)), *ss = malloc(sizeof(double) * (size_t)(n_sel + 1));
     uint8_t *il = malloc((size_t)(n_sel * V + 1)), *sl = malloc((size_t)(n_sel + 1));
+    int64_t *views = malloc(sizeof(int64_t) * (size_t)(n_sel * V + 1));
     int st[7], rc = -1;
-    double *ps = NULL;
-    uint8_t *pl = NULL;
-    if (!is || !ss || !il || !sl) { mv_error("eval: out of memory for %lld scores", (long long)n_sel); goto done; }
+    if (!is || !ss || !il || !sl || !views) { mv_error("eval: out of memory for %lld scores", (long long)n_sel); goto done; }
     for (int64_t a = 0; a < n_sel; a++) {
         int64_t i = sel[a];
-        for (int v = 0; v < V; v++) { is[a * V + v] = image_scores[i * V + v]; il[a * V + v] = view_label[i * V + v] != 0; }
+        for (int v = 0; v < V; v++) {
+            is[a * V + v] = image_scores[i * V + v];
+            il[a * V + v] = view_label[i * V + v] != 0;
+            views[a * V + v] = i * V + v;
+        }
         ss[a] = sample_scores[i];
         sl[a] = sample_label[i] != 0;
     }
@@ -57,27 +71,15 @@ static int compute_metrics(int64_t n_sel, const int64_t *sel, int V, int64_t HW,
     out->v[1] = mvs_average_precision(is, il, n_sel * V, &st[1]);
     out->v[2] = mvs_auroc(ss, sl, n_sel, &st[2]);
     out->v[3] = mvs_average_precision(ss, sl, n_sel, &st[3]);
-    int64_t np = n_sel * V * HW;
-    ps = mvead_scratch_pool_alloc(pool, sizeof(double) * (size_t)np, "eval: pixel scores");
-    pl = ps ? mvead_scratch_pool_alloc(pool, (size_t)np, "eval: pixel labels") : NULL;
-    if (!ps || !pl) goto done;
-    for (int64_t a = 0; a < n_sel; a++)
-        for (int64_t k = 0; k < V * HW; k++) {
-            ps[a * V * HW + k] = maps[sel[a] * V * HW + k];
-            pl[a * V * HW + k] = masks[sel[a] * V * HW + k] != 0;
-        }
-    mvs_allocator al = {pool_alloc, pool_release, pool};
-    mvs_metrics_set_allocator(&al);
-    out->v[4] = mvs_auroc(ps, pl, np, &st[4]);
-    out->v[5] = mvs_average_precision(ps, pl, np, &st[5]);
-    out->v[6] = mvs_aupro(ps, pl, n_sel * V, H, W, 0.3, &st[6]);
-    mvs_metrics_set_allocator(NULL);
+    for (int k = 0; k < 4; k++)
+        if (st[k] == MVS_METRIC_ERROR) goto done;   /* mv_error says which */
+    if (mvs_adeval_scores(is, il, n_sel * V, MVS_ADEVAL_STRIPS, &out->a[0], &out->a[1], NULL) ||
+        mvs_adeval_scores(ss, sl, n_sel, MVS_ADEVAL_STRIPS, &out->a[2], &out->a[3], NULL) ||
+        mvead_pixel_metrics_exact(px, views, n_sel * V, pool, out->v + 4) ||
+        mvead_pixel_metrics_adeval(px, views, n_sel * V, out->a + 4)) goto done;
     rc = 0;
-    for (int k = 0; k < 7; k++)
-        if (st[k] == MVS_METRIC_ERROR) rc = -1;   /* mv_error says which */
 done:
-    mvead_scratch_pool_release(pool, pl);
-    mvead_scratch_pool_release(pool, ps);
+    free(views);
     free(is);
     free(ss);
     free(il);
@@ -210,27 +212,47 @@ int mvead_stage_eval(const mvead_config *c) {
         }
         root = json_object_new_object();
         json_object *per = json_object_new_object();
-        metric_row mean = {{0}}, all;
-        int used[7] = {0};
+        metric_row mean = {{0}, {0}}, all;
+        int used[7] = {0}, used_a[7] = {0};
+        mvead_eval_pixels px;
+        int eval_size = mvead_eval_size(c);
+        if (eval_size < 0 || mvead_eval_pixels_build(eval_size, S * V, (const char *const *)cache->image_path,
+                                                     (const char *const *)cache->mask_path, maps, H, W, &pool, &px)) {
+            json_object_put(root);
+            root = NULL;
+            json_object_put(per);
+            free(cats); free(cat_of);
+            goto done;
+        }
+        mvead_log("eval: pixel metrics at %s: %lld pixels (%.1f MiB of maps and masks)", eval_size ? c->eval_size : "the masks' original size",
+                  (long long)px.off[px.n], px.off[px.n] * 5.0 / 1048576.0);
         int64_t *sel = malloc(sizeof(int64_t) * (size_t)S + 8);
         for (int k = 0; k < n_cat; k++) {
             int64_t n_sel = 0;
             for (int64_t i = 0; i < S; i++) if (cat_of[i] == k) sel[n_sel++] = i;
             metric_row r;
-            if (compute_metrics(n_sel, sel, V, HW, H, W, image_scores, cache->view_label, sample_scores, cache->sample_label, maps, masks,
+            if (compute_metrics(n_sel, sel, V, image_scores, cache->view_label, sample_scores, cache->sample_label, &px,
                                 &pool, &r)) {
                 mv_error_prefix("eval: metrics of category %s", cats[k]);
                 json_object_put(per);
+                mvead_eval_pixels_free(&px, &pool);
                 free(sel); free(cats); free(cat_of);
                 goto done;
             }
             json_object_object_add(per, cats[k], row_json(&r));
-            for (int m = 0; m < 7; m++) if (isfinite(r.v[m])) { mean.v[m] += r.v[m]; used[m]++; }
+            for (int m = 0; m < 7; m++) {
+                if (isfinite(r.v[m])) { mean.v[m] += r.v[m]; used[m]++; }
+                if (isfinite(r.a[m])) { mean.a[m] += r.a[m]; used_a[m]++; }
+            }
         }
-        for (int m = 0; m < 7; m++) mean.v[m] = used[m] ? mean.v[m] / used[m] : NAN;
+        for (int m = 0; m < 7; m++) {
+            mean.v[m] = used[m] ? mean.v[m] / used[m] : NAN;
+            mean.a[m] = used_a[m] ? mean.a[m] / used_a[m] : NAN;
+        }
         for (int64_t i = 0; i < S; i++) sel[i] = i;
-        if (compute_metrics(S, sel, V, HW, H, W, image_scores, cache->view_label, sample_scores, cache->sample_label, maps, masks,
-                            &pool, &all)) {
+        int prc = compute_metrics(S, sel, V, image_scores, cache->view_label, sample_scores, cache->sample_label, &px, &pool, &all);
+        mvead_eval_pixels_free(&px, &pool);
+        if (prc) {
             mv_error_prefix("eval: pooled metrics");
             json_object_put(per);
             free(sel); free(cats); free(cat_of);
@@ -240,6 +262,13 @@ int mvead_stage_eval(const mvead_config *c) {
         json_object_object_add(root, "mean_over_categories", row_json(&mean));
         json_object_object_add(root, "pooled", row_json(&all));
         json_object_object_add(root, "per_category", per);
+        json_object_object_add(root, "eval_size", json_object_new_string(c->eval_size));
+        json_object *sets = json_object_new_object();
+        json_object_object_add(sets, "exact", json_object_new_string(
+            "scikit-learn's rules: exact ROC area, step-wise average precision; AUPRO over every distinct threshold to FPR 0.3 (the flat keys repeat this set)"));
+        json_object_object_add(sets, "adeval", json_object_new_string(
+            "Real-IAD's official evaluator (ADEval) rules: 1000 histogram strips, trapezoidal AUROC, trapezoidal AUPR as 'ap', region-weighted AUPRO to FPR 0.3"));
+        json_object_object_add(root, "metric_sets", sets);
         json_object *cfg = json_object_new_object();
         json_object_object_add(cfg, "fusion", json_object_new_string(c->fusion));
         json_object_object_add(cfg, "init", json_object_new_string(c->init));
@@ -258,6 +287,8 @@ int mvead_stage_eval(const mvead_config *c) {
         if (!wrc && rename(tmp, p.metrics)) wrc = -1;
         mvead_log("eval: %lld samples, %d categories: sample AUROC %.4f AP %.4f | image AUROC %.4f AP %.4f | pixel AUROC %.4f AUPRO %.4f -> %s (peak RSS %.0f MiB)",
                   (long long)S, n_cat, mean.v[2], mean.v[3], mean.v[0], mean.v[1], mean.v[4], mean.v[6], p.metrics, mvead_peak_rss_mib());
+        mvead_log("eval: ADEval rules: sample AUROC %.4f AUPR %.4f | image AUROC %.4f AUPR %.4f | pixel AUROC %.4f AUPR %.4f AUPRO %.4f",
+                  mean.a[2], mean.a[3], mean.a[0], mean.a[1], mean.a[4], mean.a[5], mean.a[6]);
         free(sel);
         free(cats);
         free(cat_of);

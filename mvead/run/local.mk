@@ -1,7 +1,7 @@
 # mvead/run: the pipeline. The stages (extract, train, bank, eval, report),
 # checkpoints, fused features, heatmaps, MPI, scratch files, progress.
 libmvead_la_SOURCES += mvead/run/train.c mvead/run/extract_stage.c mvead/run/bank_stage.c mvead/run/eval_stage.c \
-	mvead/run/scoremaps.c mvead/run/report.c mvead/run/pipeline.h \
+	mvead/run/scoremaps.c mvead/run/report.c mvead/run/pipeline.h mvead/run/eval_pixels.c mvead/run/eval_pixels.h \
 	mvead/run/mpi.c mvead/run/mpi.h mvead/run/scratch.c mvead/run/scratch.h mvead/run/progress.c mvead/run/progress.h
 nobase_pkginclude_HEADERS += mvead/run/mpi.h mvead/run/scratch.h mvead/run/progress.h mvead/run/pipeline.h
 

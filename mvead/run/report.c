@@ -383,7 +383,27 @@ static const char *CSS =
     ".gallery{display:flex;flex-wrap:wrap;gap:10px}.gallery figure{margin:0;border:1px solid #ddd;padding:4px;font-size:11px;max-width:460px}"
     ".gallery img{display:block;max-width:448px;height:auto;image-rendering:pixelated}";
 
-static void write_metric_table_html(FILE *f, json_object *metrics) {
+/* A row's metric set: the "adeval" sub-object for set "adeval", the flat
+ * keys (the exact set, also in files from before issue 18) for NULL. */
+static json_object *set_of(json_object *row, const char *set) {
+    json_object *s = NULL;
+    if (!set) return row;
+    return row && json_object_object_get_ex(row, set, &s) ? s : NULL;
+}
+
+/* Whether metrics.json has the official tool's set (issue 18 and later). */
+static bool has_adeval(json_object *metrics) {
+    json_object *mean = NULL;
+    return json_object_object_get_ex(metrics, "mean_over_categories", &mean) && set_of(mean, "adeval");
+}
+
+/* Says which set the next table shows; returns the eval size (or "") */
+static const char *eval_size_of(json_object *metrics) {
+    json_object *v = NULL;
+    return json_object_object_get_ex(metrics, "eval_size", &v) && v ? json_object_get_string(v) : "";
+}
+
+static void write_metric_table_html(FILE *f, json_object *metrics, const char *set) {
     char b[16];
     fputs("<table><tr><th class=\"k\">Category</th>", f);
     for (int k = 0; k < 7; k++) fprintf(f, "<th>%s</th>", METRIC_TITLES[k]);
@@ -396,16 +416,16 @@ static void write_metric_table_html(FILE *f, json_object *metrics) {
             fputs("<tr><td class=\"k\">", f);
             html_escape(f, cat);
             fputs("</td>", f);
-            for (int k = 0; k < 7; k++) fprintf(f, "<td>%s</td>", pct(metric_of(row, METRIC_KEYS[k]), b));
+            for (int k = 0; k < 7; k++) fprintf(f, "<td>%s</td>", pct(metric_of(set_of(row, set), METRIC_KEYS[k]), b));
             fputs("</tr>\n", f);
         }
     }
     fputs("<tr class=\"mean\"><td class=\"k\">mean</td>", f);
-    for (int k = 0; k < 7; k++) fprintf(f, "<td>%s</td>", pct(metric_of(mean, METRIC_KEYS[k]), b));
+    for (int k = 0; k < 7; k++) fprintf(f, "<td>%s</td>", pct(metric_of(set_of(mean, set), METRIC_KEYS[k]), b));
     fputs("</tr></table>\n", f);
 }
 
-static void write_metric_table_md(FILE *f, json_object *metrics) {
+static void write_metric_table_md(FILE *f, json_object *metrics, const char *set) {
     char b[16];
     fputs("| Category |", f);
     for (int k = 0; k < 7; k++) fprintf(f, " %s |", METRIC_TITLES[k]);
@@ -418,12 +438,12 @@ static void write_metric_table_md(FILE *f, json_object *metrics) {
     if (per && json_object_is_type(per, json_type_object)) {
         json_object_object_foreach(per, cat, row) {
             fprintf(f, "| %s |", cat);
-            for (int k = 0; k < 7; k++) fprintf(f, " %s |", pct(metric_of(row, METRIC_KEYS[k]), b));
+            for (int k = 0; k < 7; k++) fprintf(f, " %s |", pct(metric_of(set_of(row, set), METRIC_KEYS[k]), b));
             fputc('\n', f);
         }
     }
     fputs("| **mean** |", f);
-    for (int k = 0; k < 7; k++) fprintf(f, " **%s** |", pct(metric_of(mean, METRIC_KEYS[k]), b));
+    for (int k = 0; k < 7; k++) fprintf(f, " **%s** |", pct(metric_of(set_of(mean, set), METRIC_KEYS[k]), b));
     fputc('\n', f);
 }
 
@@ -590,7 +610,15 @@ int mvead_stage_report(const mvead_config *c) {
     fprintf(f, " &middot; %s &middot; %lld test samples x %lld views</p>\n", setting, (long long)sc.S, (long long)sc.V);
 
     fputs("<h2>Results (%, mean over categories as in the paper's tables)</h2>\n", f);
-    write_metric_table_html(f, metrics);
+    fputs("<p class=\"muted\">Exact rules: scikit-learn's ROC area and step-wise AP; AUPRO over every threshold.</p>\n", f);
+    write_metric_table_html(f, metrics, NULL);
+    if (has_adeval(metrics)) {
+        fputs("<p class=\"muted\">Real-IAD's official tool's rules (ADEval): 1000 histogram strips, trapezoidal AUROC, AP = "
+              "trapezoidal AUPR (not step-wise), region-weighted AUPRO; pixel level at --eval_size ", f);
+        html_escape(f, eval_size_of(metrics));
+        fputs(". Compare these with published Real-IAD numbers.</p>\n", f);
+        write_metric_table_html(f, metrics, "adeval");
+    }
 
     fputs("<h2>ROC and precision-recall curves</h2>\n<div class=\"plots\">\n", f);
     write_curves_html(f, "sample", sc.sample_scores, sc.sample_label, sc.S);
@@ -616,7 +644,13 @@ int mvead_stage_report(const mvead_config *c) {
     if (!f) { mv_error("%s: cannot write: %s", tmp, strerror(errno)); goto done; }
     fprintf(f, "# mvead run `%s`\n\n%s, %lld test samples x %lld views. Values in %%, mean over categories.\n\n", c->name,
             setting, (long long)sc.S, (long long)sc.V);
-    write_metric_table_md(f, metrics);
+    fputs("Exact rules (scikit-learn's ROC area and step-wise AP):\n\n", f);
+    write_metric_table_md(f, metrics, NULL);
+    if (has_adeval(metrics)) {
+        fprintf(f, "\nReal-IAD's official tool's rules (ADEval: 1000 strips, AP = trapezoidal AUPR), pixel level at --eval_size %s:\n\n",
+                eval_size_of(metrics));
+        write_metric_table_md(f, metrics, "adeval");
+    }
     if (loss.n)
         fprintf(f, "\nTraining: %lld steps, final loss %.5g (pos %.5g, neg %.5g).\n", (long long)loss.n, loss.total[loss.n - 1],
                 loss.pos[loss.n - 1], loss.neg[loss.n - 1]);
