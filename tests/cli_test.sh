@@ -131,8 +131,9 @@ fi
 
 # ---- --eval_size N: pixel metrics at N x N (after the round trip: eval rewrites r1) ----
 if [ -f "$RUNS/r1/metrics.json" ]; then
-    if expect 0 "eval at --eval_size $((IMG / 2))" -- "$BIN" eval --runs "$RUNS" --name r1 --eval_size $((IMG / 2)) --no-heatmaps --quiet; then
+    if expect 0 "eval at --eval_size $((IMG / 2)) --save_maps" -- "$BIN" eval --runs "$RUNS" --name r1 --eval_size $((IMG / 2)) --save_maps --no-heatmaps --quiet; then
         contains "$RUNS/r1/metrics.json" "\"eval_size\": \"$((IMG / 2))\"" "metrics.json records --eval_size $((IMG / 2))"
+        if [ -s "$RUNS/r1/anomaly_maps.h5" ]; then ok "--save_maps wrote anomaly_maps.h5"; else bad "--save_maps wrote anomaly_maps.h5"; fi
     fi
     expect 2 "eval --eval_size 12x" -- "$BIN" eval --runs "$RUNS" --name r1 --eval_size 12x --quiet
     contains "$ERR" "--eval_size" "a bad --eval_size names the option"

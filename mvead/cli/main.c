@@ -40,7 +40,7 @@ static const char *const BANK_OPTS[] = {"name", "runs", "data", "cache", "seed",
                                         "fusion", "mvas_window", "mvas_topk", "bank_mode", "coreset_ratio",
                                         "coreset_mode", "memory_mb", NULL};
 static const char *const EVAL_OPTS[] = {"name", "runs", "data", "cache", "seed", "threads", "quiet", "calib", "delta",
-                                        "fusion", "mvas_window", "mvas_topk", "sigma", "heatmaps", "eval_size", "memory_mb", NULL};
+                                        "fusion", "mvas_window", "mvas_topk", "sigma", "heatmaps", "eval_size", "save_maps", "memory_mb", NULL};
 
 static int fail(const char *cmd) {
     /* under mpirun, say which rank failed (the job is aborted by main) */

@@ -63,6 +63,7 @@ static const opt_def opts[] = {
     D(sigma, "Gaussian blur of anomaly maps, in pixels"),
     B(heatmaps, "write heatmap overlays (PNG) during eval"),
     S(eval_size, "pixel metrics at each mask's original size (maps resized with OpenCV INTER_LINEAR, as Real-IAD's official tool) or at N x N", NULL),
+    B(save_maps, "eval writes every view's anomaly map at the evaluation size to <run>/anomaly_maps.h5 (for ADEval: scripts/anomaly_maps_to_adeval.py)"),
     B(resume, "continue an interrupted run from its checkpoint / partial cache"),
     S(nan_policy, "non-finite loss or gradient", "stop|skip"),
 };

@@ -48,6 +48,7 @@ typedef struct mvead_config {
     double sigma;            /* anomaly-map blur */
     bool heatmaps;           /* write per-view heatmap overlays during eval */
     char eval_size[16];      /* original | N: size of the pixel metrics (maps resized to it, masks read at it) */
+    bool save_maps;          /* eval writes anomaly_maps.h5 (maps at the evaluation size) */
     bool resume;             /* continue an interrupted train/extract */
     char nan_policy[8];      /* stop | skip: what a non-finite loss or gradient does */
 } mvead_config;

@@ -1,6 +1,7 @@
 /* eval_pixels: maps and masks at the evaluation size, and the pixel metrics
  * of both sets; see eval_pixels.h. */
 #include "mvead/run/eval_pixels.h"
+#include "data/h5io.h"
 #include "data/image.h"
 #include "mvead/scoring/adeval.h"
 #include "mvead/scoring/metrics.h"
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
 
@@ -198,4 +200,74 @@ int mvead_pixel_metrics_adeval(const mvead_eval_pixels *px, const int64_t *views
     out[2] = mvs_adeval_aupro(&h, MVS_ADEVAL_FPR_LIMIT, &st[2]);
     mvs_adeval_free(&h);
     return st[0] == MVS_METRIC_ERROR || st[1] == MVS_METRIC_ERROR || st[2] == MVS_METRIC_ERROR ? -1 : 0;
+}
+
+/* One chunked float32 dataset written view by view (hyperslabs along dim 0
+ * when 3-D), with the crc32 attribute h5io's readers check. */
+static int write_maps(hid_t loc, const char *name, int ndim, const hsize_t *dims, const float *data, int64_t n_views,
+                      int64_t view_px) {
+    hid_t space = H5Screate_simple(ndim, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE), lcpl = H5Pcreate(H5P_LINK_CREATE);
+    hsize_t chunk[3] = {1, dims[ndim - 2], dims[ndim - 1]};
+    H5Pset_chunk(dcpl, ndim, ndim == 3 ? chunk : dims);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F32LE, space, lcpl, dcpl, H5P_DEFAULT);
+    int rc = d < 0 ? mv_error("dataset %s: cannot create", name) : 0;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    hsize_t one[3] = {1, dims[ndim - 2], dims[ndim - 1]};
+    hid_t mem = H5Screate_simple(ndim, one, NULL);
+    for (int64_t i = 0; !rc && i < n_views; i++) {
+        const float *v = data + (size_t)i * view_px;
+        hsize_t start[3] = {(hsize_t)i, 0, 0};
+        if (ndim == 3) H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, one, NULL);
+        if (H5Dwrite(d, H5T_NATIVE_FLOAT, ndim == 3 ? mem : H5S_ALL, ndim == 3 ? space : H5S_ALL, H5P_DEFAULT, v) < 0)
+            rc = mv_error("dataset %s: write failed", name);
+        crc = crc32_z(crc, (const Bytef *)v, sizeof(float) * (size_t)view_px);
+    }
+    if (!rc) {
+        hid_t as = H5Screate(H5S_SCALAR), a = H5Acreate2(d, "crc32", H5T_STD_U32LE, as, H5P_DEFAULT, H5P_DEFAULT);
+        uint32_t c32 = (uint32_t)crc;
+        if (a < 0 || H5Awrite(a, H5T_NATIVE_UINT32, &c32) < 0) rc = mv_error("dataset %s: cannot write checksum", name);
+        if (a >= 0) H5Aclose(a);
+        H5Sclose(as);
+    }
+    if (d >= 0) H5Dclose(d);
+    H5Sclose(mem);
+    H5Sclose(space);
+    H5Pclose(dcpl);
+    H5Pclose(lcpl);
+    return rc;
+}
+
+int mvead_eval_pixels_save(const char *path, const mvead_eval_pixels *px, const char *const *image_path,
+                           const char *const *mask_path, const double *image_score, const char *eval_size) {
+    mvh5_writer w = {.file = -1};
+    if (mvh5_create(&w, path, "anomaly_maps", 1)) return -1;
+    int64_t n = px->n;
+    bool uniform = true;
+    for (int64_t i = 1; i < n; i++)
+        uniform = uniform && px->size[2 * i] == px->size[0] && px->size[2 * i + 1] == px->size[1];
+    const char **mp = malloc(sizeof(char *) * (size_t)(n + 1));
+    if (!mp) { mvh5_abort(&w); return mv_error("%s: out of memory", path); }
+    for (int64_t i = 0; i < n; i++) mp[i] = mask_path && mask_path[i] ? mask_path[i] : "";
+    int64_t s2[2] = {n, 2}, s1[1] = {n};
+    int rc = mvh5_write_i64(w.file, "size", 2, s2, px->size) || mvh5_write_f64(w.file, "image_score", 1, s1, image_score) ||
+             mvh5_write_strings(w.file, "image_path", n, image_path) || mvh5_write_strings(w.file, "mask_path", n, mp) ||
+             mvh5_attr_set_str(w.file, ".", "eval_size", eval_size) ||
+             mvh5_attr_set_str(w.file, ".", "layout", uniform ? "maps (n, H, W), one chunk per view" : "views/<i> (H_i, W_i)");
+    free(mp);
+    if (!rc && uniform && n > 0) {
+        hsize_t dims[3] = {(hsize_t)n, (hsize_t)px->size[0], (hsize_t)px->size[1]};
+        rc = write_maps(w.file, "maps", 3, dims, px->maps, n, px->size[0] * px->size[1]);
+    }
+    for (int64_t i = 0; !rc && !uniform && i < n; i++) {
+        char name[48];
+        snprintf(name, sizeof name, "views/%lld", (long long)i);
+        hsize_t dims[2] = {(hsize_t)px->size[2 * i], (hsize_t)px->size[2 * i + 1]};
+        rc = write_maps(w.file, name, 2, dims, px->maps + px->off[i], 1, px->off[i + 1] - px->off[i]);
+    }
+    if (rc) {
+        mvh5_abort(&w);
+        return mv_error_prefix("%s", path);
+    }
+    return mvh5_commit(&w) ? mv_error_prefix("%s", path) : 0;
 }

@@ -38,6 +38,14 @@ int mvead_pixel_metrics_exact(const mvead_eval_pixels *px, const int64_t *views,
                               double out[3]);
 int mvead_pixel_metrics_adeval(const mvead_eval_pixels *px, const int64_t *views, int64_t nv, double out[3]);
 
+/* --save_maps: every view's map at the evaluation size to path (kind
+ * "anomaly_maps"): `maps` (n, H, W) float32 chunked one view per chunk when
+ * all views share a size, else `views/<i>` (H_i, W_i) each; `size` (n, 2),
+ * `image_score` (n), `image_path`, `mask_path` ("" for none). Atomic write.
+ * 0, or -1 with mv_error. */
+int mvead_eval_pixels_save(const char *path, const mvead_eval_pixels *px, const char *const *image_path,
+                           const char *const *mask_path, const double *image_score, const char *eval_size);
+
 /* Width and height from a PNG or JPEG header (no decoding). 0 or -1. */
 int mvead_image_header_size(const char *path, int *width, int *height);
 

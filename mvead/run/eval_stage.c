@@ -226,6 +226,18 @@ int mvead_stage_eval(const mvead_config *c) {
         }
         mvead_log("eval: pixel metrics at %s: %lld pixels (%.1f MiB of maps and masks)", eval_size ? c->eval_size : "the masks' original size",
                   (long long)px.off[px.n], px.off[px.n] * 5.0 / 1048576.0);
+        if (c->save_maps) {
+            char mp[1100];
+            snprintf(mp, sizeof mp, "%s/anomaly_maps.h5", p.run);
+            if (mvead_eval_pixels_save(mp, &px, (const char *const *)cache->image_path, (const char *const *)cache->mask_path,
+                                       image_scores, c->eval_size)) {
+                mvead_eval_pixels_free(&px, &pool);
+                json_object_put(per);
+                free(cats); free(cat_of);
+                goto done;
+            }
+            mvead_log("eval: anomaly maps at the evaluation size -> %s", mp);
+        }
         int64_t *sel = malloc(sizeof(int64_t) * (size_t)S + 8);
         for (int k = 0; k < n_cat; k++) {
             int64_t n_sel = 0;
