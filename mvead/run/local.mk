@@ -5,8 +5,11 @@ libmvead_la_SOURCES += mvead/run/train.c mvead/run/extract_stage.c mvead/run/ban
 	mvead/run/mpi.c mvead/run/mpi.h mvead/run/scratch.c mvead/run/scratch.h mvead/run/progress.c mvead/run/progress.h
 nobase_pkginclude_HEADERS += mvead/run/mpi.h mvead/run/scratch.h mvead/run/progress.h mvead/run/pipeline.h
 
-check_PROGRAMS += tests/check_report
-TESTS += tests/check_report
+check_PROGRAMS += tests/check_report tests/check_eval_pixels
+TESTS += tests/check_report tests/check_eval_pixels
+tests_check_eval_pixels_SOURCES = tests/check_eval_pixels.c
+tests_check_eval_pixels_CFLAGS = $(TEST_CFLAGS_ALL)
+tests_check_eval_pixels_LDADD = $(TEST_LIBS_ALL)
 tests_check_report_SOURCES = tests/check_report.c
 tests_check_report_CFLAGS = $(TEST_CFLAGS_ALL)
 tests_check_report_LDADD = $(TEST_LIBS_ALL)
