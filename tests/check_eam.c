@@ -321,7 +321,10 @@ START_TEST(test_masks_and_modes) {
     ck_assert_ptr_null(mvead_fusion_static_mask(&o, NULL, V, N, MVT_F64));
     ck_assert(strstr(mv_error_last(), "support") != NULL);
 
-    /* mvas: per (query window, support view) exactly topk windows are kept */
+    /* mvas, n_win 2 on the 2 x 3 grid: padded to 2 x 4, windows of 1 x 2
+     * cells: {0,1} {2,pad} {3,4} {5,pad}. top-1 over the windows of both
+     * supports jointly: each query row keeps the real patches of one window
+     * (2 or 1), all in one support view */
     o.mode = MVEAD_FUSION_MVAS;
     o.h = h; o.w = w; o.mvas_window = 2; o.mvas_topk = 1;
     mva_var *c = mvead_fuse(&m, &o, Z, NULL);
@@ -329,32 +332,34 @@ START_TEST(test_masks_and_modes) {
     mvt_tensor *mm = mvead_attn_mask_mvas(Z->value, h, w, 2, 1, MVT_F64);
     ck_assert_int_eq(mm->ndim, 4);
     ck_assert_int_eq(mm->shape[0], 2);
-    /* windows of a 2x3 grid with side 2: {0,1,3,4} and {2,5} */
     for (int64_t i = 0; i < 2; i++)
-        for (int64_t r = 0; r < VN; r++)
+        for (int64_t r = 0; r < VN; r++) {
+            int kept = 0, views = 0;
             for (int bv = 0; bv < V; bv++) {
-                int kept = 0;
+                int kv = 0;
                 for (int k = 0; k < N; k++) {
                     int64_t idx[4] = {i, 0, r, bv * N + k};
-                    kept += mvt_get(mm, idx) != 0;
+                    kv += mvt_get(mm, idx) != 0;
                 }
-                if (bv == r / N) ck_assert_int_eq(kept, 0);
-                else ck_assert_msg(kept == 4 || kept == 2, "mvas kept %d patches", kept);
+                if (bv == r / N) ck_assert_int_eq(kv, 0);
+                kept += kv;
+                views += kv > 0;
             }
-    /* a support window identical to the query window is selected */
+            ck_assert_msg((kept == 2 || kept == 1) && views == 1, "mvas kept %d patches in %d views", kept, views);
+        }
+    /* the best-matching window of any support is selected: view 0's window
+     * q carries feature q, view 1's window q feature 3 - q, view 2 nothing;
+     * query window 0 of view 0 matches view 1's window 3 = patch 5 alone */
     int64_t s3[3] = {V, N, D};
     mvt_tensor *z3 = mvt_zeros(MVT_F64, 3, s3);
-    for (int v = 0; v < V; v++)
-        for (int j = 0; j < N; j++)
-            for (int d = 0; d < D; d++) {
-                int win = (j % w) / 2;   /* both windows share rows 0-1 */
-                int64_t idx[3] = {v, j, d};
-                /* view 0 window 0 looks like view 1 window 1 */
-                int kind = (v == 1) ? 1 - win : win;
-                mvt_set(z3, idx, (d == kind) ? 1.0 : 0.0);
-            }
+    for (int v = 0; v < 2; v++)
+        for (int j = 0; j < N; j++) {
+            int wq = (j / w) * 2 + (j % w) / 2;
+            int64_t idx[3] = {v, j, v == 0 ? wq : 3 - wq};
+            mvt_set(z3, idx, 1.0);
+        }
     mvt_tensor *m3 = mvead_attn_mask_mvas(z3, h, w, 2, 1, MVT_F64);
-    int64_t q0[2] = {0, 1 * N + 2}, q1[2] = {0, 1 * N + 0};   /* query patch 0 of view 0 */
+    int64_t q0[2] = {0, 1 * N + 5}, q1[2] = {0, 1 * N + 0};   /* query patch 0 of view 0 */
     ck_assert(mvt_get(m3, q0) == 1.0);
     ck_assert(mvt_get(m3, q1) == 0.0);
 
@@ -388,6 +393,50 @@ END_TEST
 
 /* The attention map agrees with the forward: with Wv = I, bv = 0, Wo = I, bo = 0
  * and LN = identity-ish, O - Z of the query equals sum_k p_k LN(Z)_k per head block. */
+/* MVAS as MVAD selects: every case of mvas.h5 (any V, grid, D, n_win, topk
+ * the file states), the mask equal to the stored support mask exactly, also
+ * through the batched path. */
+START_TEST(test_mvas_fixture) {
+    hid_t f = fx_open("method/mvas.h5");
+    if (f < 0) return;
+    char **names;
+    int ncase = fx_list(f, "/", &names), checked = 0;
+    for (int ci = 0; ci < ncase; ci++) {
+        const char *g = names[ci];
+        int V = (int)fx_attr_f64(f, g, "V"), h = (int)fx_attr_f64(f, g, "h"), w = (int)fx_attr_f64(f, g, "w");
+        int n_win = (int)fx_attr_f64(f, g, "n_win"), topk = (int)fx_attr_f64(f, g, "topk"), N = h * w;
+        char p[256];
+        snprintf(p, sizeof p, "%s/Z", g);
+        mvt_tensor *Z = read_tensor(f, p, MVT_F64);
+        ck_assert_msg(Z && Z->ndim == 3 && Z->shape[0] == V && Z->shape[1] == N, "%s: Z", g);
+        snprintf(p, sizeof p, "%s/support_mask", g);
+        int nd;
+        int64_t shape[8];
+        int64_t *sup64 = fx_read_i64(f, p, &nd, shape);
+        ck_assert_msg(sup64 && fx_numel(nd, shape) == (int64_t)V * N * (V - 1) * N, "%s: support_mask", g);
+        int64_t ns = fx_numel(nd, shape);
+        uint8_t *sup = malloc((size_t)ns);
+        for (int64_t k = 0; k < ns; k++) sup[k] = sup64[k] != 0;
+        mvt_tensor *want = mvead_attn_mask_from_support(sup, V, N, MVT_F64);
+        mvt_tensor *got = mvead_attn_mask_mvas(Z, h, w, n_win, topk, MVT_F64);
+        int64_t VN = (int64_t)V * N, bad = 0;
+        for (int64_t k = 0; k < VN * VN; k++) bad += mvt_f64(got)[k] != mvt_f64(want)[k];
+        ck_assert_msg(bad == 0, "%s: %lld of %lld mask entries differ", g, (long long)bad, (long long)(VN * VN));
+        /* batched: [1, V, N, D] -> [1, 1, VN, VN], the same mask */
+        int64_t s4[4] = {1, V, N, Z->shape[2]};
+        mvt_tensor *Zb = mvt_reshape(Z, 4, s4);
+        mvt_tensor *gb = mvead_attn_mask_mvas(Zb, h, w, n_win, topk, MVT_F64);
+        ck_assert(!memcmp(mvt_f64(gb), mvt_f64(want), sizeof(double) * (size_t)(VN * VN)));
+        mvt_release(gb); mvt_release(Zb); mvt_release(got); mvt_release(want); mvt_release(Z);
+        free(sup); free(sup64);
+        checked++;
+    }
+    fx_free_list(names, ncase);
+    fx_close(f);
+    ck_assert_int_gt(checked, 0);
+}
+END_TEST
+
 START_TEST(test_attention_matches_forward) {
     int V = 2, N = 3, D = 4, H = 2;
     mvead_eam m;
@@ -491,6 +540,7 @@ static Suite *eam_suite(void) {
     tcase_add_test(tc, test_gradcheck);
     tcase_add_test(tc, test_all_rows_empty);
     tcase_add_test(tc, test_masks_and_modes);
+    tcase_add_test(tc, test_mvas_fixture);
     tcase_add_test(tc, test_attention_matches_forward);
     tcase_add_test(tc, test_init_and_errors);
     suite_add_tcase(s, tc);

@@ -311,6 +311,25 @@ START_TEST(test_aupro_perfect_and_naive) {
             ck_assert(got > 0.0 && got <= 1.0);
         }
     }
+    /* images of different sizes one after another: with every image H x W
+     * the same bits; image 2 (no region) reshaped to 2 x 91 changes nothing
+     * either (only its pixels' count and scores matter), while a region
+     * image reshaped does change its regions */
+    {
+        int64_t sizes[2 * NI] = {H, W, H, W, H, W};
+        double a = mvs_aupro(maps, masks, NI, H, W, 0.3, &st);
+        ck_assert(mvs_aupro_sizes(maps, masks, NI, sizes, 0.3, &st) == a);
+        sizes[4] = 2; sizes[5] = H * W / 2;
+        ck_assert(mvs_aupro_sizes(maps, masks, NI, sizes, 0.3, &st) == a);
+        sizes[0] = 7; sizes[1] = 26;   /* image 0: the 4x4 blob splits across rows */
+        double b = mvs_aupro_sizes(maps, masks, NI, sizes, 0.3, &st);
+        ck_assert_int_eq(st, MVS_METRIC_OK);
+        ck_assert(b != a);
+        sizes[3] = 0;
+        ck_assert(isnan(mvs_aupro_sizes(maps, masks, NI, sizes, 0.3, &st)));
+        ck_assert_int_eq(st, MVS_METRIC_ERROR);
+        mv_error_clear();
+    }
     /* constant map: the only point jumps to (1, 1); interpolation at 0.3 gives 0.3 * 0.3 / 2 / 0.3 */
     for (int i = 0; i < NI * H * W; i++) maps[i] = 1.0;
     ck_assert(fabs(mvs_aupro(maps, masks, NI, H, W, 0.3, &st) - 0.15) < 1e-12);

@@ -3,6 +3,7 @@
  * tree written with the project's own image writers. */
 #include <check.h>
 #include <errno.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "data/image.h"
 #include "data/loader.h"
 #include "data/realiad.h"
+#include "data/synth.h"
 #include "data/transform.h"
 #include "tensor/error.h"
 
@@ -244,6 +246,59 @@ START_TEST(test_multiclass) {
     ck_assert_int_eq(mvd_realiad_open(root, "pcb", "val", &ds), -1);
     ck_assert_int_eq(mvd_realiad_open("/nonexistent_root", NULL, "test", &ds), -1);
     ck_assert_ptr_nonnull(strstr(mv_error_last(), "/nonexistent_root"));
+}
+END_TEST
+
+/* ADEval's command groups views into samples by a regular expression on the
+ * image path (its README's pattern for Real-IAD); mvead groups by category,
+ * sample id, OK/NG and defect code. Every view must match, and two views must
+ * share the pattern's key exactly when mvead puts them in one sample. */
+static void check_adeval_groups(const mvd_dataset *ds) {
+    regex_t re;
+    ck_assert_int_eq(regcomp(&re, "([a-zA-Z][a-zA-Z0-9_]*_[0-9]{4}_[A-Z][A-Z_]*[A-Z])_C[0-9]_", REG_EXTENDED), 0);
+    int n = 0;
+    for (int i = 0; i < ds->n_samples; i++) n += ds->samples[i].n_views;
+    char(*key)[128] = calloc((size_t)n, sizeof *key);
+    int *owner = calloc((size_t)n, sizeof(int)), k = 0;
+    for (int i = 0; i < ds->n_samples; i++)
+        for (int v = 0; v < ds->samples[i].n_views; v++, k++) {
+            const char *p = ds->samples[i].views[v].image_path;
+            regmatch_t m[2];
+            ck_assert_msg(regexec(&re, p, 2, m, 0) == 0, "ADEval's sample pattern does not match %s", p);
+            snprintf(key[k], sizeof key[k], "%.*s", (int)(m[1].rm_eo - m[1].rm_so), p + m[1].rm_so);
+            owner[k] = i;
+        }
+    for (int a = 0; a < n; a++)
+        for (int b = a + 1; b < n; b++)
+            ck_assert_msg((strcmp(key[a], key[b]) == 0) == (owner[a] == owner[b]), "views %d (%s, sample %d) and %d (%s, sample %d)",
+                          a, key[a], owner[a], b, key[b], owner[b]);
+    free(key);
+    free(owner);
+    regfree(&re);
+}
+
+START_TEST(test_grouping_as_adeval) {
+    mvd_dataset ds;
+    const char *root = make_root(0);
+    ck_assert_msg(mvd_realiad_open(root, NULL, "test", &ds) == 0, "%s", mv_error_last());
+    ck_assert_int_gt(ds.n_samples, 2);
+    check_adeval_groups(&ds);
+    mvd_dataset_free(&ds);
+    /* the synthetic set: two categories, good and defective samples */
+    mvd_synth_opts o;
+    mvd_synth_default_opts(&o);
+    o.categories = 2;
+    o.train = 1;
+    o.test_good = 2;
+    o.test_bad = 2;
+    o.size = 32;
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/synth_groups", base_dir);
+    ck_assert_msg(mvd_synth_generate(&o, dir) == 0, "%s", mv_error_last());
+    ck_assert_msg(mvd_realiad_open(dir, NULL, "test", &ds) == 0, "%s", mv_error_last());
+    ck_assert_int_eq(ds.n_samples, 8);
+    check_adeval_groups(&ds);
+    mvd_dataset_free(&ds);
 }
 END_TEST
 
@@ -529,6 +584,7 @@ int main(void) {
     tcase_add_test(tc, test_loader_order_and_data);
     tcase_add_test(tc, test_loader_deferred_labels);
     tcase_add_test(tc, test_loader_errors_and_shutdown);
+    tcase_add_test(tc, test_grouping_as_adeval);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

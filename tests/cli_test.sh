@@ -109,6 +109,12 @@ if expect 0 "run r1 end to end" -- "$BIN" run "${COMMON[@]}" --name r1; then
     badvals=$(echo "$vals" | awk '$1 != "null" && !($1 + 0 >= 0 && $1 + 0 <= 1) {print}' | grep -c .)
     if [ "$nvals" -ge 7 ] && [ "$badvals" = 0 ]; then ok "metrics.json: $nvals values, all in [0, 1]"
     else bad "metrics.json values in [0, 1] ($nvals values, $badvals out of range)"; fi
+    # both metric sets at every level, and the evaluation size (issue 18)
+    n_sets=$(grep -cE '"(exact|adeval)": \{' "$RUNS/r1/metrics.json")
+    if [ "$n_sets" -ge 6 ]; then ok "metrics.json: exact and adeval sets at every level ($n_sets)"
+    else bad "metrics.json: exact and adeval sets at every level (found $n_sets)"; fi
+    contains "$RUNS/r1/metrics.json" '"eval_size": "original"' "metrics.json states the evaluation size"
+    contains "$RUNS/r1/report.md" "ADEval" "report.md shows the official tool's set"
     contains "$RUNS/r1/report.html" "<svg" "report.html has inline SVG plots"
     contains "$RUNS/r1/report.md" "| **mean** |" "report.md has the table"
     if grep -qE '<script|src="https?:|href="https?:' "$RUNS/r1/report.html"; then bad "report.html is self-contained"
@@ -138,6 +144,16 @@ if [ -f "$RUNS/r1/config.json" ]; then
         if cmp -s "$RUNS/r1/metrics.json" "$RUNS/r2/metrics.json"; then ok "config.json round trip reproduces metrics.json bitwise"
         else bad "config.json round trip reproduces metrics.json bitwise"; fi
     fi
+fi
+
+# ---- --eval_size N: pixel metrics at N x N (after the round trip: eval rewrites r1) ----
+if [ -f "$RUNS/r1/metrics.json" ]; then
+    if expect 0 "eval at --eval_size $((IMG / 2)) --save_maps" -- "$BIN" eval --runs "$RUNS" --name r1 --eval_size $((IMG / 2)) --save_maps --no-heatmaps --quiet; then
+        contains "$RUNS/r1/metrics.json" "\"eval_size\": \"$((IMG / 2))\"" "metrics.json records --eval_size $((IMG / 2))"
+        if [ -s "$RUNS/r1/anomaly_maps.h5" ]; then ok "--save_maps wrote anomaly_maps.h5"; else bad "--save_maps wrote anomaly_maps.h5"; fi
+    fi
+    expect 2 "eval --eval_size 12x" -- "$BIN" eval --runs "$RUNS" --name r1 --eval_size 12x --quiet
+    contains "$ERR" "--eval_size" "a bad --eval_size names the option"
 fi
 
 # ---- report --compare -----------------------------------------------------------------

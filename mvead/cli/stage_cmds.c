@@ -28,7 +28,7 @@ static const char *const BANK_OPTS[] = {"name", "runs", "data", "cache", "seed",
                                         "fusion", "mvas_window", "mvas_topk", "bank_mode", "coreset_ratio",
                                         "coreset_mode", "memory_mb", NULL};
 static const char *const EVAL_OPTS[] = {"name", "runs", "data", "cache", "seed", "threads", "quiet", "calib", "delta",
-                                        "fusion", "mvas_window", "mvas_topk", "sigma", "heatmaps", "memory_mb", NULL};
+                                        "fusion", "mvas_window", "mvas_topk", "sigma", "heatmaps", "eval_size", "save_maps", "memory_mb", NULL};
 
 /* Parses options; on success writes <run>/config.json when write_cfg. Returns
  * -1 continue, else the exit code to return. */

@@ -149,63 +149,68 @@ mvt_tensor *mvead_attn_mask_full(int V, int N, mvt_dtype dt) {
     return M;
 }
 
-/* One sample of the mvas selection: z [V][N][D] (f64, contiguous) -> m [VN][VN]. */
-static void mvas_mask_one(const double *z, int V, int N, int D, int h, int w, int win, int topk,
+/* One sample of the mvas selection: z [V][N][D] (f64, contiguous) -> m [VN][VN].
+ * As MVAD's MVAS + TopK: the grid is zero-padded at the bottom/right to a
+ * multiple of n_win and cut into n_win x n_win windows of wh x ww cells; a
+ * window's descriptor is the mean over its cells, padding included. */
+static void mvas_mask_one(const double *z, int V, int N, int D, int h, int w, int n_win, int topk,
                           double *m) {
-    int nwh = (h + win - 1) / win, nww = (w + win - 1) / win, nW = nwh * nww;
+    int wh = (h + n_win - 1) / n_win, ww = (w + n_win - 1) / n_win, nW = n_win * n_win;
+    int n_keys = (V - 1) * nW;
     int64_t VN = (int64_t)V * N;
-    if (topk > nW) topk = nW;
-    /* window means, normalised to unit length (cosine similarity = dot product) */
+    if (topk > n_keys) topk = n_keys;
     double *mean = calloc((size_t)V * nW * D, sizeof(double));
-    int *count = calloc((size_t)nW, sizeof(int));
-    for (int j = 0; j < N; j++) count[(j / w / win) * nww + (j % w) / win]++;
+    int *win_of = malloc(sizeof(int) * (size_t)N);   /* patch -> its window (raster order) */
+    for (int j = 0; j < N; j++) win_of[j] = (j / w / wh) * n_win + (j % w) / ww;
+    const double inv_cells = 1.0 / ((double)wh * ww), scale = pow((double)D, -0.5);
     for (int v = 0; v < V; v++) {
         for (int j = 0; j < N; j++) {
-            int win_id = (j / w / win) * nww + (j % w) / win;
-            double *dst = mean + ((int64_t)v * nW + win_id) * D;
+            double *dst = mean + ((int64_t)v * nW + win_of[j]) * D;
             const double *src = z + ((int64_t)v * N + j) * D;
             for (int c = 0; c < D; c++) dst[c] += src[c];
         }
-        for (int q = 0; q < nW; q++) {
-            double *dst = mean + ((int64_t)v * nW + q) * D, nrm = 0;
-            for (int c = 0; c < D; c++) { dst[c] /= count[q]; nrm += dst[c] * dst[c]; }
-            nrm = sqrt(nrm);
-            for (int c = 0; c < D; c++) dst[c] = nrm > 0 ? dst[c] / nrm : 0.0;
-        }
+        for (int64_t k = 0; k < (int64_t)nW * D; k++) mean[(int64_t)v * nW * D + k] *= inv_cells;
     }
-    double *sim = malloc((size_t)nW * sizeof(double));
-    uint8_t *keep = malloc((size_t)nW);
+    size_t nk = (size_t)(n_keys > 0 ? n_keys : 1);
+    double *logit = malloc(nk * sizeof(double)), *q = malloc(sizeof(double) * (size_t)D);
+    uint8_t *keep = malloc(nk);
     memset(m, 0, (size_t)(VN * VN) * sizeof(double));
     for (int a = 0; a < V; a++)
-        for (int q = 0; q < nW; q++) {
-            const double *mq = mean + ((int64_t)a * nW + q) * D;
-            for (int b = 0; b < V; b++) {
-                if (b == a) continue;
-                for (int s = 0; s < nW; s++) {
-                    const double *ms = mean + ((int64_t)b * nW + s) * D;
-                    double dot = 0;
-                    for (int c = 0; c < D; c++) dot += mq[c] * ms[c];
-                    sim[s] = dot;
-                }
-                memset(keep, 0, (size_t)nW);
-                for (int t = 0; t < topk; t++) {   /* selection: largest first, ties to the lower index */
-                    int best = -1;
-                    for (int s = 0; s < nW; s++)
-                        if (!keep[s] && (best < 0 || sim[s] > sim[best])) best = s;
-                    keep[best] = 1;
-                }
-                for (int j = 0; j < N; j++) {
-                    if ((j / w / win) * nww + (j % w) / win != q) continue;
-                    double *row = m + ((int64_t)a * N + j) * VN + (int64_t)b * N;
+        for (int qw = 0; qw < nW; qw++) {
+            /* scaled dot product (q D^-1/2) . k against the windows of all
+             * supports b != a jointly, views in increasing order */
+            for (int c = 0; c < D; c++) q[c] = mean[((int64_t)a * nW + qw) * D + c] * scale;
+            for (int key = 0; key < n_keys; key++) {
+                int b = key / nW + (key / nW >= a);
+                const double *mk = mean + ((int64_t)b * nW + key % nW) * D;
+                double dot = 0;
+                for (int c = 0; c < D; c++) dot += q[c] * mk[c];
+                logit[key] = dot;
+            }
+            memset(keep, 0, nk);
+            for (int t = 0; t < topk; t++) {   /* one top-k over all keys: largest first, ties to the lower index */
+                int best = -1;
+                for (int key = 0; key < n_keys; key++)
+                    if (!keep[key] && (best < 0 || logit[key] > logit[best])) best = key;
+                keep[best] = 1;
+            }
+            /* every patch of the query window keeps every real patch of the kept windows */
+            for (int j = 0; j < N; j++) {
+                if (win_of[j] != qw) continue;
+                double *row = m + ((int64_t)a * N + j) * VN;
+                for (int key = 0; key < n_keys; key++) {
+                    if (!keep[key]) continue;
+                    int b = key / nW + (key / nW >= a);
                     for (int k = 0; k < N; k++)
-                        if (keep[(k / w / win) * nww + (k % w) / win]) row[k] = 1.0;
+                        if (win_of[k] == key % nW) row[(int64_t)b * N + k] = 1.0;
                 }
             }
         }
-    free(sim);
+    free(logit);
+    free(q);
     free(keep);
     free(mean);
-    free(count);
+    free(win_of);
 }
 
 mvt_tensor *mvead_attn_mask_mvas(const mvt_tensor *Z, int h, int w, int win, int topk, mvt_dtype dt) {
@@ -214,7 +219,7 @@ mvt_tensor *mvead_attn_mask_mvas(const mvt_tensor *Z, int h, int w, int win, int
     int64_t B = batched ? Z->shape[0] : 1;
     int V = (int)Z->shape[batched], N = (int)Z->shape[batched + 1], D = (int)Z->shape[batched + 2];
     MVT_ASSERT((int64_t)h * w == N, "mvas mask: grid %d x %d does not match N = %d", h, w, N);
-    MVT_ASSERT(win >= 1 && topk >= 1, "mvas mask: window and topk must be >= 1");
+    MVT_ASSERT(win >= 1 && topk >= 1, "mvas mask: window count and topk must be >= 1");
     int64_t VN = (int64_t)V * N;
     mvt_tensor *z64 = mvt_empty(MVT_F64, Z->ndim, Z->shape);
     mvt_copy_(z64, Z);
@@ -268,7 +273,7 @@ mva_var *mvead_eam_forward(const mvead_eam *m, mva_var *Z, const mvt_tensor *mas
 void mvead_fusion_opts_default(mvead_fusion_opts *o) {
     memset(o, 0, sizeof *o);
     o->mode = MVEAD_FUSION_EAM;
-    o->mvas_window = 2;
+    o->mvas_window = 6;   /* MVAD's n_win and top-k at its 16 x 16 level */
     o->mvas_topk = 4;
 }
 

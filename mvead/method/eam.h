@@ -87,13 +87,15 @@ mvt_tensor *mvead_attn_mask_from_support(const uint8_t *support, int V, int N, m
 /* `full` fusion: every patch of every other view. [VN, VN]. */
 mvt_tensor *mvead_attn_mask_full(int V, int N, mvt_dtype dt);
 
-/* `mvas` fusion (MVAD's adaptive selection): each view's h x w patch grid is
- * split into win x win windows (ceil at the borders); per query window of
- * view a and per support view b != a, the topk windows of b whose mean
- * feature has the largest cosine similarity with the query window's mean
- * (ties to the lower window index) are kept; every patch of the query
- * window attends to every patch of the kept windows. Z: [V, N, D] or
- * [B, V, N, D] value (no gradient). Returns [VN, VN] or [B, 1, VN, VN]. */
+/* `mvas` fusion, as MVAD's MVAS selects (method.md): each view's h x w grid
+ * is zero-padded at the bottom/right to a multiple of n_win and split into
+ * n_win x n_win windows (win is that COUNT per side, not a side length); a
+ * window's descriptor is the mean of its cells, padding included. For each
+ * query window of view a: logits (q / sqrt(D)) . k over the windows of ALL
+ * support views b != a jointly (views in increasing order), one top-k (ties
+ * to the lower index); every patch of the query window attends to every real
+ * patch of the kept windows. Z: [V, N, D] or [B, V, N, D] value (no
+ * gradient). Returns [VN, VN] or [B, 1, VN, VN]. */
 mvt_tensor *mvead_attn_mask_mvas(const mvt_tensor *Z, int h, int w, int win, int topk, mvt_dtype dt);
 
 /* ---- forward ---------------------------------------------------------------- */
@@ -131,11 +133,11 @@ typedef enum {
 typedef struct {
     mvead_fusion mode;
     int h, w;          /* patch grid, h * w = N (mvas) */
-    int mvas_window;   /* window side in patches (default 2) */
-    int mvas_topk;     /* windows kept per support view (default 4) */
+    int mvas_window;   /* n_win: windows per side of the padded grid (default 6, MVAD's) */
+    int mvas_topk;     /* windows kept per query window, over all supports jointly (default 4) */
 } mvead_fusion_opts;
 
-void mvead_fusion_opts_default(mvead_fusion_opts *o);   /* EAM, window 2, topk 4 */
+void mvead_fusion_opts_default(mvead_fusion_opts *o);   /* EAM, n_win 6, topk 4 */
 /* A name of MVEAD_FUSION_CHOICES -> enum; -1 (mv_error) on anything else. */
 int mvead_fusion_parse(const char *s, mvead_fusion *out);
 const char *mvead_fusion_name(mvead_fusion f);

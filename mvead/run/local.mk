@@ -7,14 +7,17 @@ libmvead_la_SOURCES += mvead/run/run_config.c mvead/run/run_config.h mvead/run/p
 	mvead/run/init.c mvead/run/init.h mvead/run/backbone.c mvead/run/backbone.h mvead/run/stages.h \
 	mvead/run/extract_stage.c mvead/run/train.c mvead/run/bank_stage.c mvead/run/eval_stage.c mvead/run/report.c \
 	mvead/run/scoremaps.c mvead/run/scoremaps.h mvead/run/attention.c mvead/run/attention.h \
-	mvead/run/report_html.c mvead/run/report_html.h mvead/run/compare.c \
+	mvead/run/report_html.c mvead/run/report_html.h mvead/run/compare.c mvead/run/eval_pixels.c mvead/run/eval_pixels.h \
 	mvead/run/mpi.c mvead/run/mpi.h mvead/run/scratch.c mvead/run/scratch.h mvead/run/progress.c mvead/run/progress.h
 nobase_pkginclude_HEADERS += mvead/run/run_config.h mvead/run/paths.h mvead/run/checkpoint.h mvead/run/fuse.h \
 	mvead/run/init.h mvead/run/backbone.h mvead/run/stages.h mvead/run/scoremaps.h mvead/run/attention.h \
 	mvead/run/mpi.h mvead/run/scratch.h mvead/run/progress.h
 
-check_PROGRAMS += tests/check_report
-TESTS += tests/check_report
+check_PROGRAMS += tests/check_report tests/check_eval_pixels
+TESTS += tests/check_report tests/check_eval_pixels
+tests_check_eval_pixels_SOURCES = tests/check_eval_pixels.c
+tests_check_eval_pixels_CFLAGS = $(TEST_CFLAGS_ALL)
+tests_check_eval_pixels_LDADD = $(TEST_LIBS_ALL)
 tests_check_report_SOURCES = tests/check_report.c
 tests_check_report_CFLAGS = $(TEST_CFLAGS_ALL)
 tests_check_report_LDADD = $(TEST_LIBS_ALL)

@@ -7,6 +7,7 @@
  *     loss.csv, checkpoint.h5      train
  *     bank.h5                      bank
  *     scores.h5, metrics.json      eval, with heatmaps/<cat>_<id>_<class>_C<v>.png
+ *     anomaly_maps.h5              eval --save_maps
  *     report.html, report.md       report (report_attention.png, report_epilines.png: its pictures)
  *     compare.html, compare.md     report --compare (in the folder given by --out)
  *     grads.h5                     grads
@@ -27,6 +28,7 @@
     X(bank,         "bank.h5") \
     X(scores,       "scores.h5") \
     X(metrics,      "metrics.json") \
+    X(anomaly_maps, "anomaly_maps.h5") \
     X(heatmaps,     "heatmaps") \
     X(report_html,  "report.html") \
     X(report_md,    "report.md") \

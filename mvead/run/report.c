@@ -785,9 +785,16 @@ int mvead_stage_report(const mvead_config *c) {
     fputs("<h2 id=\"results\">Results (%, mean over categories as in the paper's tables)</h2>\n", f);
     fputs("\n## Results (%, mean over categories)\n\n", md);
     int n_sets = has_set(metrics, "adeval") ? 2 : 1;
+    const char *eval_size = "";
+    if (json_object_object_get_ex(metrics, "eval_size", &v) && v) eval_size = json_object_get_string(v);
     for (int k = 0; k < n_sets; k++) {
         fprintf(f, "<h3>%s</h3>\n", set_title[k]);
         fprintf(md, "### %s\n\n", set_title[k]);
+        if (eval_size[0]) {
+            fputs("<p class=\"muted\">Pixel level at --eval_size ", f);
+            mvead_html_escape(f, eval_size);
+            fprintf(f, "%s</p>\n", k == 1 ? ". Compare these with published Real-IAD numbers." : ".");
+        }
         metric_table(f, md, metrics, n_sets > 1 ? sets[k] : NULL);
     }
     fputs("<h2 id=\"per-view\">Per view (image level)</h2>\n", f);

@@ -46,18 +46,30 @@ const mvead_option mvead_options[] = {
     I(batch, "samples per training step"),
     D(lr, "AdamW learning rate"),
     D(wd, "AdamW decoupled weight decay"),
-    I(mvas_window, "MVAS window side, in patches"),
-    I(mvas_topk, "MVAS support windows kept per query window"),
+    I(mvas_window, "MVAS window COUNT per side, n_win (grid zero-padded to a multiple, n_win x n_win windows; MVAD: 6)"),
+    I(mvas_topk, "MVAS windows kept per query window, one top-k over all support views (MVAD: 4)"),
     S(bank_mode, "memory bank per view or pooled over views", "per-view|pooled"),
     D(coreset_ratio, "fraction of training patches kept by the greedy coreset (1 = all)"),
     S(coreset_mode, "coreset selection", "exact|approx"),
     D(memory_mb, "MiB of large arrays held in memory (fused training features for centres and bank; eval's anomaly maps and pixel-metric keys); more go to scratch files in the run folder (0: half the physical memory)"),
     D(sigma, "Gaussian blur of anomaly maps, in pixels"),
     B(heatmaps, "write heatmap overlays (PNG) during eval"),
+    S(eval_size, "pixel metrics at each mask's original size (maps resized with OpenCV INTER_LINEAR, as Real-IAD's official tool) or at N x N", NULL),
+    B(save_maps, "eval writes every view's anomaly map at the evaluation size to <run>/anomaly_maps.h5 (for ADEval: scripts/anomaly_maps_to_adeval.py)"),
     B(resume, "continue an interrupted run from its checkpoint / partial cache"),
     S(nan_policy, "non-finite loss or gradient", "stop|skip"),
 };
 const int mvead_n_options = (int)(sizeof mvead_options / sizeof mvead_options[0]);
+
+int mvead_eval_size(const mvead_config *c) {
+    if (!strcmp(c->eval_size, "original")) return 0;
+    char *end;
+    errno = 0;
+    long n = strtol(c->eval_size, &end, 10);
+    if (errno || end == c->eval_size || *end || n < 1 || n > 16384)
+        return mv_error("--eval_size must be 'original' or a size in pixels from 1 to 16384, got '%s'", c->eval_size);
+    return (int)n;
+}
 
 void mvead_config_defaults(mvead_config *c) {
     memset(c, 0, sizeof *c);
@@ -83,13 +95,14 @@ void mvead_config_defaults(mvead_config *c) {
     c->batch = 8;
     c->lr = 1e-4;
     c->wd = 1e-4;
-    c->mvas_window = 2;
+    c->mvas_window = 6;   /* MVAD's n_win and top-k */
     c->mvas_topk = 4;
     snprintf(c->bank_mode, sizeof c->bank_mode, "per-view");
     c->coreset_ratio = 0.1;
     snprintf(c->coreset_mode, sizeof c->coreset_mode, "exact");
     c->sigma = 4.0;
     c->heatmaps = true;
+    snprintf(c->eval_size, sizeof c->eval_size, "original");
     snprintf(c->nan_policy, sizeof c->nan_policy, "stop");
 }
 
@@ -176,6 +189,7 @@ int mvead_config_validate(const mvead_config *c) {
     if (!(c->sigma >= 0)) return mv_error("--sigma must be >= 0, got %g", c->sigma);
     if (c->threads < 0) return mv_error("--threads must be >= 0, got %d", c->threads);
     if (c->mvas_window < 1 || c->mvas_topk < 1) return mv_error("--mvas_window and --mvas_topk must be >= 1");
+    if (mvead_eval_size(c) < 0) return -1;
     if (!c->name[0] || strchr(c->name, '/')) return mv_error("--name must be a non-empty name without '/', got '%s'", c->name);
     return 0;
 }

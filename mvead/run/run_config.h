@@ -49,11 +49,15 @@ typedef struct mvead_config {
     double memory_mb;        /* fused training features in memory up to this (0: half the RAM), else a scratch file */
     double sigma;            /* anomaly-map blur */
     bool heatmaps;           /* write per-view heatmap overlays during eval */
+    char eval_size[16];      /* original | N: size of the pixel metrics (maps resized to it, masks read at it) */
+    bool save_maps;          /* eval writes anomaly_maps.h5 (maps at the evaluation size) */
     bool resume;             /* continue an interrupted train/extract */
     char nan_policy[8];      /* stop | skip: what a non-finite loss or gradient does */
 } mvead_config;
 
 void mvead_config_defaults(mvead_config *c);
+/* --eval_size: 0 for 'original', else N (pixel metrics at N x N); -1 with mv_error when malformed. */
+int mvead_eval_size(const mvead_config *c);
 
 /* The option table: one row per field of mvead_config. */
 typedef enum { MVEAD_OPT_STR, MVEAD_OPT_INT, MVEAD_OPT_U64, MVEAD_OPT_DBL, MVEAD_OPT_BOOL } mvead_option_type;

@@ -1,15 +1,18 @@
 # mvead/scoring: k-means, coreset memory banks, kNN scoring, anomaly maps, metrics.
-libmvead_la_SOURCES += mvead/scoring/metrics.c mvead/scoring/metrics.h mvead/scoring/kmeans.c mvead/scoring/kmeans.h \
+libmvead_la_SOURCES += mvead/scoring/metrics.c mvead/scoring/metrics.h mvead/scoring/adeval.c mvead/scoring/adeval.h mvead/scoring/kmeans.c mvead/scoring/kmeans.h \
 	mvead/scoring/coreset.c mvead/scoring/coreset.h mvead/scoring/sqdist_tmpl.h mvead/scoring/knn.c mvead/scoring/knn.h \
 	mvead/scoring/anomaly_map.c mvead/scoring/anomaly_map.h mvead/scoring/threshold.c mvead/scoring/threshold.h
-nobase_pkginclude_HEADERS += mvead/scoring/metrics.h mvead/scoring/kmeans.h mvead/scoring/coreset.h mvead/scoring/knn.h \
+nobase_pkginclude_HEADERS += mvead/scoring/metrics.h mvead/scoring/adeval.h mvead/scoring/kmeans.h mvead/scoring/coreset.h mvead/scoring/knn.h \
 	mvead/scoring/anomaly_map.h mvead/scoring/threshold.h
 
-check_PROGRAMS += tests/check_metrics tests/check_bank
-TESTS += tests/check_metrics tests/check_bank
+check_PROGRAMS += tests/check_metrics tests/check_adeval tests/check_bank
+TESTS += tests/check_metrics tests/check_adeval tests/check_bank
 tests_check_metrics_SOURCES = tests/check_metrics.c
 tests_check_metrics_CFLAGS = $(TEST_CFLAGS_ALL)
 tests_check_metrics_LDADD = $(TEST_LIBS_ALL)
+tests_check_adeval_SOURCES = tests/check_adeval.c
+tests_check_adeval_CFLAGS = $(TEST_CFLAGS_ALL)
+tests_check_adeval_LDADD = $(TEST_LIBS_ALL)
 tests_check_bank_SOURCES = tests/check_bank.c
 tests_check_bank_CFLAGS = $(TEST_CFLAGS_ALL)
 tests_check_bank_LDADD = $(TEST_LIBS_ALL)

@@ -198,18 +198,29 @@ int64_t mvs_label_components(const uint8_t *mask, int64_t H, int64_t W, int32_t 
     return count;
 }
 
-double mvs_aupro(const double *maps, const uint8_t *masks, int64_t n_images, int64_t H, int64_t W,
-                 double fpr_limit, int *status) {
+/* Image m's size: sizes[2m], sizes[2m + 1] (one per image), or H x W for all
+ * (sizes NULL); images lie one after another. */
+#define IMG_H(m) (sizes ? sizes[2 * (m)] : H)
+#define IMG_W(m) (sizes ? sizes[2 * (m) + 1] : W)
+
+static double aupro_images(const double *maps, const uint8_t *masks, int64_t n_images, int64_t H, int64_t W,
+                           const int64_t *sizes, double fpr_limit, int *status) {
     set_status(status, MVS_METRIC_ERROR);
-    if (n_images <= 0 || H <= 0 || W <= 0) {
-        mv_error("AUPRO: bad sizes (%lld images of %lldx%lld)", (long long)n_images, (long long)H, (long long)W);
+    int64_t total = 0, max_pix = 0, bad = n_images <= 0 ? 0 : -1;
+    for (int64_t m = 0; m < n_images && bad < 0; m++) {
+        if (IMG_H(m) <= 0 || IMG_W(m) <= 0) bad = m;
+        total += IMG_H(m) * IMG_W(m);
+        if (IMG_H(m) * IMG_W(m) > max_pix) max_pix = IMG_H(m) * IMG_W(m);
+    }
+    if (bad >= 0) {
+        mv_error("AUPRO: bad sizes (%lld images; image %lld is %lldx%lld)", (long long)n_images, (long long)bad,
+                 (long long)(n_images > 0 ? IMG_H(bad) : H), (long long)(n_images > 0 ? IMG_W(bad) : W));
         return NAN;
     }
     if (!(fpr_limit > 0.0 && fpr_limit <= 1.0)) {
         mv_error("AUPRO: FPR limit %g out of range: expected 0 < limit <= 1", fpr_limit);
         return NAN;
     }
-    int64_t npix = H * W, total = n_images * npix;
     int64_t n_defect = 0;
     for (int64_t i = 0; i < total; i++) {
         if (isnan(maps[i])) { mv_error("AUPRO: anomaly map value %lld is NaN", (long long)i); return NAN; }
@@ -221,15 +232,15 @@ double mvs_aupro(const double *maps, const uint8_t *masks, int64_t n_images, int
     uint64_t *ok_keys = big_alloc((size_t)n_ok * sizeof(uint64_t));
     uint64_t *def_keys = big_alloc((size_t)n_defect * sizeof(uint64_t));
     double *def_weight = big_alloc((size_t)n_defect * sizeof(double));
-    int32_t *comp = malloc((size_t)npix * sizeof(int32_t));
+    int32_t *comp = malloc((size_t)max_pix * sizeof(int32_t));
     int64_t *comp_size = NULL;
     double result = NAN;
     if (!ok_keys || !def_keys || !def_weight || !comp) { mv_error("AUPRO: out of memory for %lld pixels", (long long)total); goto done; }
 
     /* Pass 1: count regions (the PRO average spans all regions of all images). */
     int64_t n_regions = 0, max_regions = 0;
-    for (int64_t m = 0; m < n_images; m++) {
-        int64_t c = mvs_label_components(masks + m * npix, H, W, comp);
+    for (int64_t m = 0, o = 0; m < n_images; o += IMG_H(m) * IMG_W(m), m++) {
+        int64_t c = mvs_label_components(masks + o, IMG_H(m), IMG_W(m), comp);
         if (c < 0) goto done;
         n_regions += c;
         if (c > max_regions) max_regions = c;
@@ -239,10 +250,11 @@ double mvs_aupro(const double *maps, const uint8_t *masks, int64_t n_images, int
     /* Pass 2: each defect pixel carries 1 / (n_regions * |its region|), so the
      * cumulative sum of weights above a threshold is the mean region overlap. */
     int64_t iok = 0, idef = 0;
-    for (int64_t m = 0; m < n_images; m++) {
-        const uint8_t *mask = masks + m * npix;
-        const double *map = maps + m * npix;
-        int64_t c = mvs_label_components(mask, H, W, comp);
+    for (int64_t m = 0, o = 0; m < n_images; o += IMG_H(m) * IMG_W(m), m++) {
+        const uint8_t *mask = masks + o;
+        const double *map = maps + o;
+        int64_t npix = IMG_H(m) * IMG_W(m);
+        int64_t c = mvs_label_components(mask, IMG_H(m), IMG_W(m), comp);
         if (c < 0) goto done;
         memset(comp_size, 0, (size_t)(c + 1) * sizeof(int64_t));
         for (int64_t p = 0; p < npix; p++) comp_size[comp[p]]++;
@@ -287,6 +299,18 @@ double mvs_aupro(const double *maps, const uint8_t *masks, int64_t n_images, int
 done:
     big_free(ok_keys); big_free(def_keys); big_free(def_weight); free(comp); free(comp_size);
     return result;
+}
+#undef IMG_H
+#undef IMG_W
+
+double mvs_aupro(const double *maps, const uint8_t *masks, int64_t n_images, int64_t H, int64_t W,
+                 double fpr_limit, int *status) {
+    return aupro_images(maps, masks, n_images, H, W, NULL, fpr_limit, status);
+}
+
+double mvs_aupro_sizes(const double *maps, const uint8_t *masks, int64_t n_images, const int64_t *sizes,
+                       double fpr_limit, int *status) {
+    return aupro_images(maps, masks, n_images, 0, 0, sizes, fpr_limit, status);
 }
 
 int mvs_group_max(const double *scores, const uint8_t *labels, const int64_t *group, int64_t n,

@@ -84,6 +84,11 @@ double mvs_metric(mvs_metric_kind kind, const double *scores, const uint8_t *lab
 double mvs_aupro(const double *maps, const uint8_t *masks, int64_t n_images, int64_t H, int64_t W,
                  double fpr_limit, int *status);
 
+/* The same over images of different sizes laid one after another: image m
+ * is sizes[2m] x sizes[2m + 1] (H, W). */
+double mvs_aupro_sizes(const double *maps, const uint8_t *masks, int64_t n_images, const int64_t *sizes,
+                       double fpr_limit, int *status);
+
 /* 8-connected components of mask (H, W) (nonzero = foreground):
  * component (H, W) = 0 for background, 1..count for regions in raster order
  * of their first pixel. Returns the count, or -1 with mv_error (out of memory). */
