@@ -45,6 +45,7 @@ static const opt_def opts[] = {
     S(calib, "calibration JSON (default <data>/calibration.json)", NULL),
     D(delta, "epipolar band half-width, in patches"),
     S(fusion, "cross-view fusion", "eam|full|mvas|none"),
+    S(attention, "EAM attention: block-sparse over the mask's kept keys, or the dense (VN x VN) reference (same results)", "sparse|dense"),
     S(init, "EAM initialisation", "copy|random"),
     S(objective, "pre-training objective", "mcp+reg|mcp|deepsvdd|none"),
     I(centers, "K: centres per view (MCP)"),
@@ -82,6 +83,7 @@ void mvead_config_defaults(mvead_config *c) {
     c->extract_batch = 5;
     c->delta = 1.0;
     snprintf(c->fusion, sizeof c->fusion, "eam");
+    snprintf(c->attention, sizeof c->attention, "sparse");
     snprintf(c->init, sizeof c->init, "copy");
     snprintf(c->objective, sizeof c->objective, "mcp+reg");
     c->centers = 20;

@@ -95,6 +95,7 @@ int mvead_checkpoint_save(const char *path, const mvead_config *c, const mvead_s
     rc |= mvh5_attr_set_int(f, ".", "steps", s->steps);
     rc |= mvh5_attr_set_int(f, ".", "has_eam", s->has_eam);
     rc |= mvh5_attr_set_str(f, ".", "fusion", c->fusion);
+    rc |= mvh5_attr_set_str(f, ".", "attention", c->attention);
     rc |= mvh5_attr_set_str(f, ".", "objective", c->objective);
     rc |= mvh5_attr_set_str(f, ".", "init", c->init);
     rc |= mvh5_attr_set_int(f, ".", "seed", (int64_t)c->seed);
@@ -306,7 +307,7 @@ int mvead_eam_init_for_run(const mvead_config *c, int D, mvead_eam *m) {
 static int fusion_setup(const mvead_config *c, const mvead_paths *p, const mvd_cache_info *in,
                         mvead_fusion_opts *fo, mvt_tensor **static_mask) {
     mvead_fusion_opts_default(fo);
-    if (mvead_fusion_parse(c->fusion, &fo->mode)) return -1;
+    if (mvead_fusion_parse(c->fusion, &fo->mode) || mvead_attention_parse(c->attention, &fo->attention)) return -1;
     fo->h = in->grid_h;
     fo->w = in->grid_w;
     fo->mvas_window = c->mvas_window;
