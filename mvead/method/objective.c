@@ -125,6 +125,18 @@ static void select_most_altered(const double *change, int64_t N, int n_k, int64_
     free(taken);
 }
 
+/* ||a_ra - b_rb||_2 of two rows of D floats of contiguous tensors (f32 or f64),
+ * in float64 as row_changes: float to double is exact, so the same value. */
+static double row_dist(const mvt_tensor *a, int64_t ra, const mvt_tensor *b, int64_t rb, int64_t D) {
+    double s = 0;
+    for (int64_t c = 0; c < D; c++) {
+        double x = a->dtype == MVT_F32 ? mvt_f32(a)[ra * D + c] : mvt_f64(a)[ra * D + c];
+        double y = b->dtype == MVT_F32 ? mvt_f32(b)[rb * D + c] : mvt_f64(b)[rb * D + c];
+        s += (x - y) * (x - y);
+    }
+    return sqrt(s);
+}
+
 /* Attention of m query rows over u keys through the plain ops: qr [m, D],
  * ku, vu [u, D], mask [m, u] (nonzero = keep) -> [m, D], heads side by side. */
 static mva_var *rows_attention(mva_var *qr, mva_var *ku, mva_var *vu, const mvt_tensor *mask, int64_t H) {
@@ -209,7 +221,7 @@ static mva_var *incremental_negatives(const mvead_eam *m, const mvead_eam_trace 
     inc_ctx c = {m, B, T, D, m->heads, with_rows(tr->q, mva_linear(ym, m->wq, m->bq)),
                  with_rows(tr->k, mva_linear(ym, m->wk, m->bk)), with_rows(tr->v, mva_linear(ym, m->wv, m->bv)),
                  with_rows(tr->z3, zero), mvt_data(mc), mc->dtype};
-    mvt_tensor *o64 = mvt_to_dtype(tr->out3->value, MVT_F64);   /* [B, T, D] */
+    mvt_tensor *oc = mvt_contiguous(tr->out3->value);   /* [B, T, D] */
     int64_t *cand = malloc(sizeof(int64_t) * (size_t)T), *sel = malloc(sizeof(int64_t) * (size_t)per);
     uint8_t *is_cand = malloc((size_t)T);
     double *change = malloc(sizeof(double) * (size_t)T);
@@ -229,11 +241,10 @@ static mva_var *incremental_negatives(const mvead_eam *m, const mvead_eam_trace 
         bool prev = mva_set_grad_enabled(false);
         size_t mark = mva_tape_mark();
         mva_var *omc = om_rows(&c, i, rs, cand, nc);
-        mvt_tensor *om64 = mvt_to_dtype(omc->value, MVT_F64);
+        mvt_tensor *omv = mvt_contiguous(omc->value);
         memset(change, 0, sizeof(double) * (size_t)T);
-        for (int64_t t = 1; t < nc; t++)
-            row_changes(mvt_f64(o64) + (i * T + cand[t]) * D, mvt_f64(om64) + t * D, 1, D, &change[cand[t]]);
-        mvt_release(om64);
+        for (int64_t t = 1; t < nc; t++) change[cand[t]] = row_dist(oc, i * T + cand[t], omv, t, D);
+        mvt_release(omv);
         mva_tape_reset(mark);
         mva_set_grad_enabled(prev);
         /* the dense rule over all N rows of each other view */
@@ -269,7 +280,7 @@ static mva_var *incremental_negatives(const mvead_eam *m, const mvead_eam_trace 
     for (int64_t t = 0; t < M; t++) mvt_i64(perm)[t] = order[t] >= 0 ? order[t] : placed + (-1 - order[t]);
     mva_var *negs = mva_index_select(np == 1 ? pieces[0] : mva_concat(pieces, (int)np, 0), 0, perm);
     mvt_release(perm);
-    mvt_release(o64);
+    mvt_release(oc);
     mvt_release(mc);
     free(cand); free(sel); free(is_cand); free(change); free(pieces); free(order); free(orows);
     return negs;
