@@ -84,6 +84,12 @@ mva_var *mva_linear(mva_var *x, mva_var *w, mva_var *b);
 /* Softmax over the last axis; mask is a plain tensor (not differentiated), nonzero = keep, broadcastable. */
 mva_var *mva_softmax(mva_var *x, const mvt_tensor *mask);
 mva_var *mva_layernorm(mva_var *x, mva_var *w, mva_var *b, double eps);
+/* y[p] = layernorm(x; ln_w, ln_b) w[p]^T + b[p] for p < n (b NULL or b[p] NULL: no bias):
+ * x [..., D], w[p] [out, D] -> [n, ..., out]. The values of layernorm then linear; its
+ * backward gets the gradients of ln_w, ln_b and w[p] without forming d(layernorm output),
+ * which it computes only when x needs a gradient (see ops_nn.c). */
+mva_var *mva_layernorm_linears(mva_var *x, mva_var *ln_w, mva_var *ln_b, double eps, int n, mva_var *const *w,
+                               mva_var *const *b);
 /* sqrt(sum(x^2, axis) + eps): row norms; eps keeps the gradient finite at 0. */
 mva_var *mva_norm(mva_var *a, int axis, bool keepdim, double eps);
 

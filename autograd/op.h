@@ -27,6 +27,7 @@ extern "C" {
     X(MAX, max) X(MIN, min) X(NORM, norm)                                       \
     X(MATMUL, matmul) X(LINEAR, linear) X(SOFTMAX, softmax)                     \
     X(LAYERNORM, layernorm) X(PAIRWISE_SQDIST, pairwise_sqdist)                 \
+    X(LAYERNORM_LINEARS, layernorm_linears)                                     \
     X(RESHAPE, reshape) X(PERMUTE, permute) X(TRANSPOSE, transpose)             \
     X(NARROW, narrow) X(SELECT, select) X(CONTIGUOUS, contiguous)               \
     X(CONCAT, concat) X(INDEX_SELECT, index_select) X(IM2COL, im2col)           \
@@ -48,7 +49,8 @@ typedef struct {
     double s;                       /* scale / add_scalar / sparse_attention's score scale */
     double eps;                     /* layernorm / norm */
     int64_t start, len;             /* narrow; select uses start as the index */
-    int ndim;                       /* reshape target / permute rank; sparse_attention: heads */
+    int ndim;                       /* reshape target / permute rank; sparse_attention: heads;
+                                       layernorm_linears: number of maps */
     int64_t shape[MVT_MAX_DIMS];    /* reshape target; im2col: B, C, H, W */
     int perm[MVT_MAX_DIMS];         /* permute */
     int P;                          /* im2col patch size */

@@ -1055,6 +1055,84 @@ START_TEST(test_sparse_wrong_index_detected) {
 }
 END_TEST
 
+/* ---- layernorm followed by linear maps, one op (inputs x, ln_w, ln_b, w0, b0, w1, b1, w2, b2;
+ * b1 is left out of both paths: a map without a bias) ---------------------------------
+ * mva_layernorm_linears against mva_layernorm + mva_linear: the same values (bitwise) and
+ * gradients within 1e-12 (f64) / 1e-5 (f32) of the largest, with x needing a gradient and
+ * not (the backward then skips d(LN output)); and a float64 gradcheck. */
+
+static mva_var *lnl_fused(mva_var *const *x, int n, void *ctx) {
+    (void)n;
+    (void)ctx;
+    mva_var *w[3] = {x[3], x[5], x[7]}, *b[3] = {x[4], NULL, x[8]};
+    return mva_layernorm_linears(x[0], x[1], x[2], 1e-6, 3, w, b);
+}
+
+static mva_var *lnl_plain(mva_var *const *x) {
+    mva_var *y = mva_layernorm(x[0], x[1], x[2], 1e-6);
+    mva_var *o[3] = {mva_linear(y, x[3], x[4]), mva_linear(y, x[5], NULL), mva_linear(y, x[7], x[8])};
+    int64_t s[4] = {1, 2, 5, 6};
+    for (int p = 0; p < 3; p++) o[p] = mva_reshape(o[p], 4, s);
+    return mva_concat(o, 3, 0);
+}
+
+static void lnl_make(mvt_dtype dt, bool x_grad, mva_var **x) {
+    int64_t xs[3] = {2, 5, 4}, ws[2] = {6, 4}, bs[1] = {6}, ls[1] = {4};
+    x[0] = mva_leaf(rnd(dt, 3, xs, 501, -2, 2), x_grad, "x");
+    x[1] = mva_leaf(rnd(dt, 1, ls, 502, 0.5, 1.5), true, "ln_w");
+    x[2] = mva_leaf(rnd(dt, 1, ls, 503, -1, 1), true, "ln_b");
+    for (int p = 0; p < 3; p++) {
+        x[3 + 2 * p] = mva_leaf(rnd(dt, 2, ws, 510 + (uint64_t)p, -1, 1), true, "w");
+        x[4 + 2 * p] = mva_leaf(rnd(dt, 1, bs, 520 + (uint64_t)p, -1, 1), true, "b");
+    }
+}
+
+START_TEST(test_layernorm_linears) {
+    mvt_dtype dts[2] = {MVT_F64, MVT_F32};
+    for (int t = 0; t < 2; t++)
+        for (int xg = 0; xg < 2; xg++) {
+            mva_var *x[9], *g[2][9];
+            lnl_make(dts[t], xg, x);
+            mvt_tensor *vals[2];
+            for (int path = 0; path < 2; path++) {
+                for (int i = 0; i < 9; i++) mva_zero_grad(x[i]);
+                mva_var *y = path == 0 ? lnl_fused(x, 9, NULL) : lnl_plain(x);
+                mvt_tensor *R = rnd(dts[t], y->value->ndim, y->value->shape, 530, -1, 1);
+                mva_backward(y, R);
+                vals[path] = mvt_retain(y->value);
+                for (int i = 0; i < 9; i++) {
+                    g[path][i] = x[i]->grad ? mva_leaf(mvt_clone(x[i]->grad), false, "g") : NULL;
+                    mva_zero_grad(x[i]);
+                }
+                mvt_release(R);
+                mva_tape_clear();
+            }
+            ck_assert(mvt_max_abs_diff(vals[0], vals[1], NULL) == 0.0);
+            double tol = dts[t] == MVT_F64 ? 1e-12 : 1e-5;
+            for (int i = 0; i < 9; i++) {
+                if (i == 6) continue;   /* b1 is not an input of either path */
+                ck_assert_msg((g[0][i] != NULL) == (g[1][i] != NULL) && (i > 0 || (g[0][0] != NULL) == xg),
+                              "input %d: gradient presence differs", i);
+                if (!g[0][i]) continue;
+                double e = mvt_max_abs_diff(g[0][i]->value, g[1][i]->value, NULL);
+                ck_assert_msg(e <= tol * (1 + mvt_max_abs(g[1][i]->value)), "%s, x grad %d: input %d differs by %g",
+                              mvt_dtype_name(dts[t]), xg, i, e);
+            }
+            for (int path = 0; path < 2; path++) {
+                mvt_release(vals[path]);
+                for (int i = 0; i < 9; i++) if (g[path][i]) mva_leaf_free(g[path][i]);
+            }
+            if (dts[t] == MVT_F64) {
+                mva_var *in[9];
+                for (int i = 0; i < 9; i++) in[i] = x[i];
+                mva_gradcheck_report r = mva_gradcheck(lnl_fused, in, 9, NULL, 1e-6, 1e-8, 1e-6, 7);
+                ck_assert_msg(r.ok, "layernorm_linears gradcheck (x grad %d): %s", xg, r.message);
+            }
+            for (int i = 0; i < 9; i++) mva_leaf_free(x[i]);
+        }
+}
+END_TEST
+
 static Suite *autograd_suite(void) {
     Suite *s = suite_create("autograd");
     TCase *ops = tcase_create("ops");
@@ -1095,6 +1173,7 @@ static Suite *autograd_suite(void) {
     tcase_add_test(sparse, test_sparse_gradcheck);
     tcase_add_test(sparse, test_sparse_thread_count_independent);
     tcase_add_test(sparse, test_sparse_wrong_index_detected);
+    tcase_add_test(sparse, test_layernorm_linears);
     suite_add_tcase(s, sparse);
     return s;
 }

@@ -304,10 +304,21 @@ mva_var *mvead_eam_forward_attn(const mvead_eam *m, mva_var *Z, const mvt_tensor
                "eam: mask must be [VN, VN] or [B, 1, VN, VN] with VN = %lld", (long long)VN);
     int64_t s3[3] = {B, VN, D};
     mva_var *z3 = mva_reshape(Z, 3, s3);
-    mva_var *y = mva_layernorm(z3, m->ln_w, m->ln_b, MVEAD_EAM_LN_EPS);
-    /* [B, VN, D] each, heads side by side in the channels as the op wants them */
-    mva_var *q = mva_linear(y, m->wq, m->bq), *k = mva_linear(y, m->wk, m->bk), *v = mva_linear(y, m->wv, m->bv);
-    mva_var *a;
+    /* [B, VN, D] each, heads side by side in the channels as the sparse op wants them */
+    mva_var *q, *k, *v, *a;
+    if (att == MVEAD_ATTN_DENSE) {
+        mva_var *y = mva_layernorm(z3, m->ln_w, m->ln_b, MVEAD_EAM_LN_EPS);
+        q = mva_linear(y, m->wq, m->bq);
+        k = mva_linear(y, m->wk, m->bk);
+        v = mva_linear(y, m->wv, m->bv);
+    } else {
+        /* one op: its backward skips d(LN output) when Z needs no gradient */
+        mva_var *w[3] = {m->wq, m->wk, m->wv}, *b[3] = {m->bq, m->bk, m->bv};
+        mva_var *qkv = mva_layernorm_linears(z3, m->ln_w, m->ln_b, MVEAD_EAM_LN_EPS, 3, w, b);   /* [3, B, VN, D] */
+        q = mva_select(qkv, 0, 0);
+        k = mva_select(qkv, 0, 1);
+        v = mva_select(qkv, 0, 2);
+    }
     if (att == MVEAD_ATTN_DENSE) {
         int64_t s4[4] = {B, VN, H, d};
         int to_heads[4] = {0, 2, 1, 3};
