@@ -23,7 +23,8 @@
  * over the flops the method needs: the kept keys only, and for the step the
  * negatives' pass on the rows that can change), then, with both attentions,
  * the dense / sparse time ratios of the same run and the needed GFLOP/s as a
- * share of a square sgemm's measured here. Asserts nothing. */
+ * share of a square sgemm's measured here (human lines only: the records keep
+ * bench/peers/collect.py's fields). Asserts nothing. */
 #include "bench/bench_util.h"
 #include <math.h>
 #include <stdio.h>
@@ -249,9 +250,6 @@ int main(int argc, char **argv) {
         if (do_step)
             printf("  step:   dense / sparse = %.2fx; sparse %.1f GFLOP/s needed = %.0f%% of the sgemm peak\n",
                    t_step[1] / t_step[0], need_step / t_step[0] * 1e-9, 100.0 * need_step / t_step[0] * 1e-9 / peak);
-        printf("@bench key=eam_ratio impl=ours threads=%d size=B%dxN%d fwdbwd_dense_over_sparse=%.4g "
-               "step_dense_over_sparse=%.4g sgemm_gflops=%.4g rss_sparse_mb=%.1f rss_dense_mb=%.1f\n",
-               nt, B, N, do_fwdbwd ? t_fb[1] / t_fb[0] : 0, do_step ? t_step[1] / t_step[0] : 0, peak, rss[0], rss[1]);
     }
 
     mvt_release(Z); mvt_release(R); mvt_release(mask);

@@ -303,7 +303,7 @@ int mvead_objective_forward(const mvead_objective_opts *o, const mvead_eam *m,
     /* The incremental negative pass needs a mask that does not depend on Z
      * (mvas rebuilds its mask from Zm) and the first pass's q, k, v. */
     bool incremental = o->kind == MVEAD_OBJ_MCP_REG && f->attention == MVEAD_ATTN_SPARSE && static_mask &&
-                       (f->mode == MVEAD_FUSION_EAM || f->mode == MVEAD_FUSION_FULL);
+                       static_mask->ndim == 2 && (f->mode == MVEAD_FUSION_EAM || f->mode == MVEAD_FUSION_FULL);
     mvead_eam_trace trace = {0};
     mva_var *O = incremental ? mvead_eam_forward_attn(m, Z, static_mask, f->attention, true, &trace)
                              : mvead_fuse(m, f, Z, static_mask);
