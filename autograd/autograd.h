@@ -84,6 +84,12 @@ mva_var *mva_linear(mva_var *x, mva_var *w, mva_var *b);
 /* Softmax over the last axis; mask is a plain tensor (not differentiated), nonzero = keep, broadcastable. */
 mva_var *mva_softmax(mva_var *x, const mvt_tensor *mask);
 mva_var *mva_layernorm(mva_var *x, mva_var *w, mva_var *b, double eps);
+/* y[p] = layernorm(x; ln_w, ln_b) w[p]^T + b[p] for p < n (b NULL or b[p] NULL: no bias):
+ * x [..., D], w[p] [out, D] -> [n, ..., out]. The values of layernorm then linear; its
+ * backward gets the gradients of ln_w, ln_b and w[p] without forming d(layernorm output),
+ * which it computes only when x needs a gradient (see ops_nn.c). */
+mva_var *mva_layernorm_linears(mva_var *x, mva_var *ln_w, mva_var *ln_b, double eps, int n, mva_var *const *w,
+                               mva_var *const *b);
 /* sqrt(sum(x^2, axis) + eps): row norms; eps keeps the gradient finite at 0. */
 mva_var *mva_norm(mva_var *a, int axis, bool keepdim, double eps);
 
@@ -133,6 +139,27 @@ mva_var *mva_detach(mva_var *a);
 bool mva_set_keep_intermediate_grads(bool keep);
 /* Name of the op that produced v: "leaf" (no node), "spent" (consumed by a backward), or the op. */
 const char *mva_op_name(const mva_var *v);
+
+/* ---- block-sparse masked attention (autograd/ops_attention.c) ----------------- */
+/* Query rows per block of the index: a block's scores are one (QB x nk x d) GEMM
+ * per head over the union of the keys its rows keep. */
+#define MVA_ATTN_QBLOCK 16
+/* Compressed index of a mask [T, T] (one for the batch) or [S, T, T] / [S, 1, T, T]
+ * (one per sample), any float dtype, nonzero = keep: per block of query rows the
+ * union of their kept keys and each row's exact keep bits. An opaque I64 tensor:
+ * build it once per mask, release it with mvt_release. */
+mvt_tensor *mva_attn_index(const mvt_tensor *mask);
+/* Share of the T x T (per mask) score entries the index computes (the unions). */
+double mva_attn_index_density(const mvt_tensor *index);
+int64_t mva_attn_index_masks(const mvt_tensor *index);   /* S */
+/* Multi-head attention over the kept keys only: q, k, v [B, T, H*d] (heads side by
+ * side in the channels, as a linear layer writes them) -> [B, T, H*d] with, per head h,
+ * softmax over the kept keys of (scale q_h k_h^T) times v_h. The index holds one mask
+ * or B. A row with no kept key gives zeros and zero gradient, never NaN. Equals
+ * softmax(q k^T scale, mask) v per head (the dense path) up to rounding; results do not
+ * depend on the thread count. */
+mva_var *mva_sparse_attention(mva_var *q, mva_var *k, mva_var *v, const mvt_tensor *index, int heads,
+                              double scale);
 
 #ifdef __cplusplus
 }

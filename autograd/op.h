@@ -26,10 +26,11 @@ extern "C" {
     X(MAX, max) X(MIN, min) X(NORM, norm)                                       \
     X(MATMUL, matmul) X(LINEAR, linear) X(SOFTMAX, softmax)                     \
     X(LAYERNORM, layernorm) X(PAIRWISE_SQDIST, pairwise_sqdist)                 \
+    X(LAYERNORM_LINEARS, layernorm_linears)                                     \
     X(RESHAPE, reshape) X(PERMUTE, permute) X(TRANSPOSE, transpose)             \
     X(NARROW, narrow) X(SELECT, select) X(CONTIGUOUS, contiguous)               \
     X(CONCAT, concat) X(INDEX_SELECT, index_select) X(IM2COL, im2col)           \
-    X(RESIZE, resize)
+    X(RESIZE, resize) X(SPARSE_ATTENTION, sparse_attention)
 
 typedef enum {
 #define MVA_X_ENUM(E, f) MVA_OP_##E,
@@ -44,10 +45,11 @@ typedef struct {
     int axis;                       /* sum/mean/max/min/norm/narrow/select/concat/index_select */
     int axis2;                      /* transpose: second dim */
     bool keepdim;
-    double s;                       /* scale / add_scalar */
+    double s;                       /* scale / add_scalar / sparse_attention's score scale */
     double eps;                     /* layernorm / norm */
     int64_t start, len;             /* narrow; select uses start as the index */
-    int ndim;                       /* reshape target / permute rank */
+    int ndim;                       /* reshape target / permute rank; sparse_attention: heads;
+                                       layernorm_linears: number of maps */
     int64_t shape[MVT_MAX_DIMS];    /* reshape target; im2col: B, C, H, W */
     int perm[MVT_MAX_DIMS];         /* permute */
     int P;                          /* im2col patch size */
@@ -56,7 +58,8 @@ typedef struct {
     bool align_corners;
     double scale_h, scale_w;
     const mvt_tensor *mask;         /* softmax (borrowed, forward only) */
-    const mvt_tensor *idx;          /* index_select (borrowed; the forward saves a reference) */
+    const mvt_tensor *idx;          /* index_select, sparse_attention's mask index (borrowed; the
+                                       forward saves a reference) */
 } mva_op_params;
 
 #define MVA_MAX_SAVED 4

@@ -1,7 +1,9 @@
-/* ops_nn: matmul, linear, masked softmax, layernorm and pairwise squared
- * distances (forward/backward pairs). All products go through mvt_matmul /
+/* ops_nn: matmul, linear, masked softmax, layernorm, layernorm followed by
+ * linear maps (one op) and pairwise squared distances (forward/backward pairs). All products go through mvt_matmul /
  * mvt_gemm with transposed views, never transposed copies. */
 #include "autograd/op.h"
+
+#include <stdlib.h>
 
 /* last two dims swapped (a view) */
 static mvt_tensor *tr(const mvt_tensor *t) { return mvt_transpose(t, t->ndim - 2, t->ndim - 1); }
@@ -181,4 +183,140 @@ void mva_bwd_pairwise_sqdist(mva_node *n, const mvt_tensor *dy) {
         mvt_release(Gt);
     }
     mvt_release(G);
+}
+
+/* ---- layernorm followed by n linear maps ---------------------------------------------- */
+/* x [..., D] -> y [n, ..., out]: y[p] = LN(x; ln_w, ln_b) W_p^T + b_p (EAM's q, k, v).
+ * The forward is layernorm then linear, call for call. Why one op: the
+ * gradients of ln_w, ln_b and W_p do not need dY = sum_p dP_p W_p. With
+ * Xhat = (x - mean) rstd and G_p = dP_p^T Xhat [out, D] (the GEMM dW_p costs anyway):
+ *   dW_p = G_p diag(ln_w) + colsum(dP_p) ln_b^T,  d ln_w[c] = sum_e W_p[e, c] G_p[e, c],
+ *   d ln_b = sum_p colsum(dP_p)^T W_p,
+ * so when x needs no gradient (cached features) the n GEMMs of dY are skipped.
+ * Inputs: x, ln_w, ln_b, then W_p, b_p pairs (b_p may be NULL). Saved: x2 [R, D], mean, rstd. */
+mva_var *mva_layernorm_linears(mva_var *x, mva_var *ln_w, mva_var *ln_b, double eps, int n, mva_var *const *w,
+                               mva_var *const *b) {
+    MVT_ASSERT(x && ln_w && ln_b && n >= 1 && n <= 8, "mva_layernorm_linears: x, ln_w, ln_b and 1..8 maps required");
+    mva_var *in[3 + 2 * 8];
+    in[0] = x;
+    in[1] = ln_w;
+    in[2] = ln_b;
+    for (int p = 0; p < n; p++) {
+        MVT_ASSERT(w[p] && w[p]->value->ndim == 2 && w[p]->value->shape[1] == x->value->shape[x->value->ndim - 1] &&
+                       w[p]->value->shape[0] == w[0]->value->shape[0] && w[p]->value->dtype == x->value->dtype,
+                   "mva_layernorm_linears: weights must be [out, D] of x's dtype, one out for all");
+        in[3 + 2 * p] = w[p];
+        in[4 + 2 * p] = b ? b[p] : NULL;
+    }
+    mva_op_params p = {0};
+    p.eps = eps;
+    p.ndim = n;
+    return mva_apply(MVA_OP_LAYERNORM_LINEARS, in, 3 + 2 * n, &p);
+}
+
+mvt_tensor *mva_fwd_layernorm_linears(mva_node *n, mvt_tensor *const *x) {
+    const mvt_tensor *X = x[0];
+    int np = n->p.ndim;
+    int64_t D = X->shape[X->ndim - 1], R = rows_of(X), out = x[3]->shape[0];
+    int64_t s2[2] = {R, D}, ys[3] = {np, R, out};
+    mvt_tensor *x2 = mvt_reshape(X, 2, s2);
+    mvt_tensor *y = mvt_layernorm(x2, x[1], x[2], n->p.eps, &n->saved[1], &n->saved[2]);
+    mvt_tensor *o = mvt_empty(X->dtype, 3, ys);
+    for (int p = 0; p < np; p++) {   /* as mva_fwd_linear */
+        mvt_tensor *op = mvt_select(o, 0, p), *Wc = mvt_contiguous(x[3 + 2 * p]);
+        if (x[4 + 2 * p]) {
+            mvt_copy_(op, x[4 + 2 * p]);
+            mvt_gemm(false, true, 1.0, y, Wc, 1.0, op);
+        } else {
+            mvt_fill(op, 0.0);
+            mvt_gemm(false, true, 1.0, y, Wc, 0.0, op);
+        }
+        mvt_release(op);
+        mvt_release(Wc);
+    }
+    mvt_release(y);
+    n->saved[0] = x2;
+    int64_t fs[MVT_MAX_DIMS + 1];
+    fs[0] = np;
+    for (int k = 0; k < X->ndim - 1; k++) fs[1 + k] = X->shape[k];
+    fs[X->ndim] = out;
+    mvt_tensor *r = mvt_view(o, X->ndim + 1, fs);
+    mvt_release(o);
+    return r;
+}
+
+/* element i of a contiguous f32/f64 buffer, as double */
+static inline double ld(const void *p, bool f32, int64_t i) { return f32 ? ((const float *)p)[i] : ((const double *)p)[i]; }
+
+void mva_bwd_layernorm_linears(mva_node *n, const mvt_tensor *dy) {
+    mva_var *x = n->inputs[0], *lw = n->inputs[1], *lb = n->inputs[2];
+    const mvt_tensor *x2 = n->saved[0];
+    int np = n->p.ndim;
+    int64_t R = x2->shape[0], D = x2->shape[1], out = n->inputs[3]->value->shape[0];
+    bool f32 = x2->dtype == MVT_F32, need_g = mva_needs_grad(lw);
+    for (int p = 0; p < np; p++) need_g = need_g || mva_needs_grad(n->inputs[3 + 2 * p]);
+    /* Xhat: the same statistics, no affine */
+    mvt_tensor *xhat = need_g ? mvt_layernorm(x2, NULL, NULL, n->p.eps, NULL, NULL) : NULL;
+    int64_t s2[2] = {R, D}, gs[2] = {out, D}, ds[3] = {np, R, out};
+    mvt_tensor *dY = mva_needs_grad(x) ? mvt_zeros(x2->dtype, 2, s2) : NULL;
+    mvt_tensor *dy3 = mvt_reshape(dy, 3, ds);
+    mvt_tensor *lwc = mvt_contiguous(lw->value), *lbc = mvt_contiguous(lb->value);
+    const void *lwp = mvt_data(lwc), *lbp = mvt_data(lbc);
+    double *dlw = calloc((size_t)D, sizeof(double)), *dlb = calloc((size_t)D, sizeof(double));
+    MVT_ASSERT(dlw && dlb, "mva_layernorm_linears backward: out of memory");
+    for (int p = 0; p < np; p++) {
+        mva_var *wv = n->inputs[3 + 2 * p], *bv = n->inputs[4 + 2 * p];
+        mvt_tensor *dP = mvt_select(dy3, 0, p);                  /* [R, out] */
+        mvt_tensor *cs = mvt_sum(dP, 0, false);                  /* [out] */
+        mvt_tensor *Wc = mvt_contiguous(wv->value);
+        const void *W = mvt_data(Wc), *c = mvt_data(cs);
+        if (need_g) {
+            mvt_tensor *G = mvt_zeros(x2->dtype, 2, gs);
+            mvt_gemm(true, false, 1.0, dP, xhat, 0.0, G);        /* dP^T Xhat */
+            void *g = mvt_data(G);
+            if (mva_needs_grad(lw))
+                for (int64_t e = 0; e < out; e++)
+                    for (int64_t k = 0; k < D; k++) dlw[k] += ld(W, f32, e * D + k) * ld(g, f32, e * D + k);
+            if (mva_needs_grad(wv)) {
+                /* G diag(ln_w) + colsum(dP) ln_b^T, in G's own buffer */
+                for (int64_t e = 0; e < out; e++)
+                    for (int64_t k = 0; k < D; k++) {
+                        double v = ld(g, f32, e * D + k) * ld(lwp, f32, k) + ld(c, f32, e) * ld(lbp, f32, k);
+                        if (f32) ((float *)g)[e * D + k] = (float)v;
+                        else ((double *)g)[e * D + k] = v;
+                    }
+                mva_accum(wv, G, 1.0);
+            } else mvt_release(G);
+        }
+        if (mva_needs_grad(lb))
+            for (int64_t e = 0; e < out; e++)
+                for (int64_t k = 0; k < D; k++) dlb[k] += ld(c, f32, e) * ld(W, f32, e * D + k);
+        if (mva_needs_grad(bv)) mva_accum(bv, mvt_retain(cs), 1.0);
+        if (dY) mvt_gemm(false, false, 1.0, dP, Wc, 1.0, dY);
+        mvt_release(Wc);
+        mvt_release(cs);
+        mvt_release(dP);
+    }
+    mva_var *ln[2] = {lw, lb};
+    double *dln[2] = {dlw, dlb};
+    for (int t = 0; t < 2; t++) {
+        if (!mva_needs_grad(ln[t])) continue;
+        mvt_tensor *g64 = mvt_from_data(MVT_F64, 1, &D, dln[t]);
+        mva_accum(ln[t], mvt_to_dtype(g64, ln[t]->value->dtype), 1.0);
+        mvt_release(g64);
+    }
+    if (dY) {
+        mvt_tensor *dx = mvt_view(mva_grad_buf(x), 2, s2);
+        MVT_ASSERT(dx != NULL, "mva_layernorm_linears backward: gradient of x is not contiguous");
+        /* ln_w, ln_b got theirs above */
+        mvt_layernorm_backward(dY, x2, lw->value, n->saved[1], n->saved[2], dx, NULL, NULL);
+        mvt_release(dx);
+        mvt_release(dY);
+    }
+    free(dlw);
+    free(dlb);
+    mvt_release(lwc);
+    mvt_release(lbc);
+    mvt_release(dy3);
+    mvt_release(xhat);
 }

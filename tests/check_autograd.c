@@ -2,7 +2,8 @@
  * reference in f32 and f64, gradcheck of every op in f64 (and the f32
  * backward against the f64 one), composed models (MLP, masked multi-head
  * attention), and the graph machinery: accumulation, shared inputs,
- * no-grad mode, tape ownership, and that gradcheck can fail. */
+ * no-grad mode, tape ownership, and that gradcheck can fail; the block-sparse
+ * masked attention op against the dense formulation. */
 #include "autograd/autograd.h"
 #include "tensor/error.h"
 #include "tensor/tensor.h"
@@ -832,6 +833,306 @@ START_TEST(test_gradcheck_rejects_f32_and_keeps_mode) {
 }
 END_TEST
 
+/* ---- block-sparse masked attention (mva_sparse_attention) ----------------------------
+ * Against the dense formulation built from the plain ops (matmul, masked softmax, matmul
+ * per head): output and dQ, dK, dV within 1e-12 (f64) / 1e-5 (f32) of the largest
+ * reference entry, on random cases (empty rows, one mask for the batch or one per sample,
+ * all-ones masks, own-view-blocked full masks, T not a multiple of the query block, B 1
+ * and 3); a float64 gradcheck; bitwise independence from the thread count; and that a
+ * wrong mask index is caught (the comparison can fail). */
+
+/* max |a - b| / max |b| (0 when both are 0): a tolerance on the tensor's scale,
+ * since single entries of a gradient can be rounding noise around 0. */
+static double scaled_err(const mvt_tensor *a, const mvt_tensor *b) {
+    mvt_tensor *a64 = mvt_to_dtype(a, MVT_F64), *b64 = mvt_to_dtype(b, MVT_F64);
+    const double *x = mvt_f64(a64), *y = mvt_f64(b64);
+    double md = 0, mb = 0;
+    for (int64_t i = 0; i < mvt_numel(a64); i++) {
+        if (!isfinite(x[i])) md = INFINITY;
+        md = fmax(md, fabs(x[i] - y[i]));
+        mb = fmax(mb, fabs(y[i]));
+    }
+    mvt_release(a64);
+    mvt_release(b64);
+    return mb > 0 ? md / mb : md;
+}
+
+/* Mask kinds: S masks of [T, T] (S = 1 shared, or B per sample). */
+enum { MK_RANDOM, MK_PER_SAMPLE, MK_ONES, MK_FULL_FUSION, MK_BAND, MK_EMPTY };
+
+/* V views of N patches (T = V N); full fusion blocks the own view. */
+static mvt_tensor *make_mask(int kind, int64_t S, int64_t T, int V, uint64_t seed) {
+    int64_t sh[4] = {S, 1, T, T};
+    mvt_tensor *m = mvt_zeros(MVT_F64, 4, sh);
+    double *d = mvt_f64(m);
+    mvt_rng r;
+    mvt_rng_seed(&r, seed);
+    int64_t N = T / V;
+    for (int64_t s = 0; s < S; s++)
+        for (int64_t i = 0; i < T; i++)
+            for (int64_t j = 0; j < T; j++) {
+                double keep = 0;
+                switch (kind) {
+                case MK_RANDOM: keep = i % 4 != 1 && mvt_rng_uniform(&r) < 0.2; break;   /* every 4th row empty */
+                case MK_PER_SAMPLE: /* windows of 3 rows x 3 keys, a different pattern per sample */
+                    keep = ((i / 3 + j / 3 + s) % 4 == 0) && i / N != j / N;
+                    break;
+                case MK_ONES: keep = 1; break;
+                case MK_FULL_FUSION: keep = i / N != j / N; break;
+                case MK_BAND: keep = i / N != j / N && llabs((i % N) / 4 - (j % N) / 4) <= 1; break;
+                case MK_EMPTY: keep = 0; break;
+                }
+                d[(s * T + i) * T + j] = keep;
+            }
+    if (S == 1) {   /* a shared mask as the callers pass it: [T, T] */
+        int64_t s2[2] = {T, T};
+        mvt_tensor *m2 = mvt_reshape(m, 2, s2);
+        mvt_release(m);
+        return m2;
+    }
+    return m;
+}
+
+/* The dense reference on plain ops: per head softmax(scale q k^T, mask) v. */
+static mva_var *dense_attention(mva_var *q, mva_var *k, mva_var *v, const mvt_tensor *mask, int H, double scale) {
+    int64_t B = q->value->shape[0], T = q->value->shape[1], D = q->value->shape[2];
+    int64_t s4[4] = {B, T, H, D / H}, s3[3] = {B, T, D};
+    int perm[4] = {0, 2, 1, 3};
+    mva_var *qh = mva_permute(mva_reshape(q, 4, s4), perm);
+    mva_var *kh = mva_permute(mva_reshape(k, 4, s4), perm);
+    mva_var *vh = mva_permute(mva_reshape(v, 4, s4), perm);
+    mva_var *s = mva_scale(mva_matmul(qh, mva_transpose(kh, 2, 3)), scale);
+    mva_var *a = mva_softmax(s, mask);
+    mva_var *o = mva_contiguous(mva_permute(mva_matmul(a, vh), perm));
+    return mva_reshape(o, 3, s3);
+}
+
+typedef struct {
+    mvt_tensor *y, *dq, *dk, *dv;
+} attn_result;
+
+static void result_free(attn_result *r) {
+    mvt_release(r->y);
+    mvt_release(r->dq);
+    mvt_release(r->dk);
+    mvt_release(r->dv);
+}
+
+/* Output and the gradients of sum(y * R), sparse or dense. */
+static attn_result run_attn(bool sparse, mvt_dtype dt, int64_t B, int64_t T, int64_t D, int H, const mvt_tensor *mask,
+                       const mvt_tensor *index, uint64_t seed) {
+    int64_t sh[3] = {B, T, D};
+    mva_var *q = mva_leaf(rnd(dt, 3, sh, seed, -2, 2), true, "q");
+    mva_var *k = mva_leaf(rnd(dt, 3, sh, seed + 1, -2, 2), true, "k");
+    mva_var *v = mva_leaf(rnd(dt, 3, sh, seed + 2, -1, 1), true, "v");
+    mvt_tensor *R = rnd(dt, 3, sh, seed + 3, -1, 1);
+    double scale = 1.0 / sqrt((double)(D / H));
+    mva_var *y = sparse ? mva_sparse_attention(q, k, v, index, H, scale) : dense_attention(q, k, v, mask, H, scale);
+    mva_backward(mva_sum_all(mva_mul(y, mva_const(R))), NULL);
+    attn_result r = {mvt_retain(y->value), mvt_retain(q->grad), mvt_retain(k->grad), mvt_retain(v->grad)};
+    mva_tape_clear();
+    mva_leaf_free(q);
+    mva_leaf_free(k);
+    mva_leaf_free(v);
+    return r;
+}
+
+static void check_case(int kind, mvt_dtype dt, int64_t B, int64_t S, int64_t T, int V, int64_t D, int H) {
+    double tol = dt == MVT_F64 ? 1e-12 : 1e-5;
+    mvt_tensor *mask = make_mask(kind, S, T, V, 11 + (uint64_t)kind);
+    mvt_tensor *index = mva_attn_index(mask);
+    ck_assert_int_eq(mva_attn_index_masks(index), S);
+    attn_result a = run_attn(true, dt, B, T, D, H, mask, index, 40 + (uint64_t)kind);
+    attn_result b = run_attn(false, dt, B, T, D, H, mask, index, 40 + (uint64_t)kind);
+    ck_assert(mvt_all_finite(a.y) && mvt_all_finite(a.dq) && mvt_all_finite(a.dk) && mvt_all_finite(a.dv));
+    const char *names[4] = {"y", "dq", "dk", "dv"};
+    mvt_tensor *ta[4] = {a.y, a.dq, a.dk, a.dv}, *tb[4] = {b.y, b.dq, b.dk, b.dv};
+    for (int i = 0; i < 4; i++) {
+        double e = scaled_err(ta[i], tb[i]);
+        ck_assert_msg(e <= tol, "mask kind %d %s B %lld S %lld T %lld: %s differs from the dense path by %g (tol %g)",
+                      kind, mvt_dtype_name(dt), (long long)B, (long long)S, (long long)T, names[i], e, tol);
+    }
+    result_free(&a);
+    result_free(&b);
+    mvt_release(index);
+    mvt_release(mask);
+}
+
+START_TEST(test_sparse_equals_dense) {
+    mvt_dtype dts[2] = {MVT_F64, MVT_F32};
+    for (int t = 0; t < 2; t++) {
+        mvt_dtype dt = dts[t];
+        check_case(MK_RANDOM, dt, 3, 1, 40, 4, 16, 2);        /* empty rows, shared mask, B 3 */
+        check_case(MK_RANDOM, dt, 1, 1, 37, 1, 12, 3);        /* T not a multiple of the block, B 1 */
+        check_case(MK_PER_SAMPLE, dt, 3, 3, 48, 3, 16, 4);    /* one mask per sample (MVAS-like) */
+        check_case(MK_ONES, dt, 3, 1, 36, 3, 8, 1);           /* every key: the no-gather path */
+        check_case(MK_FULL_FUSION, dt, 1, 1, 48, 3, 16, 2);   /* full fusion: own view blocked */
+        check_case(MK_BAND, dt, 3, 1, 96, 3, 16, 2);          /* epipolar-like bands */
+        check_case(MK_EMPTY, dt, 3, 1, 20, 2, 8, 2);          /* nothing kept at all */
+    }
+}
+END_TEST
+
+START_TEST(test_sparse_empty_rows_zero) {
+    mvt_tensor *mask = make_mask(MK_RANDOM, 1, 40, 4, 3);
+    mvt_tensor *index = mva_attn_index(mask);
+    attn_result a = run_attn(true, MVT_F64, 2, 40, 8, 2, mask, index, 9);
+    for (int64_t b = 0; b < 2; b++)
+        for (int64_t i = 1; i < 40; i += 4)   /* rows 1, 5, 9, ... keep nothing */
+            for (int64_t c = 0; c < 8; c++) {
+                int64_t ix[3] = {b, i, c};
+                ck_assert(mvt_get(a.y, ix) == 0.0 && mvt_get(a.dq, ix) == 0.0);
+            }
+    result_free(&a);
+    mvt_release(index);
+    mvt_release(mask);
+}
+END_TEST
+
+/* gradcheck of the op itself (inputs q, k, v) in float64 */
+static const mvt_tensor *g_index;
+static mva_var *sparse_fn(mva_var *const *x, int n, void *ctx) {
+    (void)n;
+    (void)ctx;
+    return mva_sparse_attention(x[0], x[1], x[2], g_index, 2, 0.7);
+}
+
+START_TEST(test_sparse_gradcheck) {
+    int kinds[3] = {MK_RANDOM, MK_PER_SAMPLE, MK_ONES};
+    for (int c = 0; c < 3; c++) {
+        int64_t B = 2, T = 20, D = 8;
+        mvt_tensor *mask = make_mask(kinds[c], kinds[c] == MK_PER_SAMPLE ? B : 1, T, 2, 5);
+        mvt_tensor *index = mva_attn_index(mask);
+        g_index = index;
+        int64_t sh[3] = {B, T, D};
+        mva_var *x[3];
+        for (int i = 0; i < 3; i++) x[i] = mva_leaf(rnd(MVT_F64, 3, sh, 70 + (uint64_t)i, -1, 1), true, "x");
+        mva_gradcheck_report r = mva_gradcheck(sparse_fn, x, 3, NULL, 1e-6, 1e-8, 1e-6, 3);
+        ck_assert_msg(r.ok, "sparse attention gradcheck (mask kind %d): %s", kinds[c], r.message);
+        for (int i = 0; i < 3; i++) mva_leaf_free(x[i]);
+        mvt_release(index);
+        mvt_release(mask);
+    }
+}
+END_TEST
+
+static bool bitwise_equal(const mvt_tensor *a, const mvt_tensor *b) {
+    return mvt_numel(a) == mvt_numel(b) &&
+           memcmp(mvt_data(a), mvt_data(b), (size_t)mvt_numel(a) * mvt_dtype_size(a->dtype)) == 0;
+}
+
+START_TEST(test_sparse_thread_count_independent) {
+    mvt_tensor *mask = make_mask(MK_BAND, 1, 96, 3, 1);
+    mvt_tensor *index = mva_attn_index(mask);
+    int prev = mvt_get_num_threads();
+    mvt_set_num_threads(1);
+    attn_result a = run_attn(true, MVT_F32, 3, 96, 16, 2, mask, index, 21);
+    mvt_set_num_threads(2);
+    attn_result b = run_attn(true, MVT_F32, 3, 96, 16, 2, mask, index, 21);
+    mvt_set_num_threads(prev);
+    ck_assert(bitwise_equal(a.y, b.y) && bitwise_equal(a.dq, b.dq) && bitwise_equal(a.dk, b.dk) &&
+              bitwise_equal(a.dv, b.dv));
+    result_free(&a);
+    result_free(&b);
+    mvt_release(index);
+    mvt_release(mask);
+}
+END_TEST
+
+/* The comparison can fail: an index built from another mask is caught. */
+START_TEST(test_sparse_wrong_index_detected) {
+    mvt_tensor *mask = make_mask(MK_BAND, 1, 96, 3, 1), *other = make_mask(MK_FULL_FUSION, 1, 96, 3, 1);
+    mvt_tensor *index = mva_attn_index(other);
+    attn_result a = run_attn(true, MVT_F64, 1, 96, 16, 2, mask, index, 5);
+    attn_result b = run_attn(false, MVT_F64, 1, 96, 16, 2, mask, index, 5);
+    ck_assert(scaled_err(a.y, b.y) > 1e-3);
+    ck_assert_double_lt(mva_attn_index_density(index), 0.7);
+    result_free(&a);
+    result_free(&b);
+    mvt_release(index);
+    mvt_release(mask);
+    mvt_release(other);
+}
+END_TEST
+
+/* ---- layernorm followed by linear maps, one op (inputs x, ln_w, ln_b, w0, b0, w1, b1, w2, b2;
+ * b1 is left out of both paths: a map without a bias) ---------------------------------
+ * mva_layernorm_linears against mva_layernorm + mva_linear: the same values (bitwise) and
+ * gradients within 1e-12 (f64) / 1e-5 (f32) of the largest, with x needing a gradient and
+ * not (the backward then skips d(LN output)); and a float64 gradcheck. */
+
+static mva_var *lnl_fused(mva_var *const *x, int n, void *ctx) {
+    (void)n;
+    (void)ctx;
+    mva_var *w[3] = {x[3], x[5], x[7]}, *b[3] = {x[4], NULL, x[8]};
+    return mva_layernorm_linears(x[0], x[1], x[2], 1e-6, 3, w, b);
+}
+
+static mva_var *lnl_plain(mva_var *const *x) {
+    mva_var *y = mva_layernorm(x[0], x[1], x[2], 1e-6);
+    mva_var *o[3] = {mva_linear(y, x[3], x[4]), mva_linear(y, x[5], NULL), mva_linear(y, x[7], x[8])};
+    int64_t s[4] = {1, 2, 5, 6};
+    for (int p = 0; p < 3; p++) o[p] = mva_reshape(o[p], 4, s);
+    return mva_concat(o, 3, 0);
+}
+
+static void lnl_make(mvt_dtype dt, bool x_grad, mva_var **x) {
+    int64_t xs[3] = {2, 5, 4}, ws[2] = {6, 4}, bs[1] = {6}, ls[1] = {4};
+    x[0] = mva_leaf(rnd(dt, 3, xs, 501, -2, 2), x_grad, "x");
+    x[1] = mva_leaf(rnd(dt, 1, ls, 502, 0.5, 1.5), true, "ln_w");
+    x[2] = mva_leaf(rnd(dt, 1, ls, 503, -1, 1), true, "ln_b");
+    for (int p = 0; p < 3; p++) {
+        x[3 + 2 * p] = mva_leaf(rnd(dt, 2, ws, 510 + (uint64_t)p, -1, 1), true, "w");
+        x[4 + 2 * p] = mva_leaf(rnd(dt, 1, bs, 520 + (uint64_t)p, -1, 1), true, "b");
+    }
+}
+
+START_TEST(test_layernorm_linears) {
+    mvt_dtype dts[2] = {MVT_F64, MVT_F32};
+    for (int t = 0; t < 2; t++)
+        for (int xg = 0; xg < 2; xg++) {
+            mva_var *x[9], *g[2][9];
+            lnl_make(dts[t], xg, x);
+            mvt_tensor *vals[2];
+            for (int path = 0; path < 2; path++) {
+                for (int i = 0; i < 9; i++) mva_zero_grad(x[i]);
+                mva_var *y = path == 0 ? lnl_fused(x, 9, NULL) : lnl_plain(x);
+                mvt_tensor *R = rnd(dts[t], y->value->ndim, y->value->shape, 530, -1, 1);
+                mva_backward(y, R);
+                vals[path] = mvt_retain(y->value);
+                for (int i = 0; i < 9; i++) {
+                    g[path][i] = x[i]->grad ? mva_leaf(mvt_clone(x[i]->grad), false, "g") : NULL;
+                    mva_zero_grad(x[i]);
+                }
+                mvt_release(R);
+                mva_tape_clear();
+            }
+            ck_assert(mvt_max_abs_diff(vals[0], vals[1], NULL) == 0.0);
+            double tol = dts[t] == MVT_F64 ? 1e-12 : 1e-5;
+            for (int i = 0; i < 9; i++) {
+                if (i == 6) continue;   /* b1 is not an input of either path */
+                ck_assert_msg((g[0][i] != NULL) == (g[1][i] != NULL) && (i > 0 || (g[0][0] != NULL) == xg),
+                              "input %d: gradient presence differs", i);
+                if (!g[0][i]) continue;
+                double e = mvt_max_abs_diff(g[0][i]->value, g[1][i]->value, NULL);
+                ck_assert_msg(e <= tol * (1 + mvt_max_abs(g[1][i]->value)), "%s, x grad %d: input %d differs by %g",
+                              mvt_dtype_name(dts[t]), xg, i, e);
+            }
+            for (int path = 0; path < 2; path++) {
+                mvt_release(vals[path]);
+                for (int i = 0; i < 9; i++) if (g[path][i]) mva_leaf_free(g[path][i]);
+            }
+            if (dts[t] == MVT_F64) {
+                mva_var *in[9];
+                for (int i = 0; i < 9; i++) in[i] = x[i];
+                mva_gradcheck_report r = mva_gradcheck(lnl_fused, in, 9, NULL, 1e-6, 1e-8, 1e-6, 7);
+                ck_assert_msg(r.ok, "layernorm_linears gradcheck (x grad %d): %s", xg, r.message);
+            }
+            for (int i = 0; i < 9; i++) mva_leaf_free(x[i]);
+        }
+}
+END_TEST
+
 static Suite *autograd_suite(void) {
     Suite *s = suite_create("autograd");
     TCase *ops = tcase_create("ops");
@@ -863,6 +1164,17 @@ static Suite *autograd_suite(void) {
     tcase_add_test(graph, test_gradcheck_can_fail);
     tcase_add_test(graph, test_gradcheck_rejects_f32_and_keeps_mode);
     suite_add_tcase(s, graph);
+
+    TCase *sparse = tcase_create("sparse_attention");
+    tcase_add_checked_fixture(sparse, setup, teardown);
+    tcase_set_timeout(sparse, 300);
+    tcase_add_test(sparse, test_sparse_equals_dense);
+    tcase_add_test(sparse, test_sparse_empty_rows_zero);
+    tcase_add_test(sparse, test_sparse_gradcheck);
+    tcase_add_test(sparse, test_sparse_thread_count_independent);
+    tcase_add_test(sparse, test_sparse_wrong_index_detected);
+    tcase_add_test(sparse, test_layernorm_linears);
+    suite_add_tcase(s, sparse);
     return s;
 }
 

@@ -1,6 +1,7 @@
 /* check_eam: the Epipolar Attention Module against the PyTorch reference
  * (fixtures/method/eam.h5: O and the gradients of sum(O * R)), a gradcheck,
- * empty query rows, the fusion alternatives and the attention-map helper. */
+ * empty query rows, the fusion alternatives and the attention-map helper;
+ * the sparse attention path against the dense one (fixtures and random cases). */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -529,6 +530,150 @@ START_TEST(test_init_and_errors) {
 }
 END_TEST
 
+/* ---- sparse attention = dense attention -----------------------------------------
+ * The same module, input and projection R through both paths (--attention):
+ * O and the gradients of sum(O * R) w.r.t. Z and every parameter within tol
+ * of the largest reference entry (1e-12 f64, 1e-5 f32). */
+
+static double max_abs(const mvt_tensor *t) {
+    double mb = 0;
+    mvt_tensor *b64 = mvt_to_dtype(t, MVT_F64);
+    for (int64_t i = 0; i < mvt_numel(b64); i++) mb = fmax(mb, fabs(mvt_f64(b64)[i]));
+    mvt_release(b64);
+    return mb;
+}
+
+/* max |a - b| over max(max |b|, floor); the floor keeps a gradient that is
+ * exactly zero in exact arithmetic (bk's: softmax ignores a per-query shift)
+ * from being compared as pure rounding noise against itself. */
+static double scaled_err(const mvt_tensor *a, const mvt_tensor *b, double floor) {
+    double mb = fmax(max_abs(b), floor);
+    double e = mvt_max_abs_diff(a, b, NULL);
+    return isfinite(e) ? (mb > 0 ? e / mb : e) : INFINITY;
+}
+
+/* Runs fusion fo (its attention field picks the path) on z; out[0] = O,
+ * out[1] = grad_Z, out[2 + i] = grad of parameter i (new references). */
+static void fuse_with_grads(const mvead_eam *m, const mvead_fusion_opts *fo, const mvt_tensor *z,
+                            const mvt_tensor *mask, uint64_t seed, mvt_tensor *out[2 + MVEAD_EAM_NPARAMS]) {
+    mva_var *p[MVEAD_EAM_NPARAMS];
+    mvead_eam_params(m, p);
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) mva_zero_grad(p[i]);
+    mva_var *Z = mva_leaf(mvt_clone(z), true, "Z");
+    mva_var *O = mvead_fuse(m, fo, Z, mask);
+    mvt_rng rng;
+    mvt_rng_seed(&rng, seed);
+    mvt_tensor *R = mvt_empty(z->dtype, z->ndim, z->shape);
+    mvt_fill_uniform(R, &rng, -1, 1);
+    mva_backward(O, R);
+    out[0] = mvt_retain(O->value);
+    out[1] = mvt_retain(Z->grad);
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) out[2 + i] = mvt_clone(p[i]->grad);
+    mva_tape_clear();
+    mva_leaf_free(Z);
+    mvt_release(R);
+}
+
+static void sparse_vs_dense(const char *what, const mvead_eam *m, mvead_fusion_opts fo, const mvt_tensor *z,
+                            const mvt_tensor *mask) {
+    double tol = m->dtype == MVT_F64 ? 1e-12 : 1e-5;
+    mvt_tensor *a[2 + MVEAD_EAM_NPARAMS], *b[2 + MVEAD_EAM_NPARAMS];
+    fo.attention = MVEAD_ATTN_SPARSE;
+    fuse_with_grads(m, &fo, z, mask, 5, a);
+    fo.attention = MVEAD_ATTN_DENSE;
+    fuse_with_grads(m, &fo, z, mask, 5, b);
+    double gmax = 0;   /* as the fixture comparisons: parameter gradients also within 1e-3 of the largest */
+    for (int i = 2; i < 2 + MVEAD_EAM_NPARAMS; i++) gmax = fmax(gmax, max_abs(b[i]));
+    for (int i = 0; i < 2 + MVEAD_EAM_NPARAMS; i++) {
+        /* bk's gradient is zero in exact arithmetic: both sides are rounding noise of the
+         * size of the other gradients' */
+        bool bk = i >= 2 && !strcmp(mvead_eam_param_names[i - 2], "bk");
+        double e = scaled_err(a[i], b[i], bk ? gmax : i >= 2 ? 1e-3 * gmax : 0);
+        ck_assert_msg(e <= tol, "%s %s: sparse %s differs from dense by %g of its largest entry (tol %g)", what,
+                      mvt_dtype_name(m->dtype), i == 0 ? "O" : i == 1 ? "grad Z" : mvead_eam_param_names[i - 2], e, tol);
+        mvt_release(a[i]);
+        mvt_release(b[i]);
+    }
+}
+
+START_TEST(test_sparse_equals_dense_fixtures) {
+    hid_t f = fx_open("method/eam.h5");
+    if (f < 0) return;
+    char **names;
+    int n = fx_list(f, ".", &names);
+    ck_assert_int_gt(n, 0);
+    mvt_dtype dts[2] = {MVT_F64, MVT_F32};
+    for (int c = 0; c < n; c++)
+        for (int t = 0; t < 2; t++) {
+            hid_t g = H5Gopen2(f, names[c], H5P_DEFAULT);
+            mvead_eam m;
+            load_eam(g, (int)fx_attr_f64(f, names[c], "heads"), dts[t], &m);
+            int64_t sshape[3];
+            uint8_t *support = read_support(g, sshape);
+            mvt_tensor *mask = mvead_attn_mask_from_support(support, (int)sshape[0], (int)sshape[1], dts[t]);
+            mvt_tensor *z = read_tensor(g, "Z", dts[t]);
+            mvead_fusion_opts fo;
+            mvead_fusion_opts_default(&fo);
+            sparse_vs_dense(names[c], &m, fo, z, mask);
+            mvt_release(z);
+            mvt_release(mask);
+            free(support);
+            mvead_eam_free(&m);
+            H5Gclose(g);
+        }
+    fx_free_list(names, n);
+    fx_close(f);
+}
+END_TEST
+
+/* Random cases: B 1 and 3, epipolar-like random masks with empty rows, full
+ * fusion, mvas (one mask per sample). */
+START_TEST(test_sparse_equals_dense_random) {
+    int V = 3, h = 4, w = 5, N = h * w, D = 16;
+    mvt_dtype dts[2] = {MVT_F64, MVT_F32};
+    for (int t = 0; t < 2; t++)
+        for (int B = 1; B <= 3; B += 2) {
+            mvt_rng rng;
+            mvt_rng_seed(&rng, 31 + (uint64_t)B);
+            mvead_eam m;
+            ck_assert_int_eq(mvead_eam_init_random(&m, D, 4, dts[t], 8), 0);
+            int64_t zs[4] = {B, V, N, D};
+            mvt_tensor *z = mvt_empty(dts[t], 4, zs);
+            mvt_fill_normal(z, &rng, 0, 1);
+            uint8_t *sup = random_support(V, N, &rng);
+            mvead_fusion_opts fo;
+            mvead_fusion_opts_default(&fo);
+            mvt_tensor *mask = mvead_fusion_static_mask(&fo, sup, V, N, dts[t]);
+            sparse_vs_dense("random eam mask", &m, fo, z, mask);
+            mvt_release(mask);
+            fo.mode = MVEAD_FUSION_FULL;
+            mask = mvead_fusion_static_mask(&fo, NULL, V, N, dts[t]);
+            sparse_vs_dense("full", &m, fo, z, mask);
+            mvt_release(mask);
+            fo.mode = MVEAD_FUSION_MVAS;
+            fo.h = h; fo.w = w; fo.mvas_window = 2; fo.mvas_topk = 2;
+            sparse_vs_dense("mvas", &m, fo, z, NULL);
+            free(sup);
+            mvt_release(z);
+            mvead_eam_free(&m);
+        }
+}
+END_TEST
+
+START_TEST(test_attention_names) {
+    mvead_attention a;
+    ck_assert_int_eq(mvead_attention_parse("dense", &a), 0);
+    ck_assert_int_eq(a, MVEAD_ATTN_DENSE);
+    ck_assert_int_eq(mvead_attention_parse("sparse", &a), 0);
+    ck_assert_int_eq(a, MVEAD_ATTN_SPARSE);
+    ck_assert_int_eq(mvead_attention_parse("flash", &a), -1);
+    ck_assert_str_eq(mvead_attention_name(MVEAD_ATTN_DENSE), "dense");
+    mvead_fusion_opts fo;
+    mvead_fusion_opts_default(&fo);
+    ck_assert_int_eq(fo.attention, MVEAD_ATTN_SPARSE);
+}
+END_TEST
+
 static Suite *eam_suite(void) {
     Suite *s = suite_create("eam");
     TCase *tc = tcase_create("core");
@@ -543,6 +688,9 @@ static Suite *eam_suite(void) {
     tcase_add_test(tc, test_mvas_fixture);
     tcase_add_test(tc, test_attention_matches_forward);
     tcase_add_test(tc, test_init_and_errors);
+    tcase_add_test(tc, test_sparse_equals_dense_fixtures);
+    tcase_add_test(tc, test_sparse_equals_dense_random);
+    tcase_add_test(tc, test_attention_names);
     suite_add_tcase(s, tc);
     return s;
 }

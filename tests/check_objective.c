@@ -1,6 +1,7 @@
 /* check_objective: MCP / MCP+Reg / DeepSVDD losses against the PyTorch
  * reference (fixtures/method/losses.h5), a gradcheck of the whole MCP+Reg
- * objective, and the centre initialisation. */
+ * objective, and the centre initialisation; the sparse path (incremental
+ * negative pass) against the dense one. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -63,6 +64,19 @@ static uint8_t *support_from_F(const double *F, int V, int h, int w, int P, doub
     return out;
 }
 
+/* The EAM of the group's params/ in dtype dt. */
+static void load_fixture_eam(hid_t g, int heads, mvt_dtype dt, mvead_eam *m) {
+    mvt_tensor *t[MVEAD_EAM_NPARAMS];
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "params/%s", mvead_eam_param_names[i]);
+        t[i] = read_tensor(g, path);
+    }
+    mvead_eam_weights wts = {t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9]};
+    ck_assert_int_eq(mvead_eam_init_copy(m, heads, dt, &wts, NULL), 0);
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) mvt_release(t[i]);
+}
+
 START_TEST(test_mcp_reg_fixture) {
     hid_t f = fx_open("method/losses.h5");
     if (f < 0) return;
@@ -73,16 +87,8 @@ START_TEST(test_mcp_reg_fixture) {
     double lam = fx_attr_f64(g, ".", "lam"), delta = fx_attr_f64(g, ".", "delta");
     int h = H / P, w = W / P, N = h * w;
 
-    mvt_tensor *t[MVEAD_EAM_NPARAMS];
-    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) {
-        char path[64];
-        snprintf(path, sizeof path, "params/%s", mvead_eam_param_names[i]);
-        t[i] = read_tensor(g, path);
-    }
-    mvead_eam_weights wts = {t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9]};
     mvead_eam m;
-    ck_assert_int_eq(mvead_eam_init_copy(&m, heads, MVT_F64, &wts, NULL), 0);
-    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) mvt_release(t[i]);
+    load_fixture_eam(g, heads, MVT_F64, &m);
 
     mvt_tensor *F = read_tensor(g, "F");
     uint8_t *sup = support_from_F(mvt_f64(F), V, h, w, P, delta);
@@ -314,6 +320,163 @@ START_TEST(test_centres) {
 }
 END_TEST
 
+/* ---- sparse path (incremental negatives) = dense path --------------------------
+ * The whole MCP+Reg objective through --attention sparse (with a static mask:
+ * the incremental negative pass) and dense (two full passes): total, pos and
+ * neg within tol relative, the same negatives, and every gradient (the EAM
+ * parameters and Z) within tol of its largest entry (1e-12 f64, 1e-5 f32). */
+
+static double max_abs_of(const mvt_tensor *t) { return t ? mvt_max_abs(t) : 0; }
+
+typedef struct {
+    double loss[3];
+    mvt_tensor *rows, *grad[MVEAD_EAM_NPARAMS + 1];   /* params, then Z */
+} obj_run;
+
+static obj_run run_objective(const mvead_objective_opts *oo, const mvead_eam *m, mvead_fusion_opts fo,
+                             mvead_attention att, const mvt_tensor *z, const mvt_tensor *mask, const mvt_tensor *C,
+                             const int64_t *nv, const int64_t *np) {
+    obj_run r = {{0}, NULL, {NULL}};
+    mva_var *p[MVEAD_EAM_NPARAMS];
+    mvead_eam_params(m, p);
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) mva_zero_grad(p[i]);
+    fo.attention = att;
+    mva_var *Z = mva_leaf(mvt_clone(z), true, "Z");
+    mvead_loss L;
+    ck_assert_int_eq(mvead_objective_forward(oo, m, &fo, Z, mask, C, nv, np, &L), 0);
+    r.loss[0] = mvt_item(L.total->value);
+    r.loss[1] = mvt_item(L.pos->value);
+    r.loss[2] = mvt_item(L.neg->value);
+    r.rows = mvt_retain(L.neg_rows->value);
+    mva_backward(L.total, NULL);
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) r.grad[i] = p[i]->grad ? mvt_clone(p[i]->grad) : NULL;
+    r.grad[MVEAD_EAM_NPARAMS] = mvt_retain(Z->grad);
+    mva_tape_clear();
+    mva_leaf_free(Z);
+    return r;
+}
+
+static void obj_run_free(obj_run *r) {
+    mvt_release(r->rows);
+    for (int i = 0; i <= MVEAD_EAM_NPARAMS; i++) mvt_release(r->grad[i]);
+}
+
+static void objective_sparse_vs_dense(const char *what, const mvead_objective_opts *oo, const mvead_eam *m,
+                                      mvead_fusion_opts fo, const mvt_tensor *z, const mvt_tensor *mask,
+                                      const mvt_tensor *C, const int64_t *nv, const int64_t *np) {
+    double tol = m->dtype == MVT_F64 ? 1e-12 : 1e-5;
+    obj_run a = run_objective(oo, m, fo, MVEAD_ATTN_SPARSE, z, mask, C, nv, np);
+    obj_run b = run_objective(oo, m, fo, MVEAD_ATTN_DENSE, z, mask, C, nv, np);
+    const char *ln[3] = {"total", "pos", "neg"};
+    for (int k = 0; k < 3; k++)
+        ck_assert_msg(fabs(a.loss[k] - b.loss[k]) <= tol * fabs(b.loss[k]), "%s %s: sparse %s %.17g, dense %.17g",
+                      what, mvt_dtype_name(m->dtype), ln[k], a.loss[k], b.loss[k]);
+    ck_assert_int_eq(mvt_numel(a.rows), mvt_numel(b.rows));
+    for (int64_t i = 0; i < mvt_numel(a.rows); i++)
+        ck_assert_msg(mvt_i64(a.rows)[i] == mvt_i64(b.rows)[i], "%s: negative %lld is row %lld (sparse), %lld (dense)",
+                      what, (long long)i, (long long)mvt_i64(a.rows)[i], (long long)mvt_i64(b.rows)[i]);
+    double gmax = 0;
+    for (int i = 0; i < MVEAD_EAM_NPARAMS; i++) gmax = fmax(gmax, max_abs_of(b.grad[i]));
+    for (int i = 0; i <= MVEAD_EAM_NPARAMS; i++) {
+        const char *name = i < MVEAD_EAM_NPARAMS ? mvead_eam_param_names[i] : "Z";
+        ck_assert_msg((a.grad[i] != NULL) == (b.grad[i] != NULL), "%s: gradient of %s on one path only", what, name);
+        if (!b.grad[i]) continue;
+        /* bk's gradient is zero in exact arithmetic (rounding noise on both sides) */
+        double floor = !strcmp(name, "bk") ? gmax : i < MVEAD_EAM_NPARAMS ? 1e-3 * gmax : 0;
+        double scale = fmax(max_abs_of(b.grad[i]), floor), e = mvt_max_abs_diff(a.grad[i], b.grad[i], NULL);
+        ck_assert_msg(isfinite(e) && e <= tol * scale, "%s %s: gradient of %s differs by %g of %g (tol %g)", what,
+                      mvt_dtype_name(m->dtype), name, e, scale, tol);
+    }
+    obj_run_free(&a);
+    obj_run_free(&b);
+}
+
+START_TEST(test_sparse_equals_dense_fixture) {
+    hid_t f = fx_open("method/losses.h5");
+    if (f < 0) return;
+    hid_t g = H5Gopen2(f, "mcp_reg", H5P_DEFAULT);
+    int V = (int)fx_attr_f64(g, ".", "V"), H = (int)fx_attr_f64(g, ".", "H"), W = (int)fx_attr_f64(g, ".", "W");
+    int P = (int)fx_attr_f64(g, ".", "P"), heads = (int)fx_attr_f64(g, ".", "heads");
+    int h = H / P, w = W / P, N = h * w;
+    mvt_dtype dts[2] = {MVT_F64, MVT_F32};
+    for (int t = 0; t < 2; t++) {
+        mvead_eam m;
+        load_fixture_eam(g, heads, dts[t], &m);
+        mvt_tensor *F = read_tensor(g, "F"), *z64 = read_tensor(g, "Z"), *C = read_tensor(g, "centers");
+        mvt_tensor *z = mvt_to_dtype(z64, dts[t]);
+        uint8_t *sup = support_from_F(mvt_f64(F), V, h, w, P, fx_attr_f64(g, ".", "delta"));
+        int nd;
+        int64_t shp[8];
+        int64_t *nv = fx_read_i64(g, "neg_view", &nd, shp), *np = fx_read_i64(g, "neg_patch", &nd, shp);
+        mvead_fusion_opts fo;
+        mvead_fusion_opts_default(&fo);
+        fo.h = h; fo.w = w;
+        mvt_tensor *mask = mvead_fusion_static_mask(&fo, sup, V, N, dts[t]);
+        mvead_objective_opts oo;
+        mvead_objective_opts_default(&oo);
+        oo.K = (int)C->shape[1];
+        oo.n_k = (int)fx_attr_f64(g, ".", "n_k");
+        oo.lambda = fx_attr_f64(g, ".", "lam");
+        objective_sparse_vs_dense("losses.h5 mcp_reg", &oo, &m, fo, z, mask, C, nv, np);
+        oo.n_k = N;   /* every row of every other view: most have change 0 */
+        objective_sparse_vs_dense("losses.h5 mcp_reg, n_k = N", &oo, &m, fo, z, mask, C, nv, np);
+        mvt_release(F); mvt_release(z64); mvt_release(z); mvt_release(C); mvt_release(mask);
+        free(sup); free(nv); free(np);
+        mvead_eam_free(&m);
+    }
+    H5Gclose(g);
+    fx_close(f);
+}
+END_TEST
+
+/* Random cases: B 1 and 3; sparse random masks with empty rows (n_k above the
+ * number of rows that change), full fusion, mvas (per-sample masks: the
+ * second pass stays whole, through the sparse op). */
+START_TEST(test_sparse_equals_dense_random) {
+    int V = 3, h = 4, w = 5, N = h * w, D = 16, K = 3;
+    mvt_dtype dts[2] = {MVT_F64, MVT_F32};
+    for (int t = 0; t < 2; t++)
+        for (int B = 1; B <= 3; B += 2) {
+            mvt_rng rng;
+            mvt_rng_seed(&rng, 100 + (uint64_t)B + 10 * (uint64_t)t);
+            mvead_eam m;
+            ck_assert_int_eq(mvead_eam_init_random(&m, D, 4, dts[t], 3 + (uint64_t)B), 0);
+            int64_t zs[4] = {B, V, N, D}, cs[3] = {V, K, D};
+            mvt_tensor *z = mvt_empty(dts[t], 4, zs), *C = mvt_empty(MVT_F64, 3, cs);
+            mvt_fill_normal(z, &rng, 0, 1);
+            mvt_fill_normal(C, &rng, 0, 1);
+            int64_t nv[3], np[3];
+            mvead_draw_negatives(&rng, B, V, N, nv, np);
+            int64_t row_len = (int64_t)(V - 1) * N;
+            uint8_t *sup = malloc((size_t)(V * N * row_len));
+            for (int64_t r = 0; r < (int64_t)V * N; r++)   /* every 4th row empty, 15% of the rest */
+                for (int64_t c = 0; c < row_len; c++) sup[r * row_len + c] = r % 4 != 3 && mvt_rng_uniform(&rng) < 0.15;
+            mvead_objective_opts oo;
+            mvead_objective_opts_default(&oo);
+            oo.K = K;
+            mvead_fusion_opts fo;
+            mvead_fusion_opts_default(&fo);
+            fo.h = h; fo.w = w; fo.mvas_window = 2; fo.mvas_topk = 2;
+            mvt_tensor *mask = mvead_fusion_static_mask(&fo, sup, V, N, dts[t]);
+            for (int n_k = 1; n_k <= 7; n_k += 6) {
+                oo.n_k = n_k;
+                objective_sparse_vs_dense("random eam mask", &oo, &m, fo, z, mask, C, nv, np);
+            }
+            mvt_release(mask);
+            fo.mode = MVEAD_FUSION_FULL;
+            mask = mvead_fusion_static_mask(&fo, NULL, V, N, dts[t]);
+            objective_sparse_vs_dense("full", &oo, &m, fo, z, mask, C, nv, np);
+            mvt_release(mask);
+            fo.mode = MVEAD_FUSION_MVAS;
+            objective_sparse_vs_dense("mvas", &oo, &m, fo, z, NULL, C, nv, np);
+            free(sup);
+            mvt_release(z);
+            mvt_release(C);
+            mvead_eam_free(&m);
+        }
+}
+END_TEST
+
 START_TEST(test_options_and_errors) {
     mvead_objective_kind k;
     ck_assert_int_eq(mvead_objective_parse("mcp+reg", &k), 0);
@@ -380,6 +543,8 @@ static Suite *objective_suite(void) {
     tcase_add_test(tc, test_gradcheck_mcp_reg);
     tcase_add_test(tc, test_centres);
     tcase_add_test(tc, test_options_and_errors);
+    tcase_add_test(tc, test_sparse_equals_dense_fixture);
+    tcase_add_test(tc, test_sparse_equals_dense_random);
     suite_add_tcase(s, tc);
     return s;
 }

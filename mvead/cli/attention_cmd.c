@@ -13,7 +13,7 @@
 #include <string.h>
 
 int mvead_cmd_attention(int argc, char **argv) {
-    static const char *const accepted[] = {"name", "runs", "data", "cache", "calib", "delta", "fusion", "mvas_window",
+    static const char *const accepted[] = {"name", "runs", "data", "cache", "calib", "delta", "fusion", "attention", "mvas_window",
                                            "mvas_topk", "threads", "quiet", NULL};
     /* command-specific values come before the shared options */
     int64_t sample = 0;

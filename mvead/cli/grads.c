@@ -44,7 +44,7 @@
 #define GC_SUBSET_PER_PARAM 8   /* default of --gradcheck_n */
 #define GC_FULL_BUDGET_S 20.0
 
-static const char *const GRADS_OPTS[] = {"name", "runs", "cache", "batch", "seed", "threads", "quiet", "calib", NULL};
+static const char *const GRADS_OPTS[] = {"name", "runs", "cache", "batch", "seed", "threads", "quiet", "calib", "attention", NULL};
 static const char *const WHICH[3] = {"pos", "neg", "total"};
 
 /* Parses the command line on top of the run's config.json. Returns -1 to

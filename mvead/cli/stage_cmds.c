@@ -21,14 +21,14 @@ static const char *const EXTRACT_OPTS[] = {"name", "runs", "data", "cache", "cat
                                            "backbone", "layer", "image_size", "final_norm", "pos_interp", "cache_dtype",
                                            "extract_batch", NULL};
 static const char *const TRAIN_OPTS[] = {"name", "runs", "data", "cache", "categories", "seed", "threads", "quiet",
-                                         "backbone", "layer", "calib", "delta", "fusion", "init", "objective",
+                                         "backbone", "layer", "calib", "delta", "fusion", "attention", "init", "objective",
                                          "centers", "n_k", "lambda", "epochs", "batch", "lr", "wd", "mvas_window",
                                          "mvas_topk", "resume", "nan_policy", "image_size", "pos_interp", "memory_mb", NULL};
 static const char *const BANK_OPTS[] = {"name", "runs", "data", "cache", "seed", "threads", "quiet", "calib", "delta",
-                                        "fusion", "mvas_window", "mvas_topk", "bank_mode", "coreset_ratio",
+                                        "fusion", "attention", "mvas_window", "mvas_topk", "bank_mode", "coreset_ratio",
                                         "coreset_mode", "memory_mb", NULL};
 static const char *const EVAL_OPTS[] = {"name", "runs", "data", "cache", "seed", "threads", "quiet", "calib", "delta",
-                                        "fusion", "mvas_window", "mvas_topk", "sigma", "heatmaps", "eval_size", "save_maps", "memory_mb", NULL};
+                                        "fusion", "attention", "mvas_window", "mvas_topk", "sigma", "heatmaps", "eval_size", "save_maps", "memory_mb", NULL};
 
 /* Parses options; on success writes <run>/config.json when write_cfg. Returns
  * -1 continue, else the exit code to return. */

@@ -240,6 +240,64 @@ mvt_tensor *mvead_attn_mask_mvas(const mvt_tensor *Z, int h, int w, int win, int
 /* ---- forward --------------------------------------------------------------- */
 
 mva_var *mvead_eam_forward(const mvead_eam *m, mva_var *Z, const mvt_tensor *mask) {
+    return mvead_eam_forward_attn(m, Z, mask, MVEAD_ATTN_DENSE, false, NULL);
+}
+
+/* ---- the sparse path ------------------------------------------------------------ */
+
+static const char *const attention_names[] = {"sparse", "dense"};
+
+int mvead_attention_parse(const char *s, mvead_attention *out) {
+    for (int i = 0; i < 2; i++)
+        if (s && strcmp(s, attention_names[i]) == 0) { *out = (mvead_attention)i; return 0; }
+    return mv_error("attention: unknown '%s' (expected sparse or dense)", s ? s : "(null)");
+}
+
+const char *mvead_attention_name(mvead_attention a) { return (unsigned)a < 2 ? attention_names[a] : "?"; }
+
+/* Indexes of the last few masks. A mask is recognised by identity (the entry
+ * holds a reference, so the address cannot be reused by another tensor) and
+ * by a hash of its bytes (a mask edited in place gets a new index). Building
+ * the index reads the whole mask twice; the hash reads it once. */
+#define INDEX_CACHE 4
+static struct {
+    mvt_tensor *mask, *index;
+    uint64_t hash;
+} index_cache[INDEX_CACHE];
+
+static uint64_t mask_hash(const mvt_tensor *mask) {
+    mvt_tensor *c = mvt_contiguous(mask);
+    const uint8_t *p = mvt_data(c);
+    size_t n = (size_t)mvt_numel(c) * mvt_dtype_size(c->dtype), i = 0;
+    uint64_t h = 1469598103934665603ULL ^ n;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 1099511628211ULL;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
+    mvt_release(c);
+    return h;
+}
+
+/* The index of mask (a new reference). */
+static mvt_tensor *index_for(const mvt_tensor *mask, bool cache) {
+    if (!cache) return mva_attn_index(mask);
+    uint64_t h = mask_hash(mask);
+    for (int i = 0; i < INDEX_CACHE; i++)
+        if (index_cache[i].mask == mask && index_cache[i].hash == h) return mvt_retain(index_cache[i].index);
+    /* evict the oldest (the last slot), newest first */
+    mvt_release(index_cache[INDEX_CACHE - 1].mask);
+    mvt_release(index_cache[INDEX_CACHE - 1].index);
+    memmove(&index_cache[1], &index_cache[0], sizeof index_cache[0] * (INDEX_CACHE - 1));
+    index_cache[0].mask = mvt_retain((mvt_tensor *)mask);
+    index_cache[0].index = mva_attn_index(mask);
+    index_cache[0].hash = h;
+    return mvt_retain(index_cache[0].index);
+}
+
+mva_var *mvead_eam_forward_attn(const mvead_eam *m, mva_var *Z, const mvt_tensor *mask, mvead_attention att,
+                                bool cache_index, mvead_eam_trace *trace) {
     const mvt_tensor *z = Z->value;
     MVT_ASSERT(z->ndim == 3 || z->ndim == 4, "eam: Z must be [V,N,D] or [B,V,N,D]");
     int batched = z->ndim == 4;
@@ -249,25 +307,38 @@ mva_var *mvead_eam_forward(const mvead_eam *m, mva_var *Z, const mvt_tensor *mas
     MVT_ASSERT(D == m->dim, "eam: Z has %lld channels, module has %d", (long long)D, m->dim);
     MVT_ASSERT(mask && mask->shape[mask->ndim - 1] == VN && mask->shape[mask->ndim - 2] == VN,
                "eam: mask must be [VN, VN] or [B, 1, VN, VN] with VN = %lld", (long long)VN);
-
-    int64_t s3[3] = {B, VN, D}, s4[4] = {B, VN, H, d};
-    int to_heads[4] = {0, 2, 1, 3};          /* [B, VN, H, d] <-> [B, H, VN, d] */
+    int64_t s3[3] = {B, VN, D};
     mva_var *z3 = mva_reshape(Z, 3, s3);
-    mva_var *y = mva_layernorm(z3, m->ln_w, m->ln_b, MVEAD_EAM_LN_EPS);
-    /* 1/sqrt(d) is applied to Q (VN*D multiplies instead of H*VN*VN). */
-    mva_var *q = mva_scale(mva_linear(y, m->wq, m->bq), 1.0 / sqrt((double)d));
-    mva_var *k = mva_linear(y, m->wk, m->bk);
-    mva_var *v = mva_linear(y, m->wv, m->bv);
-    q = mva_permute(mva_reshape(q, 4, s4), to_heads);           /* [B, H, VN, d] */
-    k = mva_permute(mva_reshape(k, 4, s4), to_heads);
-    v = mva_permute(mva_reshape(v, 4, s4), to_heads);
-    mva_var *s = mva_matmul(q, mva_transpose(k, 2, 3));         /* [B, H, VN, VN] */
-    mva_var *a = mva_softmax(s, mask);                          /* empty rows stay zero */
-    mva_var *o = mva_matmul(a, v);                              /* [B, H, VN, d] */
-    o = mva_contiguous(mva_permute(o, to_heads));               /* [B, VN, H, d] */
-    o = mva_linear(mva_reshape(o, 3, s3), m->wo, m->bo);        /* [B, VN, D] */
-    mva_var *out = mva_add(z3, o);
-    return mva_reshape(out, z->ndim, z->shape);
+    /* [B, VN, D] each, heads side by side in the channels as the sparse op wants them */
+    mva_var *q, *k, *v, *a;
+    if (att == MVEAD_ATTN_DENSE) {
+        mva_var *y = mva_layernorm(z3, m->ln_w, m->ln_b, MVEAD_EAM_LN_EPS);
+        q = mva_linear(y, m->wq, m->bq);
+        k = mva_linear(y, m->wk, m->bk);
+        v = mva_linear(y, m->wv, m->bv);
+    } else {
+        /* one op: its backward skips d(LN output) when Z needs no gradient */
+        mva_var *w[3] = {m->wq, m->wk, m->wv}, *b[3] = {m->bq, m->bk, m->bv};
+        mva_var *qkv = mva_layernorm_linears(z3, m->ln_w, m->ln_b, MVEAD_EAM_LN_EPS, 3, w, b);   /* [3, B, VN, D] */
+        q = mva_select(qkv, 0, 0);
+        k = mva_select(qkv, 0, 1);
+        v = mva_select(qkv, 0, 2);
+    }
+    if (att == MVEAD_ATTN_DENSE) {
+        int64_t s4[4] = {B, VN, H, d};
+        int to_heads[4] = {0, 2, 1, 3};
+        mva_var *qh = mva_permute(mva_reshape(mva_scale(q, 1.0 / sqrt((double)d)), 4, s4), to_heads);
+        mva_var *kh = mva_permute(mva_reshape(k, 4, s4), to_heads), *vh = mva_permute(mva_reshape(v, 4, s4), to_heads);
+        mva_var *o = mva_matmul(mva_softmax(mva_matmul(qh, mva_transpose(kh, 2, 3)), mask), vh);   /* empty rows stay zero */
+        a = mva_reshape(mva_contiguous(mva_permute(o, to_heads)), 3, s3);
+    } else {
+        mvt_tensor *index = index_for(mask, cache_index);
+        a = mva_sparse_attention(q, k, v, index, (int)H, 1.0 / sqrt((double)d));   /* [B, VN, D] */
+        mvt_release(index);   /* the node keeps its own reference */
+    }
+    mva_var *out3 = mva_add(z3, mva_linear(a, m->wo, m->bo));
+    if (trace) *trace = (mvead_eam_trace){z3, q, k, v, out3};
+    return mva_reshape(out3, z->ndim, z->shape);
 }
 
 void mvead_fusion_opts_default(mvead_fusion_opts *o) {
@@ -275,6 +346,7 @@ void mvead_fusion_opts_default(mvead_fusion_opts *o) {
     o->mode = MVEAD_FUSION_EAM;
     o->mvas_window = 6;   /* MVAD's n_win and top-k at its 16 x 16 level */
     o->mvas_topk = 4;
+    o->attention = MVEAD_ATTN_SPARSE;
 }
 
 /* ---- fusion modes (rows of MVEAD_FUSION_MODES) ---------------------------------- */
@@ -345,10 +417,11 @@ mvt_tensor *mvead_fusion_call_mask(const mvead_fusion_opts *o, const mvt_tensor 
 mva_var *mvead_fuse(const mvead_eam *m, const mvead_fusion_opts *o, mva_var *Z,
                     const mvt_tensor *static_mask) {
     if (!mvead_fusion_attends(o->mode)) return Z;
-    if (!mvead_fusion_per_call(o->mode)) return mvead_eam_forward(m, Z, static_mask);
+    if (!mvead_fusion_per_call(o->mode)) return mvead_eam_forward_attn(m, Z, static_mask, o->attention, true, NULL);
+    /* a mask made for this call: its index is not worth remembering */
     mvt_tensor *mask = mvead_fusion_call_mask(o, Z->value, m->dtype);
-    mva_var *out = mvead_eam_forward(m, Z, mask);
-    mvt_release(mask);   /* softmax's backward needs only its output */
+    mva_var *out = mvead_eam_forward_attn(m, Z, mask, o->attention, false, NULL);
+    mvt_release(mask);   /* neither attention's backward needs it */
     return out;
 }
 

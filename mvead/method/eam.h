@@ -15,6 +15,10 @@
  * Implementation: all V*N queries attend over all V*N keys of the sample with
  * a (VN x VN) mask whose own-view blocks are zero; this is the reference
  * formulation (per view a, concatenated supports) up to summation order.
+ * Two ways to compute it (--attention): `dense` materialises the masked
+ * (VN x VN) scores per head (the reference path); `sparse` (default) runs the
+ * block-sparse op mva_sparse_attention over a compressed index of the mask,
+ * built once per mask, and computes only the kept keys' scores.
  *
  * Called by the objective (mvead/method/objective.h), the trainer and the scoring
  * commands (EAM outputs feed the memory banks). Includes tensor/ and
@@ -102,8 +106,32 @@ mvt_tensor *mvead_attn_mask_mvas(const mvt_tensor *Z, int h, int w, int win, int
 
 /* Z [B, V, N, D] or [V, N, D] -> O of the same shape. mask: [VN, VN] shared by
  * the batch, or [B, 1, VN, VN] per sample (mvas). Differentiable w.r.t. Z and
- * every parameter. */
+ * every parameter. The dense reference path. */
 mva_var *mvead_eam_forward(const mvead_eam *m, mva_var *Z, const mvt_tensor *mask);
+
+/* How the attention is computed. */
+typedef enum {
+    MVEAD_ATTN_SPARSE = 0,   /* block-sparse over the mask's kept keys (default) */
+    MVEAD_ATTN_DENSE         /* (VN x VN) masked scores: the reference */
+} mvead_attention;
+/* "sparse" "dense" -> enum; -1 (mv_error) on anything else. */
+int mvead_attention_parse(const char *s, mvead_attention *out);
+const char *mvead_attention_name(mvead_attention a);
+
+/* What the incremental negative pass (objective.c) reuses of a forward: the
+ * input as [B, VN, D], the projections q, k, v [B, VN, D] (q not yet scaled
+ * by 1/sqrt(d)) and the output before the reshape, [B, VN, D]. Tape vars. */
+typedef struct {
+    mva_var *z3, *q, *k, *v, *out3;
+} mvead_eam_trace;
+
+/* mvead_eam_forward through either attention; trace (NULL: not wanted) gets
+ * the intermediates. The sparse path builds the mask's index once and keeps it
+ * for later calls with the same mask (a few masks are remembered, by identity
+ * and content); cache_index false (a mask made for one call, e.g. mvas) builds
+ * it for this call only. */
+mva_var *mvead_eam_forward_attn(const mvead_eam *m, mva_var *Z, const mvt_tensor *mask, mvead_attention att,
+                                bool cache_index, mvead_eam_trace *trace);
 
 /* The fusion modes, one row each: id, the name the CLI, config.json and the
  * docs use, and the mode's attention mask:
@@ -135,9 +163,10 @@ typedef struct {
     int h, w;          /* patch grid, h * w = N (mvas) */
     int mvas_window;   /* n_win: windows per side of the padded grid (default 6, MVAD's) */
     int mvas_topk;     /* windows kept per query window, over all supports jointly (default 4) */
+    mvead_attention attention;   /* how the attention is computed (default sparse) */
 } mvead_fusion_opts;
 
-void mvead_fusion_opts_default(mvead_fusion_opts *o);   /* EAM, n_win 6, topk 4 */
+void mvead_fusion_opts_default(mvead_fusion_opts *o);   /* EAM, n_win 6, topk 4, sparse */
 /* A name of MVEAD_FUSION_CHOICES -> enum; -1 (mv_error) on anything else. */
 int mvead_fusion_parse(const char *s, mvead_fusion *out);
 const char *mvead_fusion_name(mvead_fusion f);

@@ -11,3 +11,7 @@ tests_check_eam_LDADD = $(TEST_LIBS_ALL)
 tests_check_objective_SOURCES = tests/check_objective.c
 tests_check_objective_CFLAGS = $(TEST_CFLAGS_ALL)
 tests_check_objective_LDADD = $(TEST_LIBS_ALL)
+
+# --attention sparse vs dense end to end (5 training epochs on a tiny synthetic set)
+TESTS += tests/attention_test.sh
+EXTRA_DIST += tests/attention_test.sh

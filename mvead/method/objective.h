@@ -74,10 +74,15 @@ typedef struct {
     mva_var *pos;     /* scalar */
     mva_var *neg;     /* scalar (1/B) sum_i neg_i, NULL unless MCP_REG */
     mva_var *O;       /* fused features [B, V, N, D] (a by-product, e.g. for logging) */
+    mva_var *neg_rows;   /* MCP_REG: constant I64 [B (1 + (V-1) n_k)], the negatives as rows
+                            (i V + v) N + j of the batch, per sample Om[b, k] first, then
+                            n_k per other view in view order, most altered first */
 } mvead_loss;
 
 /* The whole objective on a batch Z [B, V, N, D] through the fusion f (static
- * mask as for mvead_fuse). For MCP_REG, neg_view/neg_patch[B] give the drawn
+ * mask as for mvead_fuse). With f's sparse attention and a static mask (eam,
+ * full) the negatives' pass is incremental (see objective.c): the same loss,
+ * negatives and gradients as the dense second pass, at a fraction of its cost. For MCP_REG, neg_view/neg_patch[B] give the drawn
  * (b, k) (see mvead_draw_negatives; tests pass the stored ones). Results are
  * tape vars (keep values with mvt_retain before mva_tape_clear). Returns -1
  * (mv_error) on inconsistent shapes or kind NONE. */

@@ -51,6 +51,7 @@ int mvead_checkpoint_save(const char *path, const mvead_config *c, const mvead_s
     rc |= mvd_h5_attr_set_int(f, ".", "steps", s->steps);
     rc |= mvd_h5_attr_set_int(f, ".", "has_eam", s->has_eam);
     rc |= mvd_h5_attr_set_str(f, ".", "fusion", c->fusion);
+    rc |= mvd_h5_attr_set_str(f, ".", "attention", c->attention);
     rc |= mvd_h5_attr_set_str(f, ".", "objective", c->objective);
     rc |= mvd_h5_attr_set_str(f, ".", "init", c->init);
     rc |= mvd_h5_attr_set_int(f, ".", "seed", (int64_t)c->seed);

@@ -29,7 +29,7 @@ uint8_t *mvead_support_mask(const mvead_config *c, const char *calib_path, int V
 int mvead_pipeline_fusion(const mvead_config *c, const mvead_paths *p, const mvd_cache_info *in,
                           mvead_fusion_opts *fo, mvt_tensor **static_mask) {
     mvead_fusion_opts_default(fo);
-    if (mvead_fusion_parse(c->fusion, &fo->mode)) return -1;
+    if (mvead_fusion_parse(c->fusion, &fo->mode) || mvead_attention_parse(c->attention, &fo->attention)) return -1;
     fo->h = in->grid_h;
     fo->w = in->grid_w;
     fo->mvas_window = c->mvas_window;

@@ -34,6 +34,7 @@ typedef struct mvead_config {
     double delta;            /* epipolar band half-width in patches */
     /* EAM and pre-training */
     char fusion[16];         /* eam | full | mvas | none */
+    char attention[16];      /* sparse | dense: how the EAM attention is computed */
     char init[16];           /* copy | random */
     char objective[16];      /* mcp+reg | mcp | deepsvdd | none */
     int centers;             /* K per view */
