@@ -127,6 +127,20 @@ START_TEST(test_report_page) {
     /* loss curve and configuration */
     ck_assert_ptr_nonnull(strstr(h, "Training loss per step"));
     ck_assert_ptr_nonnull(strstr(h, "coreset_ratio"));
+    /* the threshold: F1 over the 8 views is best at 0.3 (the tie): 3 defective
+     * views of 4 called NG plus the good one tied, F1 2*3/(2*3+2) = 75.0 */
+    ck_assert_ptr_nonnull(strstr(h, "image score is &ge; <b>0.3</b>"));
+    ck_assert_ptr_nonnull(strstr(h, "F1 75.0%"));
+    /* per view: C1 has 2 good and 2 defective views, C2 3 and 1 */
+    ck_assert_ptr_nonnull(strstr(h, "id=\"per-view-table\""));
+    ck_assert_ptr_nonnull(strstr(h, "<tr><td class=\"k\">C1</td><td>2</td><td>2</td>"));
+    ck_assert_ptr_nonnull(strstr(h, "<tr><td class=\"k\">C2</td><td>3</td><td>1</td>"));
+    /* per defect: AK (S0003, both views defective) and QS (S0004, one view) */
+    ck_assert_ptr_nonnull(strstr(h, "<tr><td class=\"k\">AK</td><td>1</td><td>2</td>"));
+    ck_assert_ptr_nonnull(strstr(h, "<tr><td class=\"k\">QS</td><td>1</td><td>1</td>"));
+    /* a file without the recorded colour scale and curves says so */
+    ck_assert_ptr_nonnull(strstr(h, "Pixel-level curves: not recorded"));
+    ck_assert_ptr_nonnull(strstr(h, "id=\"provenance-table\""));
     free(h);
     snprintf(path, sizeof path, "%s/runs/r1/report.md", root);
     char *md = slurp(path);

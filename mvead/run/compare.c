@@ -231,16 +231,9 @@ int mvead_report_compare(const char *const *run_dirs, int n, const char *out_dir
     print_table(r, n);
     mvead_paths out;
     if (mvead_paths_of_dir(out_dir, &out)) goto done;
-    char tmp[1200], tmp_md[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", out.compare_html);
-    snprintf(tmp_md, sizeof tmp_md, "%s.tmp", out.compare_md);
-    FILE *f = fopen(tmp, "w"), *md = fopen(tmp_md, "w");
-    if (!f || !md) {
-        mv_error("%s: cannot write: %s", !f ? tmp : tmp_md, strerror(errno));
-        if (f) fclose(f), unlink(tmp);
-        if (md) fclose(md), unlink(tmp_md);
-        goto done;
-    }
+    mvead_pages pg;
+    if (mvead_pages_open(&pg, out.compare_html, out.compare_md)) goto done;
+    FILE *f = pg.html, *md = pg.md;
     fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>mvead: %d runs compared</title>\n"
                "<style>%s</style></head><body>\n<h1>%d runs compared</h1>\n<ul>\n", n, mvead_html_css, n);
     fprintf(md, "# %d runs compared\n\n", n);
@@ -276,12 +269,7 @@ int mvead_report_compare(const char *const *run_dirs, int n, const char *out_dir
     fputs("<h2 id=\"loss\">Training loss</h2>\n", f);
     loss_overlay(f, r, n);
     fputs("</body></html>\n", f);
-    if (mvead_html_commit(f, tmp, out.compare_html)) {
-        fclose(md);
-        unlink(tmp_md);
-        goto done;
-    }
-    if (mvead_html_commit(md, tmp_md, out.compare_md)) goto done;
+    if (mvead_pages_commit(&pg)) goto done;
     mvead_log("report --compare: %s, %s", out.compare_html, out.compare_md);
     rc = 0;
 done:

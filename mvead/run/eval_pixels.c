@@ -176,24 +176,34 @@ done:
     return rc;
 }
 
-int mvead_pixel_metrics_adeval(const mvead_eval_pixels *px, const int64_t *views, int64_t nv, double out[3]) {
-    out[0] = out[1] = out[2] = NAN;
+/* The official tool's histogram of every pixel of the views listed: a first
+ * pass for the range of the strips, then the maps with their regions'
+ * weights. 1 when there is nothing to count (no pixel, an infinite score or
+ * one value only: every metric NaN), 0, or -1 with mv_error. */
+static int pixel_hist(const mvead_eval_pixels *px, const int64_t *views, int64_t nv, mvs_adeval_hist *h) {
     double lo = INFINITY, hi = -INFINITY;
-    for (int64_t a = 0; a < nv; a++) {   /* first pass: the range of the strips */
+    for (int64_t a = 0; a < nv; a++) {
         int64_t i = views[a];
         if (mvs_adeval_range_f32(px->maps + px->off[i], px->off[i + 1] - px->off[i], &lo, &hi, "eval: ADEval pixel metrics"))
             return -1;
     }
-    if (!isfinite(lo) || !isfinite(hi)) return 0;   /* no pixel or an infinite score: NaN */
-    mvs_adeval_hist h;
-    if (mvs_adeval_init(&h, lo, hi, MVS_ADEVAL_STRIPS)) return -1;
+    if (!isfinite(lo) || !isfinite(hi)) return 1;
+    if (mvs_adeval_init(h, lo, hi, MVS_ADEVAL_STRIPS)) return -1;
     for (int64_t a = 0; a < nv; a++) {
         int64_t i = views[a];
-        if (mvs_adeval_add_map(&h, px->maps + px->off[i], px->masks + px->off[i], px->size[2 * i], px->size[2 * i + 1])) {
-            mvs_adeval_free(&h);
+        if (mvs_adeval_add_map(h, px->maps + px->off[i], px->masks + px->off[i], px->size[2 * i], px->size[2 * i + 1])) {
+            mvs_adeval_free(h);
             return -1;
         }
     }
+    return 0;
+}
+
+int mvead_pixel_metrics_adeval(const mvead_eval_pixels *px, const int64_t *views, int64_t nv, double out[3]) {
+    out[0] = out[1] = out[2] = NAN;
+    mvs_adeval_hist h;
+    int r = pixel_hist(px, views, nv, &h);
+    if (r) return r < 0 ? -1 : 0;   /* nothing to count: NaN */
     int st[3];
     out[0] = mvs_adeval_auroc(&h, &st[0]);
     out[1] = mvs_adeval_aupr(&h, &st[1]);
@@ -211,20 +221,12 @@ void mvead_pixel_curve_free(mvead_pixel_curve *cv) {
 
 int mvead_pixel_curves(const mvead_eval_pixels *px, const int64_t *views, int64_t nv, mvead_pixel_curve *cv) {
     memset(cv, 0, sizeof *cv);
-    double lo = INFINITY, hi = -INFINITY;
-    for (int64_t a = 0; a < nv; a++) {
-        int64_t i = views[a];
-        if (mvs_adeval_range_f32(px->maps + px->off[i], px->off[i + 1] - px->off[i], &lo, &hi, "eval: pixel curves")) return -1;
-    }
-    if (!isfinite(lo) || !isfinite(hi) || !(hi > lo)) return 0;
     mvs_adeval_hist h;
-    if (mvs_adeval_init(&h, lo, hi, MVS_ADEVAL_STRIPS)) return -1;
-    for (int64_t a = 0; a < nv; a++) {
-        int64_t i = views[a];
-        if (mvs_adeval_add_map(&h, px->maps + px->off[i], px->masks + px->off[i], px->size[2 * i], px->size[2 * i + 1])) {
-            mvs_adeval_free(&h);
-            return -1;
-        }
+    int r = pixel_hist(px, views, nv, &h);
+    if (r) return r < 0 ? -1 : 0;
+    if (h.degenerate) {
+        mvs_adeval_free(&h);
+        return 0;
     }
     int nb = h.nstrips + 2;
     double P = 0, N = 0, WP = 0;

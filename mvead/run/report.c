@@ -182,14 +182,16 @@ static int scores_load(const char *path, scores_file *s) {
             goto done;
         }
     }
-    if (!(t = mvd_h5_read_tensor(f, "patch_scores", MVT_F32, 3, NULL, path))) goto done;
-    if (t->shape[0] != s->S || t->shape[1] != s->V) {
-        mv_error("%s: 'patch_scores' is not [%lld, %lld, N]", path, (long long)s->S, (long long)s->V);
-        mvt_release(t);
-        goto done;
+    if (mvd_h5_exists(f, "patch_scores")) {   /* absent in hand-made files: the pictures take the centre patch */
+        if (!(t = mvd_h5_read_tensor(f, "patch_scores", MVT_F32, 3, NULL, path))) goto done;
+        if (t->shape[0] != s->S || t->shape[1] != s->V) {
+            mv_error("%s: 'patch_scores' is not [%lld, %lld, N]", path, (long long)s->S, (long long)s->V);
+            mvt_release(t);
+            goto done;
+        }
+        s->N = t->shape[2];
+        s->patch_scores = take_data(t);
     }
-    s->N = t->shape[2];
-    s->patch_scores = take_data(t);
     s->map_lo = s->map_hi = NAN;
     if (mvd_h5_attr_exists(f, ".", "map_lo") && mvd_h5_attr_exists(f, ".", "map_hi") &&
         (mvd_h5_attr_get_double(f, ".", "map_lo", &s->map_lo, path) || mvd_h5_attr_get_double(f, ".", "map_hi", &s->map_hi, path)))
@@ -594,9 +596,12 @@ static int64_t top_defect(const scores_file *s, int *view, int *patch) {
         if (s->view_label[k] && (bv < 0 || s->image_scores[k] > s->image_scores[best * s->V + bv])) bv = v;
     }
     if (bv < 0) bv = 0;
-    const float *ps = s->patch_scores + (best * s->V + bv) * s->N;
-    int bp = 0;
-    for (int j = 1; j < s->N; j++) if (ps[j] > ps[bp]) bp = j;
+    int bp = -1;   /* no patch scores: the caller takes the centre patch */
+    if (s->patch_scores) {
+        const float *ps = s->patch_scores + (best * s->V + bv) * s->N;
+        bp = 0;
+        for (int j = 1; j < s->N; j++) if (ps[j] > ps[bp]) bp = j;
+    }
     *view = bv;
     *patch = bp;
     return best;
@@ -622,6 +627,7 @@ static void write_geometry_pictures(FILE *f, const mvead_config *c, const mvead_
         return;
     }
     const mvd_cache_info *in = &cache->info;
+    if (patch < 0 || patch >= in->N) patch = (in->grid_h / 2) * in->grid_w + in->grid_w / 2;
     double kept = 0;
     if (mvead_attention_picture(c, p, cache, i, view, patch, p->report_attention, &kept)) {
         fputs("<p class=\"muted\">", f);
@@ -738,17 +744,10 @@ int mvead_stage_report(const mvead_config *c) {
         scores_free(&sc);
         return -1;
     }
-    char tmp[1200], tmp_md[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", p.report_html);
-    snprintf(tmp_md, sizeof tmp_md, "%s.tmp", p.report_md);
     int rc = -1;
-    FILE *f = fopen(tmp, "w"), *md = fopen(tmp_md, "w");
-    if (!f || !md) {
-        mv_error("%s: cannot write: %s", !f ? tmp : tmp_md, strerror(errno));
-        if (f) fclose(f), unlink(tmp);
-        if (md) fclose(md), unlink(tmp_md);
-        goto done;
-    }
+    mvead_pages pg;
+    if (mvead_pages_open(&pg, p.report_html, p.report_md)) goto done;
+    FILE *f = pg.html, *md = pg.md;
     const char *setting = "";
     json_object *v;
     if (json_object_object_get_ex(metrics, "setting", &v) && v) setting = json_object_get_string(v);
@@ -833,12 +832,7 @@ int mvead_stage_report(const mvead_config *c) {
     fprintf(md, "\nFiles:\n\n- report: `%s`\n- metrics: `%s`\n- scores: `%s`\n- checkpoint: `%s`\n- bank: `%s`\n"
                 "- loss log: `%s`\n- heatmaps: `%s/`\n- configuration: `%s`\n",
             p.report_html, p.metrics, p.scores, p.checkpoint, p.bank, p.loss_csv, p.heatmaps, p.config);
-    if (mvead_html_commit(f, tmp, p.report_html)) {
-        fclose(md);
-        unlink(tmp_md);
-        goto done;
-    }
-    if (mvead_html_commit(md, tmp_md, p.report_md)) goto done;
+    if (mvead_pages_commit(&pg)) goto done;
     mvead_log("report: %s, %s", p.report_html, p.report_md);
     rc = 0;
 done:

@@ -122,6 +122,29 @@ int mvead_html_commit(FILE *fp, const char *tmp, const char *path) {
     return 0;
 }
 
+int mvead_pages_open(mvead_pages *pg, const char *html_path, const char *md_path) {
+    memset(pg, 0, sizeof *pg);
+    pg->html_path = html_path;
+    pg->md_path = md_path;
+    snprintf(pg->html_tmp, sizeof pg->html_tmp, "%s.tmp", html_path);
+    snprintf(pg->md_tmp, sizeof pg->md_tmp, "%s.tmp", md_path);
+    pg->html = fopen(pg->html_tmp, "w");
+    pg->md = pg->html ? fopen(pg->md_tmp, "w") : NULL;
+    if (pg->html && pg->md) return 0;
+    int e = errno;
+    if (pg->html) fclose(pg->html), unlink(pg->html_tmp);
+    return mv_error("%s: cannot write: %s", pg->html ? pg->md_tmp : pg->html_tmp, strerror(e));
+}
+
+int mvead_pages_commit(mvead_pages *pg) {
+    if (mvead_html_commit(pg->html, pg->html_tmp, pg->html_path)) {
+        fclose(pg->md);
+        unlink(pg->md_tmp);
+        return -1;
+    }
+    return mvead_html_commit(pg->md, pg->md_tmp, pg->md_path);
+}
+
 json_object *mvead_metrics_load(const char *path) {
     json_object *root = json_object_from_file(path);
     if (!root) {

@@ -25,6 +25,17 @@ const char *mvead_html_config_value(json_object *v, char *buf, size_t n);
 /* Closes fp and renames tmp onto path; -1 (mv_error, tmp removed) on failure. */
 int mvead_html_commit(FILE *fp, const char *tmp, const char *path);
 
+/* An HTML page and its Markdown twin, written to temporary names and
+ * published together by mvead_pages_commit (either failure removes both
+ * temporaries; nothing half-written is published). */
+typedef struct {
+    FILE *html, *md;
+    const char *html_path, *md_path;
+    char html_tmp[1200], md_tmp[1200];
+} mvead_pages;
+int mvead_pages_open(mvead_pages *pg, const char *html_path, const char *md_path);
+int mvead_pages_commit(mvead_pages *pg);
+
 /* metrics.json, checked to be one (mv_error naming it otherwise). */
 json_object *mvead_metrics_load(const char *path);
 /* A metric of a metrics.json row; NaN when absent or null (degenerate). */

@@ -5,8 +5,11 @@ libmvead_la_SOURCES += mvead/scoring/metrics.c mvead/scoring/metrics.h mvead/sco
 nobase_pkginclude_HEADERS += mvead/scoring/metrics.h mvead/scoring/adeval.h mvead/scoring/kmeans.h mvead/scoring/coreset.h mvead/scoring/knn.h \
 	mvead/scoring/anomaly_map.h mvead/scoring/threshold.h
 
-check_PROGRAMS += tests/check_metrics tests/check_adeval tests/check_bank
-TESTS += tests/check_metrics tests/check_adeval tests/check_bank
+check_PROGRAMS += tests/check_metrics tests/check_adeval tests/check_bank tests/check_threshold
+TESTS += tests/check_metrics tests/check_adeval tests/check_bank tests/check_threshold
+tests_check_threshold_SOURCES = tests/check_threshold.c
+tests_check_threshold_CFLAGS = $(TEST_CFLAGS_ALL)
+tests_check_threshold_LDADD = $(TEST_LIBS_ALL)
 tests_check_metrics_SOURCES = tests/check_metrics.c
 tests_check_metrics_CFLAGS = $(TEST_CFLAGS_ALL)
 tests_check_metrics_LDADD = $(TEST_LIBS_ALL)
