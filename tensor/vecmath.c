@@ -33,11 +33,13 @@ ISA_BEGIN_AVX512
 #include <sleef.h>
 #ifndef __AVX512F__
 __m512 Sleef_expf16_u10avx512f(__m512);
+__m512 Sleef_erff16_u10avx512f(__m512);
 __m512 Sleef_erfcf16_u15avx512f(__m512);
 __m512 Sleef_tanhf16_u10avx512f(__m512);
 #endif
 #ifndef __AVX__
 __m256 Sleef_expf8_u10avx2(__m256);
+__m256 Sleef_erff8_u10avx2(__m256);
 __m256 Sleef_erfcf8_u15avx2(__m256);
 __m256 Sleef_tanhf8_u10avx2(__m256);
 #endif
@@ -48,6 +50,7 @@ ISA_BEGIN_AVX512
 #define V_NAME "avx512f"
 #define FN(name) name##_avx512
 #define V_EXP(v) Sleef_expf16_u10avx512f(v)
+#define V_ERF(v) Sleef_erff16_u10avx512f(v)
 #define V_ERFC(v) Sleef_erfcf16_u15avx512f(v)
 #define V_TANH(v) Sleef_tanhf16_u10avx512f(v)
 #include "tensor/vecmath_impl.h"
@@ -58,6 +61,7 @@ ISA_BEGIN_AVX2
 #define V_NAME "avx2"
 #define FN(name) name##_avx2
 #define V_EXP(v) Sleef_expf8_u10avx2(v)
+#define V_ERF(v) Sleef_erff8_u10avx2(v)
 #define V_ERFC(v) Sleef_erfcf8_u15avx2(v)
 #define V_TANH(v) Sleef_tanhf8_u10avx2(v)
 #include "tensor/vecmath_impl.h"
@@ -68,6 +72,7 @@ ISA_END
 #define V_NAME "sse2"
 #define FN(name) name##_sse2
 #define V_EXP(v) Sleef_expf4_u10sse2(v)
+#define V_ERF(v) Sleef_erff4_u10sse2(v)
 #define V_ERFC(v) Sleef_erfcf4_u15sse2(v)
 #define V_TANH(v) Sleef_tanhf4_u10sse2(v)
 #include "tensor/vecmath_impl.h"

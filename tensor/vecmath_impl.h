@@ -1,6 +1,6 @@
 /* One ISA's f32 vector kernels, included by vecmath.c once per ISA under a
  * `#pragma GCC target` with V_W (floats per vector), FN(name) (suffixes the
- * ISA), V_EXP, V_ERFC, V_TANH (SLEEF's lane-wise functions of that width),
+ * ISA), V_EXP, V_ERF, V_ERFC, V_TANH (SLEEF's lane-wise functions of that width),
  * V_NAME; it undefines them at its end, ready for the next ISA.
  * Written with GCC vector extensions so that one text serves every width.
  * A tail shorter than a vector goes through the same lane-wise function on a
@@ -56,12 +56,23 @@ static inline double FN(hsum)(vd v) {
     return s;
 }
 
-/* gelu(x) = x Phi(x) = 0.5 x erfc(-x / sqrt 2): erfc keeps full relative
- * accuracy in the negative tail, where 1 + erf(x / sqrt 2) cancels. */
-static inline vf FN(gelu_v)(vf x) { return 0.5f * x * V_ERFC(x * -0.70710678118654752f); }
+/* gelu(x) = x Phi(x), Phi(x) = 0.5 (1 + erf(x / sqrt 2)). SLEEF's erf costs
+ * ~8 exps and its erfc ~12, so erf carries the bulk; its absolute error
+ * (about 1 ulp of 1) times |x| / 2 stays under 1e-7 only for x >= -3. Below,
+ * 1 + erf has cancelled and Phi(x) = 0.5 erfc(-x / sqrt 2) takes over, lane
+ * by lane (a vector pays for erfc only when one of its lanes needs it). */
+static inline vf FN(phi2_v)(vf x) {   /* 2 Phi(x) */
+    vf p = 1.0f + V_ERF(x * 0.70710678118654752f);
+    vi tail = x < -3.0f;
+    int any = 0;
+    for (int l = 0; l < V_W; l++) any |= tail[l];
+    if (any) p = FN(sel)(tail, V_ERFC(x * -0.70710678118654752f), p);
+    return p;
+}
+static inline vf FN(gelu_v)(vf x) { return 0.5f * x * FN(phi2_v)(x); }
 /* gelu'(x) = Phi(x) + x phi(x) */
 static inline vf FN(dgelu_v)(vf x) {
-    return 0.5f * V_ERFC(x * -0.70710678118654752f) + x * 0.39894228040143268f * V_EXP(-0.5f * x * x);
+    return 0.5f * FN(phi2_v)(x) + x * 0.39894228040143268f * V_EXP(-0.5f * x * x);
 }
 
 #define DEF_MAP1(NAME, EXPR)                                                                       \
@@ -268,5 +279,6 @@ static const mvv_table FN(table) = {
 #undef V_NAME
 #undef FN
 #undef V_EXP
+#undef V_ERF
 #undef V_ERFC
 #undef V_TANH
