@@ -83,6 +83,8 @@ mva_var *mva_matmul(mva_var *a, mva_var *b);        /* [..., M, K] x [..., K, N]
 mva_var *mva_linear(mva_var *x, mva_var *w, mva_var *b);
 /* Softmax over the last axis; mask is a plain tensor (not differentiated), nonzero = keep, broadcastable. */
 mva_var *mva_softmax(mva_var *x, const mvt_tensor *mask);
+/* softmax(scale * x) in one op (the scale folded into the kernel's masking pass) */
+mva_var *mva_softmax_scaled(mva_var *x, double scale, const mvt_tensor *mask);
 mva_var *mva_layernorm(mva_var *x, mva_var *w, mva_var *b, double eps);
 /* sqrt(sum(x^2, axis) + eps): row norms; eps keeps the gradient finite at 0. */
 mva_var *mva_norm(mva_var *a, int axis, bool keepdim, double eps);
