@@ -29,7 +29,7 @@ int main(void) {
 
     /* ---- sgemm peak ---- */
     const int n = quick ? 2048 : 3072;
-    double flops = 2.0 * n * (double)n * n, best = mvead_limit_sgemm_s(n, reps);
+    double flops = 2.0 * n * (double)n * n, best = mvead_limit_sgemm_s(n, reps, mvead_now);
     if (best < 0) { fprintf(stderr, "bench_stream: out of memory\n"); return 1; }
     printf("bench_stream: %d threads%s\n", nt, quick ? " (quick)" : "");
     printf("  sgemm %dx%dx%d          best %8.4f s  %8.1f GFLOP/s\n", n, n, n, best, flops / best * 1e-9);
@@ -40,7 +40,7 @@ int main(void) {
     /* ---- copy bandwidth ---- */
     const size_t len = (size_t)(quick ? 32 : 64) << 20;   /* floats per array: 128 / 256 MB */
     double bytes = 2.0 * (double)len * sizeof(float);
-    best = mvead_limit_copy_s(len, reps);
+    best = mvead_limit_copy_s(len, reps, mvead_now);
     if (best < 0) { fprintf(stderr, "bench_stream: out of memory\n"); return 1; }
     printf("  copy 2 x %zu MB              best %8.4f s  %8.2f GB/s\n", len * sizeof(float) >> 20, best,
            bytes / best * 1e-9);
