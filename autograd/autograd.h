@@ -83,6 +83,8 @@ mva_var *mva_matmul(mva_var *a, mva_var *b);        /* [..., M, K] x [..., K, N]
 mva_var *mva_linear(mva_var *x, mva_var *w, mva_var *b);
 /* Softmax over the last axis; mask is a plain tensor (not differentiated), nonzero = keep, broadcastable. */
 mva_var *mva_softmax(mva_var *x, const mvt_tensor *mask);
+/* softmax(scale * x) in one op (the scale folded into the kernel's masking pass) */
+mva_var *mva_softmax_scaled(mva_var *x, double scale, const mvt_tensor *mask);
 mva_var *mva_layernorm(mva_var *x, mva_var *w, mva_var *b, double eps);
 /* y[p] = layernorm(x; ln_w, ln_b) w[p]^T + b[p] for p < n (b NULL or b[p] NULL: no bias):
  * x [..., D], w[p] [out, D] -> [n, ..., out]. The values of layernorm then linear; its

@@ -102,17 +102,20 @@ void mva_bwd_linear(mva_node *n, const mvt_tensor *dy) {
 }
 
 /* ---- softmax ---------------------------------------------------------------------- */
-/* y = softmax(x) over the last axis with a constant mask; dx = y (dy - sum(dy y)).
+/* y = softmax(s x) over the last axis with a constant mask (s = p.s, one
+ * pass: attention's 1/sqrt(d) costs nothing extra); dx = s y (dy - sum(dy y)).
  * Masked entries and fully masked rows have y = 0, hence zero gradient. */
-mva_var *mva_softmax(mva_var *x, const mvt_tensor *mask) {
+mva_var *mva_softmax_scaled(mva_var *x, double scale, const mvt_tensor *mask) {
     MVT_ASSERT(x != NULL, "autograd: NULL input to softmax");
     mva_op_params p = {0};
     p.mask = mask;
+    p.s = scale;
     return mva_apply(MVA_OP_SOFTMAX, &x, 1, &p);
 }
-mvt_tensor *mva_fwd_softmax(mva_node *n, mvt_tensor *const *x) { return mvt_softmax(x[0], n->p.mask); }
+mva_var *mva_softmax(mva_var *x, const mvt_tensor *mask) { return mva_softmax_scaled(x, 1.0, mask); }
+mvt_tensor *mva_fwd_softmax(mva_node *n, mvt_tensor *const *x) { return mvt_softmax_scaled(x[0], n->p.s, n->p.mask); }
 void mva_bwd_softmax(mva_node *n, const mvt_tensor *dy) {
-    if (mva_needs_grad(n->inputs[0])) mva_accum(n->inputs[0], mvt_softmax_backward(n->out->value, dy), 1.0);
+    if (mva_needs_grad(n->inputs[0])) mva_accum(n->inputs[0], mvt_softmax_backward(n->out->value, dy), n->p.s);
 }
 
 /* ---- layernorm --------------------------------------------------------------------- */

@@ -257,13 +257,12 @@ static mva_var *block_forward(const mvn_vit *m, const mvn_vit_block *b, mva_var 
     int64_t split[4] = {B, N, H, d}, merged[3] = {B, N, D};
 
     mva_var *y = mva_layernorm(x, b->norm1_w, b->norm1_b, eps);
-    /* 1/sqrt(d) is folded into q: cheaper than scaling the N x N scores */
     mva_var *q = mva_permute(mva_reshape(mva_linear(y, b->q_w, b->q_b), 4, split), heads_first);
-    q = mva_scale(q, 1.0 / sqrt((double)d));
     mva_var *k = mva_permute(mva_reshape(mva_linear(y, b->k_w, b->k_b), 4, split), heads_first);
     mva_var *v = mva_permute(mva_reshape(mva_linear(y, b->v_w, b->v_b), 4, split), heads_first);
     mva_var *scores = mva_matmul(q, mva_transpose(k, 2, 3));           /* [B, H, N, N] */
-    mva_var *probs = mva_softmax(scores, NULL);
+    /* 1/sqrt(d) rides in the softmax's first pass: no extra pass over q */
+    mva_var *probs = mva_softmax_scaled(scores, 1.0 / sqrt((double)d), NULL);
     mva_var *ctx = mva_matmul(probs, v);                                /* [B, H, N, d] */
     ctx = mva_reshape(mva_contiguous(mva_permute(ctx, heads_first)), 3, merged);
     mva_var *att = mva_linear(ctx, b->proj_w, b->proj_b);

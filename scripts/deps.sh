@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mvead needs, only those missing.
 set -euo pipefail
-pkgs=(build-essential autoconf automake libtool pkg-config libopenblas-dev libhdf5-dev zlib1g-dev
+pkgs=(build-essential autoconf automake libtool pkg-config libopenblas-dev libsleef-dev libhdf5-dev zlib1g-dev
       check libjson-c-dev libjpeg62-turbo-dev libpng-dev libopenmpi-dev openmpi-bin hdf5-tools
       chromium)  # chromium renders the report page headless in tests/cli_test.sh
 pkgs+=("$@")

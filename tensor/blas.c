@@ -4,9 +4,14 @@
  * row dim) is passed to BLAS as a transpose, never copied.
  * Determinism: a multi-threaded OpenBLAS call does NOT give the same bits as
  * a single-threaded one (0.3.21 on Zen: its edge kernels depend on the thread
- * partition). So we never let BLAS thread: C is cut into a fixed grid of
- * tiles that depends only on the shapes, each tile is one single-threaded
- * BLAS call, and the tiles (and batch entries) are spread over OpenMP threads. */
+ * partition). So we never let BLAS thread: C is cut into a few slabs whose
+ * number and bounds depend only on the shapes, each slab is one
+ * single-threaded BLAS call, and the slabs (and batch entries) are spread
+ * over OpenMP threads. Slabs rather than the former grid of 256 x 256
+ * tiles: every extra call repacks an operand (that grid took 1.08-1.17x the
+ * raw sgemm time at one thread) and an odd tile count left a thread idle;
+ * 2-4 slabs cost one to three extra packs of the operand that is cheaper
+ * to repack. */
 #include "config.h"
 #include "tensor/tensor.h"
 
@@ -14,9 +19,14 @@
 #include <math.h>
 #include <string.h>
 
-/* Tile sizes of the fixed gemm partition (rows, cols of C). */
-#define TILE_M 256
-#define TILE_N 256
+/* The fixed gemm partition: a product of at least SPLIT_FLOPS is cut along M
+ * or N into 2, 4, 8 or 16 slabs (a power of two balances any power-of-two
+ * thread count), each at least SLAB_MIN wide; slab bounds are multiples of
+ * SLAB_ALIGN so that only the last slab meets BLAS's edge kernels. */
+#define SPLIT_FLOPS (1 << 22)
+#define SLAB_MIN 768
+#define SLAB_ALIGN 32
+#define SLAB_MAX 16
 
 static int get_blas_threads(void) {
 #ifdef HAVE_OPENBLAS_SET_NUM_THREADS
@@ -89,22 +99,35 @@ typedef struct {
     int64_t cbatch;                   /* elements between C matrices */
 } batched_gemm;
 
-/* Number of tiles for a dim of size n with tiles of about `target` (a dim
- * below 1.5 targets stays whole). */
-static int64_t tile_count(int64_t n, int64_t target) { return n < target + target / 2 ? 1 : (n + target - 1) / target; }
+/* Slabs of one product [M, N] += [M, K] [K, N]: *tm along M, *tn along N (one of them 1).
+ * Cutting M repacks B (K x N) once per extra slab, cutting N repacks A (M x K):
+ * cut the dimension whose cost is smaller. Depends on the shapes only. */
+static void slab_counts(int64_t M, int64_t N, int64_t K, int64_t *tm, int64_t *tn) {
+    *tm = *tn = 1;
+    if (2.0 * (double)M * (double)N * (double)K < SPLIT_FLOPS) return;
+    bool cut_m = N <= M;
+    int64_t ext = cut_m ? M : N;
+    if (ext < 2 * SLAB_ALIGN) return;
+    int64_t s = 2;
+    while (s * 2 <= SLAB_MAX && ext / (s * 2) >= SLAB_MIN) s *= 2;
+    *(cut_m ? tm : tn) = s;
+}
 
 static void run_batched(const batched_gemm *g) {
     int64_t nb = 1;
     for (int d = 0; d < g->nbd; d++) nb *= g->bshape[d];
     if (nb == 0 || g->M == 0 || g->N == 0) return;
     size_t es = mvt_dtype_size(g->dt);
-    /* Fixed tiling (depends on shapes only): every tile is one single-threaded
-     * BLAS call, tiles spread statically over OpenMP threads. */
+    /* Fixed slabs (shapes only): every slab is one single-threaded BLAS call,
+     * slabs spread statically over OpenMP threads. */
     bool many = nb >= 8;   /* enough batch entries to spread: keep each matrix whole */
-    int64_t tm = many ? 1 : tile_count(g->M, TILE_M), tn = many ? 1 : tile_count(g->N, TILE_N);
-    if (tm * tn > 1 && (tm * tn) % 2 == 1) tn++;   /* an even task count balances 2 threads */
+    int64_t tm = 1, tn = 1;
+    if (!many) slab_counts(g->M, g->N, g->K, &tm, &tn);
     int64_t mb = (g->M + tm - 1) / tm, nbk = (g->N + tn - 1) / tn;
-    tn = (g->N + nbk - 1) / nbk;   /* rounding can leave the last column tile empty */
+    if (tm > 1) mb = (mb + SLAB_ALIGN - 1) / SLAB_ALIGN * SLAB_ALIGN;
+    if (tn > 1) nbk = (nbk + SLAB_ALIGN - 1) / SLAB_ALIGN * SLAB_ALIGN;
+    tm = (g->M + mb - 1) / mb;   /* rounding up can leave the last slab empty */
+    tn = (g->N + nbk - 1) / nbk;
     int64_t ntasks = nb * tm * tn;
     int nt = mvt_get_num_threads();
     bool par = ntasks > 1 && nt > 1;

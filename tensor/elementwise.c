@@ -1,9 +1,12 @@
 /* Elementwise kernels with numpy broadcasting: binary ops, in-place axpy,
  * unary maths, scale/add-scalar and the exact (erf) GELU with its backward.
  * Work is split into fixed blocks of rows/elements (static schedule); no
- * reductions, so any thread count gives identical bits. */
+ * reductions, so any thread count gives identical bits. f32 exp, tanh and
+ * GELU go through SLEEF's vector functions (tensor/vecmath.h); f64 stays on
+ * libm, which the gradchecks and fixtures were built on. */
 #include "config.h"
 #include "tensor/tensor.h"
+#include "tensor/vecmath.h"
 
 #include <string.h>
 #include <tgmath.h>   /* exp/log/erf pick the float versions for float operands */
@@ -46,21 +49,60 @@ DEF_EW_BOTH(ew_div, x / y, x / y)
 DEF_EW_BOTH(ew_maximum, (x > y || x != x) ? x : y, (x > y || x != x) ? x : y)
 DEF_EW_BOTH(ew_axpy, x + alpha * y, x + alpha * y)
 DEF_EW_BOTH(ew_neg, -x, -x)
-DEF_EW_BOTH(ew_exp, exp(x), exp(x))
+DEF_EW(ew_exp_f64, double, exp(x))
 DEF_EW_BOTH(ew_log, log(x), log(x))
 DEF_EW_BOTH(ew_sqrt, sqrt(x), sqrt(x))
-DEF_EW_BOTH(ew_tanh, tanh(x), tanh(x))
-DEF_EW_BOTH(ew_gelu, 0.5f * x * (1.0f + erf(x * 0.70710678118654752f)),
-            0.5 * x * (1.0 + erf(x * 0.70710678118654752440)))
+DEF_EW(ew_tanh_f64, double, tanh(x))
+DEF_EW(ew_gelu_f64, double, 0.5 * x * (1.0 + erf(x * 0.70710678118654752440)))
 DEF_EW_BOTH(ew_square, x * x, x * x)
 DEF_EW_BOTH(ew_abs, fabs(x), fabs(x))
 DEF_EW_BOTH(ew_recip, 1.0f / x, 1.0 / x)
 DEF_EW_BOTH(ew_scale, x * alpha, x * alpha)
 DEF_EW_BOTH(ew_add_scalar, x + alpha, x + alpha)
 /* gelu'(x) = Phi(x) + x phi(x); x = a, dy = b */
-DEF_EW_BOTH(ew_gelu_bwd,
-            y * (0.5f * (1.0f + erf(x * 0.70710678118654752f)) + x * 0.39894228040143268f * exp(-0.5f * x * x)),
-            y * (0.5 * (1.0 + erf(x * 0.70710678118654752440)) + x * 0.39894228040143267794 * exp(-0.5 * x * x)))
+DEF_EW(ew_gelu_bwd_f64, double,
+       y * (0.5 * (1.0 + erf(x * 0.70710678118654752440)) + x * 0.39894228040143267794 * exp(-0.5 * x * x)))
+
+/* f32 exp/tanh/GELU (and GELU's backward) through vecmath. A strided operand
+ * is gathered into a small buffer first, so an element gets the same bits
+ * whatever the layout of its tensor. */
+#define VBUF 256
+#define DEF_EW_VEC1(NAME, FIELD)                                                                   \
+    static void NAME(void *o_, const void *a_, const void *b_, int64_t n, int64_t so, int64_t sa,  \
+                     int64_t sb, double alpha) {                                                   \
+        (void)b_; (void)sb; (void)alpha;                                                           \
+        float *o = o_;                                                                             \
+        const float *a = a_;                                                                       \
+        const mvv_table *vm = mvv_get();                                                           \
+        if (so == 1 && sa == 1) { vm->FIELD(o, a, n); return; }                                    \
+        float bx[VBUF], by[VBUF];                                                                  \
+        for (int64_t i0 = 0; i0 < n; i0 += VBUF) {                                                 \
+            int64_t k = n - i0 < VBUF ? n - i0 : VBUF;                                             \
+            for (int64_t i = 0; i < k; i++) bx[i] = a[(i0 + i) * sa];                              \
+            vm->FIELD(by, bx, k);                                                                  \
+            for (int64_t i = 0; i < k; i++) o[(i0 + i) * so] = by[i];                              \
+        }                                                                                          \
+    }
+DEF_EW_VEC1(ew_exp_f32v, vexp)
+DEF_EW_VEC1(ew_tanh_f32v, vtanh)
+DEF_EW_VEC1(ew_gelu_f32v, gelu)
+
+/* x = a, dy = b */
+static void ew_gelu_bwd_f32v(void *o_, const void *a_, const void *b_, int64_t n, int64_t so, int64_t sa,
+                             int64_t sb, double alpha) {
+    (void)alpha;
+    float *o = o_;
+    const float *a = a_, *b = b_;
+    const mvv_table *vm = mvv_get();
+    if (so == 1 && sa == 1 && sb == 1) { vm->gelu_bwd(o, a, b, n); return; }
+    float bx[VBUF], bg[VBUF], by[VBUF];
+    for (int64_t i0 = 0; i0 < n; i0 += VBUF) {
+        int64_t k = n - i0 < VBUF ? n - i0 : VBUF;
+        for (int64_t i = 0; i < k; i++) { bx[i] = a[(i0 + i) * sa]; bg[i] = b[(i0 + i) * sb]; }
+        vm->gelu_bwd(by, bx, bg, k);
+        for (int64_t i = 0; i < k; i++) o[(i0 + i) * so] = by[i];
+    }
+}
 
 /* out (any strides) = f(a, b) with a, b broadcast to out's shape (b may be NULL). */
 static void run_ew(mvt_tensor *out, const mvt_tensor *a, const mvt_tensor *b, ew_fn f32, ew_fn f64,
@@ -143,11 +185,11 @@ static mvt_tensor *unary_new(const mvt_tensor *a, ew_fn f32, ew_fn f64, double a
 mvt_tensor *mvt_unary(mvt_unop op, const mvt_tensor *a) {
     switch (op) {
     case MVT_NEG: return unary_new(a, ew_neg_f32, ew_neg_f64, 0);
-    case MVT_EXP: return unary_new(a, ew_exp_f32, ew_exp_f64, 0);
+    case MVT_EXP: return unary_new(a, ew_exp_f32v, ew_exp_f64, 0);
     case MVT_LOG: return unary_new(a, ew_log_f32, ew_log_f64, 0);
     case MVT_SQRT: return unary_new(a, ew_sqrt_f32, ew_sqrt_f64, 0);
-    case MVT_TANH: return unary_new(a, ew_tanh_f32, ew_tanh_f64, 0);
-    case MVT_GELU: return unary_new(a, ew_gelu_f32, ew_gelu_f64, 0);
+    case MVT_TANH: return unary_new(a, ew_tanh_f32v, ew_tanh_f64, 0);
+    case MVT_GELU: return unary_new(a, ew_gelu_f32v, ew_gelu_f64, 0);
     case MVT_SQUARE: return unary_new(a, ew_square_f32, ew_square_f64, 0);
     case MVT_ABS: return unary_new(a, ew_abs_f32, ew_abs_f64, 0);
     case MVT_RECIP: return unary_new(a, ew_recip_f32, ew_recip_f64, 0);
@@ -162,5 +204,5 @@ mvt_tensor *mvt_add_scalar(const mvt_tensor *a, double s) {
 mvt_tensor *mvt_gelu(const mvt_tensor *x) { return mvt_unary(MVT_GELU, x); }
 
 mvt_tensor *mvt_gelu_backward(const mvt_tensor *x, const mvt_tensor *dy) {
-    return binary_new(x, dy, ew_gelu_bwd_f32, ew_gelu_bwd_f64, 0);
+    return binary_new(x, dy, ew_gelu_bwd_f32v, ew_gelu_bwd_f64, 0);
 }

@@ -1,9 +1,12 @@
 /* LayerNorm over the last axis with saved mean/rstd, and its accumulating
- * backward. Statistics are computed per row in f64 (two passes); dw/db are
- * reduced over rows by column chunks, each owned by one thread, rows in
- * order, so results do not depend on the thread count. */
+ * backward. Statistics are computed per row in f64; dw/db are reduced over
+ * rows by column chunks, each owned by one thread, rows in order, so results
+ * do not depend on the thread count. f32 rows go through tensor/vecmath.h:
+ * one pass for mean and variance (shifted sums), one for normalise + affine;
+ * f64 keeps the two-pass loops below. */
 #include "config.h"
 #include "tensor/tensor.h"
+#include "tensor/vecmath.h"
 
 #include <math.h>
 
@@ -37,7 +40,17 @@ static mvt_tensor *row_stat_tensor(const mvt_tensor *x) {
         }                                                                                          \
     }
 
-DEF_LN_FWD(ln_fwd_f32, float)
+static void ln_fwd_f32(const float *x, const float *w, const float *b, float *y, float *mean, float *rstd,
+                       int64_t R, int64_t D, double eps) {
+    const mvv_table *vm = mvv_get();
+#pragma omp parallel for schedule(static) if (R * D > 16384)
+    for (int64_t r = 0; r < R; r++) {
+        double mu, rs;
+        vm->ln_row(x + r * D, w, b, y + r * D, D, eps, &mu, &rs);
+        if (mean) mean[r] = (float)mu;
+        if (rstd) rstd[r] = (float)rs;
+    }
+}
 DEF_LN_FWD(ln_fwd_f64, double)
 
 static void check_param(const mvt_tensor *p, const mvt_tensor *x, const char *what) {
@@ -117,7 +130,28 @@ mvt_tensor *mvt_layernorm(const mvt_tensor *x_in, const mvt_tensor *w_in, const 
         }                                                                                          \
     }
 
-DEF_LN_BWD(ln_bwd_f32, float)
+static void ln_bwd_f32(const float *dy, const float *x, const float *w, const float *mean, const float *rstd,
+                       float *dx, float *dw, float *db, int64_t R, int64_t D) {
+    const mvv_table *vm = mvv_get();
+    if (dx) {
+#pragma omp parallel for schedule(static) if (R * D > 16384)
+        for (int64_t r = 0; r < R; r++) vm->ln_bwd_row(dy + r * D, x + r * D, w, mean[r], rstd[r], dx + r * D, D);
+    }
+    if (dw || db) {
+        int64_t nchunks = (D + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) if (R * D > 16384)
+        for (int64_t c = 0; c < nchunks; c++) {
+            int64_t j0 = c * CHUNK, j1 = j0 + CHUNK < D ? j0 + CHUNK : D;
+            double aw[CHUNK] = {0}, ab[CHUNK] = {0};
+            for (int64_t r = 0; r < R; r++)
+                vm->ln_dwdb_row(dy + r * D + j0, x + r * D + j0, mean[r], rstd[r], aw, ab, j1 - j0);
+            for (int64_t j = j0; j < j1; j++) {
+                if (dw) dw[j] += (float)aw[j - j0];
+                if (db) db[j] += (float)ab[j - j0];
+            }
+        }
+    }
+}
 DEF_LN_BWD(ln_bwd_f64, double)
 
 void mvt_layernorm_backward(const mvt_tensor *dy_in, const mvt_tensor *x_in, const mvt_tensor *w_in,

@@ -1,10 +1,15 @@
-/* Softmax over the last axis, optionally masked, and its backward.
+/* Softmax over the last axis, optionally scaled and masked, and its backward.
  * x [..., N] (rows R = numel / N), mask broadcastable to x (nonzero = keep).
- * Rows are independent: one thread per row, sums in f64, fixed order. */
+ * Rows are independent: one thread per row, sums in f64, fixed order.
+ * f32: scale and mask are applied in one pass that writes the logits
+ * (masked = -inf, a select, no branch) into y, then SLEEF's vector exp
+ * finishes the row in place while it is in L1 (tensor/vecmath.h). */
 #include "config.h"
 #include "tensor/tensor.h"
+#include "tensor/vecmath.h"
 
 #include <math.h>
+#include <string.h>
 #include <tgmath.h>
 
 /* mask element j of row r (stride-aware, any dtype) */
@@ -17,9 +22,49 @@ static inline bool mask_keep(const void *m, mvt_dtype dt, int64_t off) {
     return true;
 }
 
+/* z_j = keep_j ? scale x_j : -inf for one row (mask element j at mo + j msl) */
+static void masked_logits_f32(const float *xr, float *yr, int64_t N, float scale, const void *mp, mvt_dtype mdt,
+                              int64_t mo, int64_t msl) {
+    switch (mdt) {
+    case MVT_F32: {
+        const float *m = (const float *)mp + mo;
+        for (int64_t j = 0; j < N; j++) yr[j] = m[j * msl] != 0 ? xr[j] * scale : -INFINITY;
+        break;
+    }
+    case MVT_F64: {
+        const double *m = (const double *)mp + mo;
+        for (int64_t j = 0; j < N; j++) yr[j] = m[j * msl] != 0 ? xr[j] * scale : -INFINITY;
+        break;
+    }
+    case MVT_I64: {
+        const int64_t *m = (const int64_t *)mp + mo;
+        for (int64_t j = 0; j < N; j++) yr[j] = m[j * msl] != 0 ? xr[j] * scale : -INFINITY;
+        break;
+    }
+    }
+}
+
+static void softmax_f32(const float *x, float *y, int64_t R, int64_t N, double scale_, const mvt_tensor *mask,
+                        int mnd, const int64_t *mshape, const int64_t *mstride) {
+    const void *mp = mask ? mvt_data(mask) : NULL;
+    mvt_dtype mdt = mask ? mask->dtype : MVT_F32;
+    int64_t msl = mask ? mstride[mnd - 1] : 0;
+    const float scale = (float)scale_;
+    const mvv_table *vm = mvv_get();
+#pragma omp parallel for schedule(static) if (R * N > 16384)
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = x + r * N;
+        float *yr = y + r * N;
+        if (mask) masked_logits_f32(xr, yr, N, scale, mp, mdt, mvt_offset_of(mnd - 1, mshape, mstride, r), msl);
+        else if (scale == 1.0f) memcpy(yr, xr, (size_t)N * sizeof *yr);
+        else for (int64_t j = 0; j < N; j++) yr[j] = xr[j] * scale;
+        vm->softmax_row(yr, N);
+    }
+}
+
 #define DEF_SOFTMAX(NAME, T)                                                                       \
-    static void NAME(const T *x, T *y, int64_t R, int64_t N, const mvt_tensor *mask, int mnd,      \
-                     const int64_t *mshape, const int64_t *mstride) {                              \
+    static void NAME(const T *x, T *y, int64_t R, int64_t N, double scale, const mvt_tensor *mask,   \
+                     int mnd, const int64_t *mshape, const int64_t *mstride) {                     \
         const void *mp = mask ? mvt_data(mask) : NULL;                                             \
         mvt_dtype mdt = mask ? mask->dtype : MVT_F32;                                              \
         int64_t msl = mask ? mstride[mnd - 1] : 0;                                                 \
@@ -33,7 +78,7 @@ static inline bool mask_keep(const void *m, mvt_dtype dt, int64_t off) {
             for (int64_t j = 0; j < N; j++) {                                                      \
                 if (mask && !mask_keep(mp, mdt, mo + j * msl)) continue;                           \
                 any = true;                                                                        \
-                if (xr[j] > mx) mx = xr[j];                                                        \
+                if (scale * xr[j] > mx) mx = scale * xr[j];                                        \
             }                                                                                      \
             if (!any || mx == -INFINITY) { /* nothing to attend to: zero row, never NaN */         \
                 for (int64_t j = 0; j < N; j++) yr[j] = 0;                                         \
@@ -41,7 +86,7 @@ static inline bool mask_keep(const void *m, mvt_dtype dt, int64_t off) {
             }                                                                                      \
             double sum = 0;                                                                        \
             for (int64_t j = 0; j < N; j++) {                                                      \
-                T e = (mask && !mask_keep(mp, mdt, mo + j * msl)) ? (T)0 : exp(xr[j] - mx);        \
+                T e = (mask && !mask_keep(mp, mdt, mo + j * msl)) ? (T)0 : exp(scale * xr[j] - mx);\
                 yr[j] = e;                                                                         \
                 sum += e;                                                                          \
             }                                                                                      \
@@ -50,11 +95,10 @@ static inline bool mask_keep(const void *m, mvt_dtype dt, int64_t off) {
         }                                                                                          \
     }
 
-DEF_SOFTMAX(softmax_f32, float)
 DEF_SOFTMAX(softmax_f64, double)
 
 /* Shared setup: contiguous x, rows/cols, mask expanded to x's shape. */
-static mvt_tensor *softmax_impl(const mvt_tensor *x_in, const mvt_tensor *mask, bool ref) {
+static mvt_tensor *softmax_impl(const mvt_tensor *x_in, double scale, const mvt_tensor *mask, bool ref) {
     MVT_ASSERT(x_in->dtype == MVT_F32 || x_in->dtype == MVT_F64, "softmax: %s not supported",
                mvt_dtype_name(x_in->dtype));
     mvt_tensor *x = mvt_contiguous(x_in);
@@ -78,24 +122,24 @@ static mvt_tensor *softmax_impl(const mvt_tensor *x_in, const mvt_tensor *mask, 
                 double mx = -INFINITY;
                 for (int64_t j = 0; j < N; j++) {
                     bool keep = !em || mvt_load(mvt_data(em), em->dtype, mo + j * mstride[nd - 1]) != 0;
-                    double v = mvt_load(px, x->dtype, r * N + j);
+                    double v = scale * mvt_load(px, x->dtype, r * N + j);
                     if (keep && v > mx) mx = v;
                 }
                 double sum = 0;
                 for (int64_t j = 0; j < N; j++) {
                     bool keep = !em || mvt_load(mvt_data(em), em->dtype, mo + j * mstride[nd - 1]) != 0;
-                    if (keep && mx > -INFINITY) sum += exp(mvt_load(px, x->dtype, r * N + j) - mx);
+                    if (keep && mx > -INFINITY) sum += exp(scale * mvt_load(px, x->dtype, r * N + j) - mx);
                 }
                 for (int64_t j = 0; j < N; j++) {
                     bool keep = !em || mvt_load(mvt_data(em), em->dtype, mo + j * mstride[nd - 1]) != 0;
-                    double v = (keep && sum > 0) ? exp(mvt_load(px, x->dtype, r * N + j) - mx) / sum : 0.0;
+                    double v = (keep && sum > 0) ? exp(scale * mvt_load(px, x->dtype, r * N + j) - mx) / sum : 0.0;
                     mvt_store(py, y->dtype, r * N + j, v);
                 }
             }
         } else if (x->dtype == MVT_F32) {
-            softmax_f32(mvt_f32(x), mvt_f32(y), R, N, em, nd, mshape, mstride);
+            softmax_f32(mvt_f32(x), mvt_f32(y), R, N, scale, em, nd, mshape, mstride);
         } else {
-            softmax_f64(mvt_f64(x), mvt_f64(y), R, N, em, nd, mshape, mstride);
+            softmax_f64(mvt_f64(x), mvt_f64(y), R, N, scale, em, nd, mshape, mstride);
         }
     }
     mvt_release(em);
@@ -103,8 +147,14 @@ static mvt_tensor *softmax_impl(const mvt_tensor *x_in, const mvt_tensor *mask, 
     return y;
 }
 
-mvt_tensor *mvt_softmax(const mvt_tensor *x, const mvt_tensor *mask) { return softmax_impl(x, mask, false); }
-mvt_tensor *mvt_ref_softmax(const mvt_tensor *x, const mvt_tensor *mask) { return softmax_impl(x, mask, true); }
+mvt_tensor *mvt_softmax(const mvt_tensor *x, const mvt_tensor *mask) { return softmax_impl(x, 1.0, mask, false); }
+mvt_tensor *mvt_softmax_scaled(const mvt_tensor *x, double scale, const mvt_tensor *mask) {
+    return softmax_impl(x, scale, mask, false);
+}
+mvt_tensor *mvt_ref_softmax(const mvt_tensor *x, const mvt_tensor *mask) { return softmax_impl(x, 1.0, mask, true); }
+mvt_tensor *mvt_ref_softmax_scaled(const mvt_tensor *x, double scale, const mvt_tensor *mask) {
+    return softmax_impl(x, scale, mask, true);
+}
 
 #define DEF_SOFTMAX_BWD(NAME, T)                                                                   \
     static void NAME(const T *y, const T *dy, T *dx, int64_t R, int64_t N) {                       \
@@ -119,7 +169,11 @@ mvt_tensor *mvt_ref_softmax(const mvt_tensor *x, const mvt_tensor *mask) { retur
         }                                                                                          \
     }
 
-DEF_SOFTMAX_BWD(softmax_bwd_f32, float)
+static void softmax_bwd_f32(const float *y, const float *dy, float *dx, int64_t R, int64_t N) {
+    const mvv_table *vm = mvv_get();
+#pragma omp parallel for schedule(static) if (R * N > 16384)
+    for (int64_t r = 0; r < R; r++) vm->softmax_bwd_row(y + r * N, dy + r * N, dx + r * N, N);
+}
 DEF_SOFTMAX_BWD(softmax_bwd_f64, double)
 
 mvt_tensor *mvt_softmax_backward(const mvt_tensor *y_in, const mvt_tensor *dy_in) {

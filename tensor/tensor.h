@@ -146,7 +146,8 @@ typedef enum { MVT_NEG, MVT_EXP, MVT_LOG, MVT_SQRT, MVT_TANH, MVT_GELU, MVT_SQUA
 mvt_tensor *mvt_unary(mvt_unop op, const mvt_tensor *a);
 mvt_tensor *mvt_scale(const mvt_tensor *a, double s);
 mvt_tensor *mvt_add_scalar(const mvt_tensor *a, double s);
-/* Exact erf GELU: 0.5 x (1 + erf(x / sqrt 2)); backward: dy * gelu'(x). */
+/* Exact erf GELU: 0.5 x (1 + erf(x / sqrt 2)); backward: dy * gelu'(x).
+ * (f32 evaluates it as 0.5 x erfc(-x / sqrt 2), accurate in the negative tail.) */
 mvt_tensor *mvt_gelu(const mvt_tensor *x);
 mvt_tensor *mvt_gelu_backward(const mvt_tensor *x, const mvt_tensor *dy);
 
@@ -161,6 +162,9 @@ mvt_tensor *mvt_min(const mvt_tensor *a, int axis, bool keepdim, mvt_tensor **ar
  * nonzero = keep): masked entries get probability 0; a row with no kept entry
  * is all zeros (never NaN). */
 mvt_tensor *mvt_softmax(const mvt_tensor *x, const mvt_tensor *mask);
+/* softmax(scale * x) with the same mask rule, in one pass (attention's 1/sqrt(d)).
+ * Its backward is scale * mvt_softmax_backward(y, dy). */
+mvt_tensor *mvt_softmax_scaled(const mvt_tensor *x, double scale, const mvt_tensor *mask);
 /* dx = y * (dy - sum(dy * y)) row-wise (zero rows stay zero). */
 mvt_tensor *mvt_softmax_backward(const mvt_tensor *y, const mvt_tensor *dy);
 
@@ -204,6 +208,7 @@ mvt_tensor *mvt_pairwise_sqdist(const mvt_tensor *a, const mvt_tensor *b);
 /* ---- naive references (tests only; plain loops, any dtype, f64 accumulation) */
 mvt_tensor *mvt_ref_matmul(const mvt_tensor *a, const mvt_tensor *b);
 mvt_tensor *mvt_ref_softmax(const mvt_tensor *x, const mvt_tensor *mask);
+mvt_tensor *mvt_ref_softmax_scaled(const mvt_tensor *x, double scale, const mvt_tensor *mask);
 mvt_tensor *mvt_ref_layernorm(const mvt_tensor *x, const mvt_tensor *w, const mvt_tensor *b, double eps);
 mvt_tensor *mvt_ref_resize(const mvt_tensor *x, int64_t oh, int64_t ow, mvt_resample_mode mode,
                            bool align_corners, double scale_h, double scale_w);

@@ -291,6 +291,8 @@ FN(f_matmul, mva_matmul(x[0], x[1]))          REF(r_matmul, mvt_ref_matmul(x[0],
 FN(f_linear, mva_linear(x[0], x[1], n > 2 ? x[2] : NULL))
 REF(r_linear, ref_linear(x[0], x[1], x[2]))
 FN(f_softmax, mva_softmax(x[0], mask_of(c)))  REF(r_softmax, mvt_ref_softmax(x[0], mask_of(c)))
+FN(f_softmax_scaled, mva_softmax_scaled(x[0], c->s, mask_of(c)))
+REF(r_softmax_scaled, mvt_ref_softmax_scaled(x[0], c->s, mask_of(c)))
 FN(f_layernorm, c->no_affine ? mva_layernorm(x[0], NULL, NULL, c->eps) : mva_layernorm(x[0], x[1], x[2], c->eps))
 REF(r_layernorm, c->no_affine ? mvt_ref_layernorm(x[0], NULL, NULL, c->eps)
                               : mvt_ref_layernorm(x[0], x[1], x[2], c->eps))
@@ -417,6 +419,7 @@ static const op_case cases[] = {
     {"linear_1d", f_linear, r_linear, {0}, 3, {1, 2, 1}, {S(4), S(3, 4), S(3)}, -1, 1},
     {"softmax", f_softmax, r_softmax, {0}, 1, {3}, {S(2, 3, 5)}, -2, 2},
     {"softmax_masked_empty_row", f_softmax, r_softmax, {.mask_id = 1}, 1, {3}, {S(2, 3, 5)}, -2, 2},
+    {"softmax_scaled_masked", f_softmax_scaled, r_softmax_scaled, {.s = 0.37, .mask_id = 1}, 1, {3}, {S(2, 3, 5)}, -2, 2},
     {"layernorm", f_layernorm, r_layernorm, {.eps = 1e-5}, 3, {3, 1, 1}, {S(2, 3, 5), S(5), S(5)}, -1, 1},
     {"layernorm_plain", f_layernorm, r_layernorm, {.eps = 1e-6, .no_affine = true}, 1, {2}, {S(4, 6)}, -1, 1},
     {"pairwise_sqdist", f_sqdist, r_sqdist, {0}, 2, {2, 2}, {S(4, 3), S(5, 3)}, -1, 1},

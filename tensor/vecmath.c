@@ -1,0 +1,99 @@
+/* vecmath: vecmath_impl.h compiled once per x86 ISA level (AVX-512F,
+ * AVX2+FMA, SSE2) with SLEEF's functions of that width, and the run-time
+ * choice of the widest one the CPU supports. The choice never depends on the
+ * thread count, so neither do the results. */
+#include "config.h"
+#include "tensor/vecmath.h"
+
+#include <math.h>
+#include <string.h>
+
+#if !defined(__x86_64__)
+#error "vecmath.c: only x86-64 is supported (SLEEF vector variants chosen by ISA)"
+#endif
+
+/* Each block below compiles for its own ISA: GCC through `#pragma GCC
+ * target`, clang through `#pragma clang attribute` (clang ignores the GCC
+ * pragma, and without the target attribute a 512-bit argument would be
+ * passed with the wrong ABI). sleef.h declares each width's functions only
+ * when the ISA's macro is defined: GCC's pragma defines it, clang's does not,
+ * so for clang the few we call are declared here. */
+#ifdef __clang__
+#define ISA_BEGIN_AVX512 _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx2,fma\"))), apply_to = function)")
+#define ISA_BEGIN_AVX2 _Pragma("clang attribute push(__attribute__((target(\"avx2,fma\"))), apply_to = function)")
+#define ISA_END _Pragma("clang attribute pop")
+#else
+#define ISA_BEGIN_AVX512 _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx2,fma\")")
+#define ISA_BEGIN_AVX2 _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma\")")
+#define ISA_END _Pragma("GCC pop_options")
+#endif
+
+ISA_BEGIN_AVX512
+#include <immintrin.h>
+#include <sleef.h>
+#ifndef __AVX512F__
+__m512 Sleef_expf16_u10avx512f(__m512);
+__m512 Sleef_erff16_u10avx512f(__m512);
+__m512 Sleef_erfcf16_u15avx512f(__m512);
+__m512 Sleef_tanhf16_u10avx512f(__m512);
+#endif
+#ifndef __AVX__
+__m256 Sleef_expf8_u10avx2(__m256);
+__m256 Sleef_erff8_u10avx2(__m256);
+__m256 Sleef_erfcf8_u15avx2(__m256);
+__m256 Sleef_tanhf8_u10avx2(__m256);
+#endif
+ISA_END
+
+ISA_BEGIN_AVX512
+#define V_W 16
+#define V_NAME "avx512f"
+#define FN(name) name##_avx512
+#define V_EXP(v) Sleef_expf16_u10avx512f(v)
+#define V_ERF(v) Sleef_erff16_u10avx512f(v)
+#define V_ERFC(v) Sleef_erfcf16_u15avx512f(v)
+#define V_TANH(v) Sleef_tanhf16_u10avx512f(v)
+#include "tensor/vecmath_impl.h"
+ISA_END
+
+ISA_BEGIN_AVX2
+#define V_W 8
+#define V_NAME "avx2"
+#define FN(name) name##_avx2
+#define V_EXP(v) Sleef_expf8_u10avx2(v)
+#define V_ERF(v) Sleef_erff8_u10avx2(v)
+#define V_ERFC(v) Sleef_erfcf8_u15avx2(v)
+#define V_TANH(v) Sleef_tanhf8_u10avx2(v)
+#include "tensor/vecmath_impl.h"
+ISA_END
+
+/* x86-64 baseline */
+#define V_W 4
+#define V_NAME "sse2"
+#define FN(name) name##_sse2
+#define V_EXP(v) Sleef_expf4_u10sse2(v)
+#define V_ERF(v) Sleef_erff4_u10sse2(v)
+#define V_ERFC(v) Sleef_erfcf4_u15sse2(v)
+#define V_TANH(v) Sleef_tanhf4_u10sse2(v)
+#include "tensor/vecmath_impl.h"
+
+int mvv_levels(const mvv_table **out) {
+    int n = 0;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) out[n++] = &table_avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) out[n++] = &table_avx2;
+    out[n++] = &table_sse2;
+    return n;
+}
+
+const mvv_table *mvv_get(void) {
+    static const mvv_table *chosen;   /* a benign race: every thread computes the same pointer */
+    const mvv_table *t = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
+    if (!t) {
+        const mvv_table *lv[3];
+        mvv_levels(lv);
+        t = lv[0];
+        __atomic_store_n(&chosen, t, __ATOMIC_RELEASE);
+    }
+    return t;
+}

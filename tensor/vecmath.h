@@ -1,0 +1,34 @@
+/* vecmath: the f32 vector kernels behind exp, tanh, GELU, softmax and
+ * LayerNorm (tensor/elementwise.c, softmax.c, layernorm.c call them; the
+ * accuracy test tests/check_vecmath.c sweeps every ISA level). The
+ * transcendental functions are SLEEF's 1-ulp (erfc 1.5-ulp) vector versions;
+ * the ISA (AVX-512, AVX2+FMA, SSE2) is picked once at run time. Internal to
+ * libmvead: not installed. */
+#ifndef MVEAD_TENSOR_VECMATH_H
+#define MVEAD_TENSOR_VECMATH_H
+
+#include <stdint.h>
+
+typedef struct {
+    const char *name;
+    void (*vexp)(float *y, const float *x, int64_t n);
+    void (*vtanh)(float *y, const float *x, int64_t n);
+    void (*gelu)(float *y, const float *x, int64_t n);                       /* exact (erf) GELU */
+    void (*gelu_bwd)(float *dx, const float *x, const float *dy, int64_t n); /* dx = dy gelu'(x) */
+    /* y [n]: masked logits (-inf = masked) -> softmax in place; all -inf -> zeros */
+    void (*softmax_row)(float *y, int64_t n);
+    void (*softmax_bwd_row)(const float *y, const float *dy, float *dx, int64_t n);
+    /* x, y [n], w, b [n] or NULL; f64 row statistics out */
+    void (*ln_row)(const float *x, const float *w, const float *b, float *y, int64_t n, double eps, double *mean,
+                   double *rstd);
+    void (*ln_bwd_row)(const float *dy, const float *x, const float *w, double mu, double rs, float *dx, int64_t n);
+    void (*ln_dwdb_row)(const float *dy, const float *x, double mu, double rs, double *aw, double *ab, int64_t n);
+} mvv_table;
+
+/* The kernels for this CPU (the widest ISA it runs). */
+const mvv_table *mvv_get(void);
+
+/* Every ISA level this CPU runs, widest first, for the tests; returns the count (<= 3). */
+int mvv_levels(const mvv_table **out);
+
+#endif

@@ -1,0 +1,284 @@
+/* One ISA's f32 vector kernels, included by vecmath.c once per ISA under a
+ * `#pragma GCC target` with V_W (floats per vector), FN(name) (suffixes the
+ * ISA), V_EXP, V_ERF, V_ERFC, V_TANH (SLEEF's lane-wise functions of that width),
+ * V_NAME; it undefines them at its end, ready for the next ISA.
+ * Written with GCC vector extensions so that one text serves every width.
+ * A tail shorter than a vector goes through the same lane-wise function on a
+ * padded copy, so an element's result never depends on its position in the
+ * array (hence not on how rows or blocks are split over threads). Sums run in
+ * f64, lanes in a fixed order. */
+
+typedef float FN(vf) __attribute__((vector_size(V_W * 4)));
+typedef int32_t FN(vi) __attribute__((vector_size(V_W * 4)));
+typedef double FN(vd) __attribute__((vector_size(V_W * 4)));   /* V_W / 2 doubles */
+#define vf FN(vf)
+#define vi FN(vi)
+#define vd FN(vd)
+#define V_H (V_W / 2)
+
+static inline vf FN(ld)(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
+static inline void FN(st)(float *p, vf v) { memcpy(p, &v, sizeof v); }
+/* first n (< V_W) elements of p, the other lanes = pad */
+static inline vf FN(ld_part)(const float *p, int64_t n, float pad) {
+    float b[V_W];
+    for (int i = 0; i < V_W; i++) b[i] = i < n ? p[i] : pad;
+    return FN(ld)(b);
+}
+static inline void FN(st_part)(float *p, vf v, int64_t n) {
+    float b[V_W];
+    memcpy(b, &v, sizeof b);
+    memcpy(p, b, (size_t)n * sizeof *p);
+}
+static inline vf FN(splat)(float a) { return (vf){0} + a; }
+static inline vf FN(sel)(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
+/* lanes 0..V_H-1 and V_H..V_W-1 of v as doubles, and back */
+typedef float FN(hf) __attribute__((vector_size(V_W * 2)));
+static inline vd FN(lo)(vf v) {
+    FN(hf) h;
+    memcpy(&h, &v, sizeof h);
+    return __builtin_convertvector(h, vd);
+}
+static inline vd FN(hi)(vf v) {
+    FN(hf) h;
+    memcpy(&h, (const char *)&v + sizeof h, sizeof h);
+    return __builtin_convertvector(h, vd);
+}
+static inline vf FN(narrow)(vd lo, vd hi) {
+    FN(hf) l = __builtin_convertvector(lo, FN(hf)), h = __builtin_convertvector(hi, FN(hf));
+    vf r;
+    memcpy(&r, &l, sizeof l);
+    memcpy((char *)&r + sizeof l, &h, sizeof h);
+    return r;
+}
+static inline double FN(hsum)(vd v) {
+    double s = 0;
+    for (int i = 0; i < V_H; i++) s += v[i];
+    return s;
+}
+
+/* gelu(x) = x Phi(x), Phi(x) = 0.5 (1 + erf(x / sqrt 2)). SLEEF's erf costs
+ * ~8 exps and its erfc ~12, so erf carries the bulk; its absolute error
+ * (about 1 ulp of 1) times |x| / 2 stays under 1e-7 only for x >= -3. Below,
+ * 1 + erf has cancelled and Phi(x) = 0.5 erfc(-x / sqrt 2) takes over, lane
+ * by lane (a vector pays for erfc only when one of its lanes needs it). */
+static inline vf FN(phi2_v)(vf x) {   /* 2 Phi(x) */
+    vf p = 1.0f + V_ERF(x * 0.70710678118654752f);
+    vi tail = x < -3.0f;
+    int any = 0;
+    for (int l = 0; l < V_W; l++) any |= tail[l];
+    if (any) p = FN(sel)(tail, V_ERFC(x * -0.70710678118654752f), p);
+    return p;
+}
+static inline vf FN(gelu_v)(vf x) { return 0.5f * x * FN(phi2_v)(x); }
+/* gelu'(x) = Phi(x) + x phi(x) */
+static inline vf FN(dgelu_v)(vf x) {
+    return 0.5f * FN(phi2_v)(x) + x * 0.39894228040143268f * V_EXP(-0.5f * x * x);
+}
+
+#define DEF_MAP1(NAME, EXPR)                                                                       \
+    static void FN(NAME)(float *y, const float *x_, int64_t n) {                                   \
+        int64_t i = 0;                                                                             \
+        for (; i + V_W <= n; i += V_W) { vf x = FN(ld)(x_ + i); FN(st)(y + i, (EXPR)); }          \
+        if (i < n) { vf x = FN(ld_part)(x_ + i, n - i, 0); FN(st_part)(y + i, (EXPR), n - i); }   \
+    }
+DEF_MAP1(exp, V_EXP(x))
+DEF_MAP1(tanh, V_TANH(x))
+DEF_MAP1(gelu, FN(gelu_v)(x))
+#undef DEF_MAP1
+
+/* dx = dy gelu'(x) */
+static void FN(gelu_bwd)(float *dx, const float *x_, const float *dy, int64_t n) {
+    int64_t i = 0;
+    for (; i + V_W <= n; i += V_W) FN(st)(dx + i, FN(ld)(dy + i) * FN(dgelu_v)(FN(ld)(x_ + i)));
+    if (i < n) {
+        vf g = FN(ld_part)(dy + i, n - i, 0), x = FN(ld_part)(x_ + i, n - i, 0);
+        FN(st_part)(dx + i, g * FN(dgelu_v)(x), n - i);
+    }
+}
+
+/* y [n] holds masked logits (-inf = masked); in place y = softmax(y). A row
+ * with nothing finite to attend to (every logit -inf) becomes zeros. NaN
+ * logits are skipped by the max and poison the sum (the row becomes NaN), as
+ * in the f64 reference. */
+static void FN(softmax_row)(float *y, int64_t n) {
+    vf m = FN(splat)(-INFINITY);
+    int64_t i = 0;
+    for (; i + V_W <= n; i += V_W) { vf v = FN(ld)(y + i); m = FN(sel)(v > m, v, m); }
+    if (i < n) { vf v = FN(ld_part)(y + i, n - i, -INFINITY); m = FN(sel)(v > m, v, m); }
+    float mx = -INFINITY;
+    for (int l = 0; l < V_W; l++) mx = m[l] > mx ? m[l] : mx;
+    if (mx == -INFINITY) { memset(y, 0, (size_t)n * sizeof *y); return; }
+    vd s0 = {0}, s1 = {0};
+    vf vm = FN(splat)(mx);
+    for (i = 0; i + V_W <= n; i += V_W) {
+        vf e = V_EXP(FN(ld)(y + i) - vm);
+        FN(st)(y + i, e);
+        s0 += FN(lo)(e);
+        s1 += FN(hi)(e);
+    }
+    if (i < n) {
+        vf e = V_EXP(FN(ld_part)(y + i, n - i, -INFINITY) - vm);   /* padding: exp(-inf) = 0 */
+        FN(st_part)(y + i, e, n - i);
+        s0 += FN(lo)(e);
+        s1 += FN(hi)(e);
+    }
+    vf inv = FN(splat)((float)(1.0 / (FN(hsum)(s0) + FN(hsum)(s1))));
+    for (i = 0; i + V_W <= n; i += V_W) FN(st)(y + i, FN(ld)(y + i) * inv);
+    if (i < n) FN(st_part)(y + i, FN(ld_part)(y + i, n - i, 0) * inv, n - i);
+}
+
+/* sum_j a_j b_j in f64 */
+static double FN(dot)(const float *a, const float *b, int64_t n) {
+    vd s0 = {0}, s1 = {0};
+    int64_t i = 0;
+    for (; i + V_W <= n; i += V_W) {
+        vf p = FN(ld)(a + i), q = FN(ld)(b + i);
+        s0 += FN(lo)(p) * FN(lo)(q);
+        s1 += FN(hi)(p) * FN(hi)(q);
+    }
+    if (i < n) {
+        vf p = FN(ld_part)(a + i, n - i, 0), q = FN(ld_part)(b + i, n - i, 0);
+        s0 += FN(lo)(p) * FN(lo)(q);
+        s1 += FN(hi)(p) * FN(hi)(q);
+    }
+    return FN(hsum)(s0) + FN(hsum)(s1);
+}
+
+/* softmax backward of one row: dx = y (dy - sum(dy y)) */
+static void FN(softmax_bwd_row)(const float *y, const float *dy, float *dx, int64_t n) {
+    vf st = FN(splat)((float)FN(dot)(dy, y, n));
+    int64_t i = 0;
+    for (; i + V_W <= n; i += V_W) FN(st)(dx + i, FN(ld)(y + i) * (FN(ld)(dy + i) - st));
+    if (i < n) FN(st_part)(dx + i, FN(ld_part)(y + i, n - i, 0) * (FN(ld_part)(dy + i, n - i, 0) - st), n - i);
+}
+
+/* LayerNorm of one row, one pass for the statistics: sums of x - x[0] and of
+ * its square in f64 (the shift keeps the variance formula free of
+ * cancellation when |mean| >> std), then one pass y = (x - mu) rs w + b in
+ * f64, rounded once. w, b may be NULL. */
+static void FN(ln_row)(const float *x, const float *w, const float *b, float *y, int64_t n, double eps,
+                       double *mean, double *rstd) {
+    vd c = FN(lo)(FN(splat)(x[0]));
+    vd a0 = {0}, a1 = {0}, q0 = {0}, q1 = {0};
+    int64_t i = 0;
+    for (; i + V_W <= n; i += V_W) {
+        vf v = FN(ld)(x + i);
+        vd d0 = FN(lo)(v) - c, d1 = FN(hi)(v) - c;
+        a0 += d0; a1 += d1;
+        q0 += d0 * d0; q1 += d1 * d1;
+    }
+    if (i < n) {   /* pad with x[0]: its shifted value is exactly 0 */
+        vf v = FN(ld_part)(x + i, n - i, x[0]);
+        vd d0 = FN(lo)(v) - c, d1 = FN(hi)(v) - c;
+        a0 += d0; a1 += d1;
+        q0 += d0 * d0; q1 += d1 * d1;
+    }
+    double s1 = FN(hsum)(a0) + FN(hsum)(a1), s2 = FN(hsum)(q0) + FN(hsum)(q1);
+    double m1 = s1 / (double)n, var = s2 / (double)n - m1 * m1;
+    if (var < 0) var = 0;
+    double mu = (double)x[0] + m1, rs = 1.0 / sqrt(var + eps);
+    *mean = mu;
+    *rstd = rs;
+    vd z = {0}, vmu = z + mu, vrs = z + rs;
+    for (i = 0; i < n; i += V_W) {
+        int64_t k = n - i < V_W ? n - i : V_W;
+        vf v = k == V_W ? FN(ld)(x + i) : FN(ld_part)(x + i, k, 0);
+        vd o0 = (FN(lo)(v) - vmu) * vrs, o1 = (FN(hi)(v) - vmu) * vrs;
+        if (w) {
+            vf wv = k == V_W ? FN(ld)(w + i) : FN(ld_part)(w + i, k, 0);
+            o0 *= FN(lo)(wv); o1 *= FN(hi)(wv);
+        }
+        if (b) {
+            vf bv = k == V_W ? FN(ld)(b + i) : FN(ld_part)(b + i, k, 0);
+            o0 += FN(lo)(bv); o1 += FN(hi)(bv);
+        }
+        if (k == V_W) FN(st)(y + i, FN(narrow)(o0, o1));
+        else FN(st_part)(y + i, FN(narrow)(o0, o1), k);
+    }
+}
+
+/* LayerNorm backward of one row into dx (accumulating):
+ * g = dy w, xh = (x - mu) rs, dx += rs (g - mean(g) - xh mean(g xh)). */
+static void FN(ln_bwd_row)(const float *dy, const float *x, const float *w, double mu, double rs, float *dx,
+                           int64_t n) {
+    vd z = {0}, vmu = z + mu, vrs = z + rs;
+    vd g0s = z, g1s = z, h0s = z, h1s = z;
+    for (int64_t i = 0; i < n; i += V_W) {
+        int64_t k = n - i < V_W ? n - i : V_W;
+        vf g = k == V_W ? FN(ld)(dy + i) : FN(ld_part)(dy + i, k, 0);
+        vf v = k == V_W ? FN(ld)(x + i) : FN(ld_part)(x + i, k, (float)mu);
+        vd g0 = FN(lo)(g), g1 = FN(hi)(g);
+        if (w) {
+            vf wv = k == V_W ? FN(ld)(w + i) : FN(ld_part)(w + i, k, 0);
+            g0 *= FN(lo)(wv); g1 *= FN(hi)(wv);
+        }
+        g0s += g0; g1s += g1;
+        h0s += g0 * ((FN(lo)(v) - vmu) * vrs);
+        h1s += g1 * ((FN(hi)(v) - vmu) * vrs);
+    }
+    double m1 = (FN(hsum)(g0s) + FN(hsum)(g1s)) / (double)n, m2 = (FN(hsum)(h0s) + FN(hsum)(h1s)) / (double)n;
+    vd vm1 = z + m1, vm2 = z + m2;
+    for (int64_t i = 0; i < n; i += V_W) {
+        int64_t k = n - i < V_W ? n - i : V_W;
+        vf g = k == V_W ? FN(ld)(dy + i) : FN(ld_part)(dy + i, k, 0);
+        vf v = k == V_W ? FN(ld)(x + i) : FN(ld_part)(x + i, k, 0);
+        vf o = k == V_W ? FN(ld)(dx + i) : FN(ld_part)(dx + i, k, 0);
+        vd g0 = FN(lo)(g), g1 = FN(hi)(g);
+        if (w) {
+            vf wv = k == V_W ? FN(ld)(w + i) : FN(ld_part)(w + i, k, 0);
+            g0 *= FN(lo)(wv); g1 *= FN(hi)(wv);
+        }
+        vd d0 = vrs * (g0 - vm1 - ((FN(lo)(v) - vmu) * vrs) * vm2);
+        vd d1 = vrs * (g1 - vm1 - ((FN(hi)(v) - vmu) * vrs) * vm2);
+        vf r = o + FN(narrow)(d0, d1);
+        if (k == V_W) FN(st)(dx + i, r);
+        else FN(st_part)(dx + i, r, k);
+    }
+}
+
+/* dw/db partial sums of one row over columns [0, n): aw += dy xh, ab += dy (f64) */
+static void FN(ln_dwdb_row)(const float *dy, const float *x, double mu, double rs, double *aw, double *ab,
+                            int64_t n) {
+    vd z = {0}, vmu = z + mu, vrs = z + rs;
+    int64_t i = 0;
+    for (; i + V_W <= n; i += V_W) {
+        vf g = FN(ld)(dy + i), v = FN(ld)(x + i);
+        vd w0, w1, b0, b1;
+        memcpy(&w0, aw + i, sizeof w0); memcpy(&w1, aw + i + V_H, sizeof w1);
+        memcpy(&b0, ab + i, sizeof b0); memcpy(&b1, ab + i + V_H, sizeof b1);
+        w0 += FN(lo)(g) * ((FN(lo)(v) - vmu) * vrs);
+        w1 += FN(hi)(g) * ((FN(hi)(v) - vmu) * vrs);
+        b0 += FN(lo)(g); b1 += FN(hi)(g);
+        memcpy(aw + i, &w0, sizeof w0); memcpy(aw + i + V_H, &w1, sizeof w1);
+        memcpy(ab + i, &b0, sizeof b0); memcpy(ab + i + V_H, &b1, sizeof b1);
+    }
+    for (; i < n; i++) {   /* scalar tail: the same operations per column */
+        aw[i] += (double)dy[i] * (((double)x[i] - mu) * rs);
+        ab[i] += dy[i];
+    }
+}
+
+static const mvv_table FN(table) = {
+    .name = V_NAME,
+    .vexp = FN(exp),
+    .vtanh = FN(tanh),
+    .gelu = FN(gelu),
+    .gelu_bwd = FN(gelu_bwd),
+    .softmax_row = FN(softmax_row),
+    .softmax_bwd_row = FN(softmax_bwd_row),
+    .ln_row = FN(ln_row),
+    .ln_bwd_row = FN(ln_bwd_row),
+    .ln_dwdb_row = FN(ln_dwdb_row),
+};
+
+#undef vf
+#undef vi
+#undef vd
+#undef V_H
+#undef V_W
+#undef V_NAME
+#undef FN
+#undef V_EXP
+#undef V_ERF
+#undef V_ERFC
+#undef V_TANH
