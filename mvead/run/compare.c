@@ -230,7 +230,7 @@ int mvead_report_compare(const char *const *run_dirs, int n, const char *out_dir
     }
     print_table(r, n);
     mvead_paths out;
-    if (mvead_paths_of_dir(out_dir, &out)) goto done;
+    if (mvead_mkdirs(out_dir) || mvead_paths_of_dir(out_dir, &out)) goto done;
     mvead_pages pg;
     if (mvead_pages_open(&pg, out.compare_html, out.compare_md)) goto done;
     FILE *f = pg.html, *md = pg.md;
