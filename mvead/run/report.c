@@ -607,6 +607,14 @@ static int64_t top_defect(const scores_file *s, int *view, int *patch) {
     return best;
 }
 
+/* C1..CV under a picture of the views side by side; `query` marks one. */
+static void view_labels(FILE *f, int V, int query, const char *what) {
+    fprintf(f, "<div class=\"views\" style=\"grid-template-columns:repeat(%d,minmax(0,1fr))\">", V);
+    for (int v = 0; v < V; v++)
+        fprintf(f, "<figure><figcaption><b>C%d</b>%s</figcaption></figure>", v + 1, v == query ? what : "");
+    fputs("</div>\n", f);
+}
+
 /* The EAM attention of the top defect's top patch, and an epilines check of
  * the run's calibration on the same sample. */
 static void write_geometry_pictures(FILE *f, const mvead_config *c, const mvead_paths *p, const scores_file *s) {
@@ -636,7 +644,9 @@ static void write_geometry_pictures(FILE *f, const mvead_config *c, const mvead_
     } else {
         fputs("<div class=\"wide\">", f);
         mvead_html_png(f, p->report_attention, "attention", NULL);
-        fputs("</div>\n<p class=\"muted\">The highest-scored defect, ", f);
+        fputs("</div>\n", f);
+        view_labels(f, (int)in->V, view, " (query)");
+        fputs("<p class=\"muted\">The highest-scored defect, ", f);
         mvead_html_escape(f, s->category[i]);
         fputs(" / ", f);
         mvead_html_escape(f, s->sample_id[i]);
@@ -669,7 +679,9 @@ static void write_geometry_pictures(FILE *f, const mvead_config *c, const mvead_
     if (ok) {
         fputs("<div class=\"wide\">", f);
         mvead_html_png(f, p->report_epilines, "epipolar lines", NULL);
-        fprintf(f, "</div>\n<p class=\"muted\">Three points of C%d (the first: the query patch above) and, in every other "
+        fputs("</div>\n", f);
+        view_labels(f, (int)in->V, view, " (points)");
+        fprintf(f, "<p class=\"muted\">Three points of C%d (the first: the query patch above) and, in every other "
                    "view, their epipolar lines from the run's calibration (", view + 1);
         mvead_html_escape(f, p->calib);
         fprintf(f, ") with the patches the EAM keeps (band half-width %g patches) tinted. A good calibration puts the "

@@ -307,12 +307,12 @@ void mvead_svg_plot(FILE *f, const char *title, const char *xlabel, const char *
 }
 
 void mvead_svg_colorbar(FILE *f, double lo, double hi, double threshold, const char *label) {
-    const int W = 300, H = 46, L = 10, R = 10, bar_h = 12, top = 6;
+    const int W = 420, H = 34, L = 12, R = 12, bar_h = 12, top = 6;
     static int id;
     if (!(hi > lo)) hi = lo + 1;
     double bw = W - L - R;
     id++;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" class=\"cbar\">"
+    fprintf(f, "<div class=\"cbar\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\">"
                "<defs><linearGradient id=\"cb%d\">", W, H, W, H, id);
     for (int k = 0; k <= 10; k++) {
         uint8_t rgb[3];
@@ -334,8 +334,8 @@ void mvead_svg_colorbar(FILE *f, double lo, double hi, double threshold, const c
         fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#000\" stroke-width=\"2\"/>", x, top - 3, x,
                 top + bar_h + 3);
     }
-    fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"xl\">", W / 2, H - 3);
+    fputs("</svg><div class=\"muted\">", f);
     mvead_html_escape(f, label);
-    if (isfinite(threshold)) fprintf(f, ", black mark: threshold %.4g", threshold);
-    fputs("</text></svg>\n", f);
+    if (isfinite(threshold)) fprintf(f, "; the black mark is the threshold, %.4g", threshold);
+    fputs("</div></div>\n", f);
 }
