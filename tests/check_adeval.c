@@ -280,6 +280,24 @@ START_TEST(test_aupro_interpolation) {
 }
 END_TEST
 
+/* An exact halving is OpenCV's 2x2 area mean, summed in its order: blocks of
+ * 4 outputs as (a + b) + (c + d), the rest as ((a + b) + c) + d. With
+ * a = 1e8, b = 1, c = -1e8, d = 1 in float32 the first gives 0, the second
+ * 1/4 (cv2.resize of 4.6 on x86: [0 0 0 0 .25 .25] for 6 outputs). */
+START_TEST(test_resize_halving_order) {
+    enum { DW = 6 };
+    float src[2 * 2 * DW], dst[DW];
+    for (int x = 0; x < DW; x++) {
+        src[2 * x] = 1e8f;
+        src[2 * x + 1] = 1.0f;
+        src[2 * DW + 2 * x] = -1e8f;
+        src[2 * DW + 2 * x + 1] = 1.0f;
+    }
+    ck_assert_int_eq(mvs_resize_linear_cv(src, 2, 2 * DW, dst, 1, DW), 0);
+    for (int x = 0; x < DW; x++) ck_assert_msg(dst[x] == (x < 4 ? 0.0f : 0.25f), "output %d: %g", x, dst[x]);
+}
+END_TEST
+
 static Suite *adeval_suite(void) {
     Suite *s = suite_create("adeval");
     TCase *tc = tcase_create("core");
@@ -288,6 +306,7 @@ static Suite *adeval_suite(void) {
     tcase_add_test(tc, test_hand_and_degenerate);
     tcase_add_test(tc, test_aupro_weights);
     tcase_add_test(tc, test_aupro_interpolation);
+    tcase_add_test(tc, test_resize_halving_order);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -351,16 +351,25 @@ int mvs_resize_linear_cv(const float *src, int sh, int sw, float *dst, int dh, i
         return 0;
     }
     if (sh == 2 * dh && sw == 2 * dw) {
-        /* cv::resize turns an exact halving into INTER_AREA: the 2x2 mean,
-         * summed left to right, top row first */
+        /* cv::resize turns an exact halving into INTER_AREA: the 2x2 mean.
+         * Its sum order: blocks of 4 outputs in SIMD (each row's pair, then
+         * the two rows), the outputs past the last block one by one (left
+         * to right, top row first); float rounding tells them apart */
+        const int simd_end = dw / 4 * 4;
 #pragma omp parallel for schedule(static)
         for (int y = 0; y < dh; y++)
             for (int x = 0; x < dw; x++) {
                 const float *r0 = src + (size_t)(2 * y) * sw + 2 * x, *r1 = r0 + sw;
-                float s = r0[0] + r0[1];
-                s += r1[0];
-                s += r1[1];
-                dst[(size_t)y * dw + x] = s * 0.25f;
+                float sum;
+                if (x < simd_end) {
+                    float top = r0[0] + r0[1], bottom = r1[0] + r1[1];
+                    sum = top + bottom;
+                } else {
+                    sum = r0[0] + r0[1];
+                    sum += r1[0];
+                    sum += r1[1];
+                }
+                dst[(size_t)y * dw + x] = sum * 0.25f;
             }
         return 0;
     }
