@@ -124,10 +124,13 @@ if expect 0 "run r1 end to end" -- "$BIN" run "${COMMON[@]}" --name r1; then
               provenance config; do
         contains "$RUNS/r1/report.html" "id=\"$id\"" "report.html has the $id section"
     done
-    for t in "ROC, pixel level" "PRO curve" "ROC, sample level" "Precision-recall, image level" 'class="cbar"' \
+    for t in "ROC, pixel level" "PRO curve" "ROC, sample level" "Precision-recall, image level" \
              'alt="attention"' 'alt="epipolar lines"' "Real-IAD's official evaluator"; do
         contains "$RUNS/r1/report.html" "$t" "report.html shows $t"
     done
+    n_bars=$(grep -o '<div class="cbar">' "$RUNS/r1/report.html" | wc -l)
+    [ "$n_bars" = 2 ] && ok "report.html has a colour bar under each heatmap section" || bad "report.html colour bars: $n_bars, expected 2"
+    contains "$RUNS/r1/report.html" "the black mark is the threshold" "the colour bars mark the threshold"
     n_views=$(grep -o '<figcaption><b>C[0-9]</b>' "$RUNS/r1/report.html" | sort -u | wc -l)
     [ "$n_views" = 5 ] && ok "report.html labels the views C1-C5" || bad "report.html labels the views C1-C5 ($n_views labels)"
     contains "$RUNS/r1/report.html" "NG</b> when its image score is" "report.html states the threshold"

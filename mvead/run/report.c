@@ -835,6 +835,8 @@ int mvead_stage_report(const mvead_config *c) {
     write_gallery(f, &p, &sc, 0, 6);
     fputs("<h2 id=\"worst-fn\">Worst false negatives (lowest-scored defective views)</h2>\n", f);
     write_gallery(f, &p, &sc, 1, 6);
+    if (isfinite(sc.map_lo) && isfinite(sc.map_hi))
+        mvead_svg_colorbar(f, sc.map_lo, sc.map_hi, th.t, "anomaly score of both galleries (the same scale as above)");
 
     fputs("<h2 id=\"provenance\">Provenance</h2>\n", f);
     write_provenance(f, md, &p);
