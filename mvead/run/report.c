@@ -4,6 +4,7 @@
  * config.json, metrics.json, scores.h5, loss.csv and heatmaps/. Also the
  * side-by-side comparison of several runs (`mvead report --compare`).
  * Called by mvead/cli/main.c (report, run, demo) and mvead/cli/ablate.c. */
+#include "data/fileio.h"
 #include "data/h5io.h"
 #include "mvead/run/run_config.h"
 #include "mvead/run/paths.h"
@@ -549,11 +550,7 @@ static void write_gallery(FILE *f, const mvead_paths *p, const scores_file *s, i
 }
 
 static int commit_file(FILE *fp, const char *tmp, const char *path) {
-    if (ferror(fp) | fclose(fp)) {
-        unlink(tmp);
-        return mv_error("%s: write failed", tmp);
-    }
-    if (rename(tmp, path)) return mv_error("%s: cannot rename into place: %s", path, strerror(errno));
+    if (mvd_file_commit(fp, tmp, path)) return -1;
     return 0;
 }
 
