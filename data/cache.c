@@ -1,6 +1,7 @@
 #include "data/cache.h"
 #include "data/h5io.h"
 #include "tensor/error.h"
+#include <errno.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -145,8 +146,19 @@ mvd_cache_writer *mvd_cache_begin(const char *path, const mvd_cache_info *info, 
         w->file = mvd_h5_check_superblock(w->partial) ? -1 : H5Fopen(w->partial, H5F_ACC_RDWR, mvd_h5_fapl_checksummed());
         mvd_cache_info old;
         int64_t done = 0;
-        if (w->file < 0) { mv_error("%s: unreadable partial cache (delete it to start over)", w->partial); goto fail; }
-        if (get_info_attrs(w->file, &old, w->partial) || mvd_h5_attr_get_int(w->file, ".", "n_done", &done, w->partial)) goto fail;
+        if (w->file >= 0 && (get_info_attrs(w->file, &old, w->partial) ||
+                             mvd_h5_attr_get_int(w->file, ".", "n_done", &done, w->partial))) {
+            H5Fclose(w->file);
+            w->file = -1;
+        }
+        if (w->file < 0) {
+            /* empty or unreadable (a write that failed half-way, a disk that filled
+             * up): nothing in it can be trusted, so start over rather than stop */
+            fprintf(stderr, "%s: empty or unreadable partial cache (%s); discarding it and starting over\n", w->partial,
+                    mv_error_last());
+            if (unlink(w->partial)) { mv_error("%s: cannot remove: %s", w->partial, strerror(errno)); goto fail; }
+            goto create;
+        }
         if (old.S != info->S || old.V != info->V || old.N != info->N || old.D != info->D || old.H != info->H ||
             old.W != info->W || old.layer != info->layer || old.half != info->half || old.has_masks != info->has_masks ||
             strcmp(old.backbone_hash, info->backbone_hash) || strcmp(old.split, info->split)) {
@@ -161,8 +173,10 @@ mvd_cache_writer *mvd_cache_begin(const char *path, const mvd_cache_info *info, 
         if (done < 0 || done > info->S) { mv_error("%s: corrupt n_done attribute", w->partial); goto fail; }
         w->n_done = done;
     } else {
+    create:
+        errno = 0;
         w->file = H5Fcreate(w->partial, H5F_ACC_TRUNC, H5P_DEFAULT, mvd_h5_fapl_checksummed());
-        if (w->file < 0) { mv_error("%s: cannot create", w->partial); goto fail; }
+        if (w->file < 0) { mv_error("%s: cannot create: %s", w->partial, mvd_h5_os_error(errno)); goto fail; }
         if (mvd_h5_attr_set_str(w->file, ".", "mvead_kind", "cache") || mvd_h5_attr_set_int(w->file, ".", "mvead_format", MVD_CACHE_FORMAT) ||
             set_info_attrs(w->file, info) || mvd_h5_attr_set_int(w->file, ".", "n_done", 0) ||
             mvd_h5_attr_set_int(w->file, ".", "complete", 0) || write_meta(w->file, info, meta)) {
@@ -183,12 +197,17 @@ mvd_cache_writer *mvd_cache_begin(const char *path, const mvd_cache_info *info, 
             rc |= create_chunked(w->file, "masks", H5T_STD_U8LE, 4, md, mc, 4);
         }
         if (rc) { mv_error("%s: cannot create datasets", w->partial); goto fail; }
-        H5Fflush(w->file, H5F_SCOPE_GLOBAL);
+        errno = 0;
+        if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) {
+            mv_error("%s: write failed: %s", w->partial, mvd_h5_os_error(errno));
+            mvd_h5_write_failed();
+            goto fail;
+        }
     }
     *n_done = w->n_done;
     return w;
 fail:
-    if (w->file >= 0) H5Fclose(w->file);
+    if (w->file >= 0 && !mvd_h5_poisoned()) H5Fclose(w->file);
     free(w);
     return NULL;
 }
@@ -242,12 +261,17 @@ int mvd_cache_write(mvd_cache_writer *w, int64_t i, const float *feat, const uin
         rc |= rw_slab(w->file, "masks", H5T_NATIVE_UINT8, 4, st, mct, masks ? (void *)masks : zero, true);
         free(zero);
     }
-    if (rc) return mv_error("%s: writing sample %lld failed (disk full?)", w->partial, (long long)i);
+    if (rc) return mv_error("%s: writing sample %lld failed: %s", w->partial, (long long)i, mvd_h5_os_error(errno)), mvd_h5_write_failed(), -1;
+    /* n_done after the data, then flush: a kill leaves either the old or the new count, both consistent.
+     * Both flushes are checked: HDF5 caches the chunks, so a full disk shows up here. */
+    errno = 0;
+    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0)
+        return mv_error("%s: writing sample %lld failed: %s", w->partial, (long long)i, mvd_h5_os_error(errno)), mvd_h5_write_failed(), -1;
+    if (mvd_h5_attr_set_int(w->file, ".", "n_done", i + 1)) return -1;
+    errno = 0;
+    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0)
+        return mv_error("%s: writing sample %lld failed: %s", w->partial, (long long)i, mvd_h5_os_error(errno)), mvd_h5_write_failed(), -1;
     w->n_done = i + 1;
-    /* n_done after the data, then flush: a kill leaves either the old or the new count, both consistent. */
-    H5Fflush(w->file, H5F_SCOPE_GLOBAL);
-    if (mvd_h5_attr_set_int(w->file, ".", "n_done", w->n_done)) return -1;
-    H5Fflush(w->file, H5F_SCOPE_GLOBAL);
     return 0;
 }
 
@@ -255,10 +279,16 @@ int mvd_cache_finish(mvd_cache_writer *w) {
     int rc = 0;
     if (w->n_done != w->info.S) rc = mv_error("%s: only %lld of %lld samples written", w->partial, (long long)w->n_done, (long long)w->info.S);
     if (!rc) rc = mvd_h5_attr_set_int(w->file, ".", "complete", 1);
-    H5Fflush(w->file, H5F_SCOPE_GLOBAL);
-    H5Fclose(w->file);
+    errno = 0;
+    if (!rc && H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) {
+        rc = mv_error("%s: write failed: %s", w->partial, mvd_h5_os_error(errno));
+        mvd_h5_write_failed();   /* the handle is left open: see mvd_h5_abandon */
+    } else {
+        errno = 0;
+        if (H5Fclose(w->file) < 0 && !rc) rc = mv_error("%s: write failed while closing: %s", w->partial, mvd_h5_os_error(errno)), mvd_h5_write_failed();
+    }
     if (!rc) rc = mvd_h5_fsync_path(w->partial);
-    if (!rc && rename(w->partial, w->path)) rc = mv_error("%s: cannot rename into place", w->path);
+    if (!rc && rename(w->partial, w->path)) rc = mv_error("%s: cannot rename into place: %s", w->path, strerror(errno));
     if (!rc) rc = mvd_h5_fsync_path(w->path);
     free(w);
     return rc;
@@ -266,7 +296,7 @@ int mvd_cache_finish(mvd_cache_writer *w) {
 
 void mvd_cache_close_writer(mvd_cache_writer *w) {
     if (!w) return;
-    H5Fclose(w->file);
+    if (!mvd_h5_poisoned()) H5Fclose(w->file);   /* after a failed write libhdf5 may crash closing it */
     free(w);
 }
 
@@ -344,6 +374,15 @@ int mvd_cache_read_masks(mvd_cache *c, int64_t i, uint8_t *masks) {
     if (rw_slab(*(hid_t *)c->priv, "masks", H5T_NATIVE_UINT8, 4, st, ct, masks, false))
         return mv_error("%s: cannot read masks of sample %lld", c->path, (long long)i);
     return 0;
+}
+
+int mvd_cache_verify(mvd_cache *c) {
+    size_t n = (size_t)(c->info.V * c->info.N * c->info.D);
+    float *buf = malloc(n * sizeof(float) + 1);
+    int rc = 0;
+    for (int64_t i = 0; i < c->info.S && !rc; i++) rc = mvd_cache_read(c, i, buf);
+    free(buf);
+    return rc;
 }
 
 void mvd_cache_close(mvd_cache *c) {

@@ -62,6 +62,8 @@ mvd_cache *mvd_cache_open(const char *path);
 int mvd_cache_read(mvd_cache *c, int64_t i, float *feat);
 int mvd_cache_read_masks(mvd_cache *c, int64_t i, uint8_t *masks);
 void mvd_cache_close(mvd_cache *c);
+/* Reads every sample and checks its crc32 (before a complete cache is reused). */
+int mvd_cache_verify(mvd_cache *c);
 
 /* IEEE half conversions (round to nearest even). */
 uint16_t mvd_f32_to_f16(float f);

@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+static bool poisoned;   /* a write failed: see mvd_h5_abandon */
+
 void mvd_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 hid_t mvd_h5_fapl_checksummed(void) {
@@ -24,6 +26,30 @@ hid_t mvd_h5_fapl_checksummed(void) {
         H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
     }
     return fapl;
+}
+
+/* Walks HDF5's error stack for the OS error its file driver recorded
+ * ("... errno = 28, error message = 'No space left on device' ..."). */
+static herr_t find_os_error(unsigned n, const H5E_error2_t *e, void *ctx) {
+    (void)n;
+    char *out = ctx;
+    const char *m = e->desc ? strstr(e->desc, "error message = '") : NULL;
+    if (m && !out[0]) {
+        m += strlen("error message = '");
+        size_t k = strcspn(m, "'");
+        if (k > 200) k = 200;
+        memcpy(out, m, k);
+        out[k] = 0;
+    }
+    return 0;
+}
+
+const char *mvd_h5_os_error(int saved_errno) {
+    static char buf[256];
+    buf[0] = 0;
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, find_os_error, buf);
+    if (!buf[0]) snprintf(buf, sizeof buf, "%s", saved_errno ? strerror(saved_errno) : "I/O error");
+    return buf;
 }
 
 int mvd_h5_fsync_path(const char *path) {
@@ -46,8 +72,14 @@ int mvd_h5_create(mvd_h5_writer *w, const char *path, const char *kind, int form
     if (strlen(path) >= sizeof w->path) return mv_error("%s: path too long", path);
     snprintf(w->path, sizeof w->path, "%s", path);
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
+    errno = 0;
     w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, mvd_h5_fapl_checksummed());
-    if (w->file < 0) return mv_error("%s: cannot create HDF5 file", w->tmp);
+    if (w->file < 0) {
+        int e = errno;
+        mv_error("%s: cannot create HDF5 file: %s", w->path, mvd_h5_os_error(e));
+        unlink(w->tmp);
+        return -1;
+    }
     if (mvd_h5_attr_set_str(w->file, ".", "mvead_kind", kind) || mvd_h5_attr_set_int(w->file, ".", "mvead_format", format)) {
         mvd_h5_abort(w);
         return -1;
@@ -57,15 +89,43 @@ int mvd_h5_create(mvd_h5_writer *w, const char *path, const char *kind, int form
 
 int mvd_h5_commit(mvd_h5_writer *w) {
     if (w->file < 0) return mv_error("%s: not open", w->tmp);
-    H5Fflush(w->file, H5F_SCOPE_GLOBAL);
-    if (H5Fclose(w->file) < 0) { w->file = -1; unlink(w->tmp); return mv_error("%s: closing failed", w->tmp); }
+    /* every step checked: a full disk shows up here (HDF5 caches small writes) */
+    errno = 0;
+    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) {
+        mv_error("%s: write failed: %s", w->path, mvd_h5_os_error(errno));
+        mvd_h5_abandon(w);
+        return -1;
+    }
+    errno = 0;
+    if (H5Fclose(w->file) < 0) {
+        mvd_h5_abandon(w);
+        return mv_error("%s: write failed while closing: %s", w->path, mvd_h5_os_error(errno));
+    }
     w->file = -1;
-    if (mvd_h5_fsync_path(w->tmp)) return -1;
-    if (rename(w->tmp, w->path)) return mv_error("%s: cannot rename into place: %s", w->path, strerror(errno));
+    if (mvd_h5_fsync_path(w->tmp)) { unlink(w->tmp); return mv_error_prefix("%s", w->path); }
+    if (rename(w->tmp, w->path)) {
+        int e = errno;
+        unlink(w->tmp);
+        return mv_error("%s: cannot rename into place: %s", w->path, strerror(e));
+    }
     return mvd_h5_fsync_path(w->path);
 }
 
+
+bool mvd_h5_poisoned(void) { return poisoned; }
+void mvd_h5_write_failed(void) { poisoned = true; }
+
+void mvd_h5_abandon(mvd_h5_writer *w) {
+    /* libhdf5 1.10 crashes in its exit handler (H5F__close_cb from
+     * H5_term_library) on a file whose flush failed, closed or not: the handle
+     * is left open and the program ends without that handler (mvd_h5_poisoned) */
+    w->file = -1;
+    poisoned = true;
+    unlink(w->tmp);
+}
+
 void mvd_h5_abort(mvd_h5_writer *w) {
+    if (poisoned) { mvd_h5_abandon(w); return; }
     if (w->file >= 0) H5Fclose(w->file);
     w->file = -1;
     unlink(w->tmp);
@@ -150,7 +210,8 @@ static int write_raw(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int 
     H5Pclose(lp);
     int rc = 0;
     if (d < 0) rc = mv_error("dataset %s: cannot create", name);
-    else if (n && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) rc = mv_error("dataset %s: write failed", name);
+    else if (n && (errno = 0, H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0))
+        rc = mv_error("dataset %s: write failed: %s", name, mvd_h5_os_error(errno)), mvd_h5_write_failed();
     if (d >= 0) {
         if (!rc) {
             uLong crc = crc32(0L, Z_NULL, 0);

@@ -28,6 +28,15 @@ int mvd_h5_create(mvd_h5_writer *w, const char *path, const char *kind, int form
 int mvd_h5_commit(mvd_h5_writer *w);
 /* Closes and deletes the temporary file (error paths). */
 void mvd_h5_abort(mvd_h5_writer *w);
+/* After a failed write or flush: deletes the temporary file without closing
+ * the handle (closing it can crash libhdf5; see h5io.c). */
+void mvd_h5_abandon(mvd_h5_writer *w);
+/* True after a write to an HDF5 file failed: libhdf5's exit handler would
+ * crash on that file, so the program must end with _exit (after flushing
+ * stdio) rather than return from main. */
+bool mvd_h5_poisoned(void);
+/* Marks that a write failed (writers not going through mvd_h5_commit: the cache). */
+void mvd_h5_write_failed(void);
 
 /* Opens for reading; checks kind (NULL: any) and that format <= max_format. */
 hid_t mvd_h5_open_read(const char *path, const char *kind, int max_format, int *format);
@@ -67,6 +76,10 @@ int mvd_h5_write_strings(hid_t loc, const char *name, int64_t n, const char *con
 /* Returns a malloc'd array of n malloc'd strings; *n set. */
 char **mvd_h5_read_strings(hid_t loc, const char *name, int64_t *n, const char *file);
 void mvd_h5_free_strings(char **s, int64_t n);
+
+/* The OS error behind the last failed HDF5 call ("No space left on device"),
+ * from HDF5's error stack, else strerror(saved_errno). Static buffer. */
+const char *mvd_h5_os_error(int saved_errno);
 
 /* fsync a file and its directory entry (used by every atomic writer). */
 int mvd_h5_fsync_path(const char *path);

@@ -1,6 +1,7 @@
 /* image: JPEG (libjpeg-turbo) and PNG (libpng) reading and writing with
  * setjmp/longjmp error managers; see image.h. */
 #include "data/image.h"
+#include "data/fileio.h"
 #include "tensor/error.h"
 
 #include <errno.h>
@@ -371,18 +372,19 @@ static void tmp_name(char *buf, size_t n, const char *path) {
 
 /* Closes f, renames tmp to path; on any failure removes tmp and reports. */
 static int finish_tmp_file(FILE *f, const char *tmp, const char *path) {
-    int bad = fflush(f) != 0 || ferror(f);
-    if (fclose(f) != 0) bad = 1;
-    if (bad) {
-        remove(tmp);
-        return mv_error("%s: write error (%s)", path, strerror(errno));
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return mv_error("%s: cannot rename temporary file (%s)", path, strerror(e));
-    }
-    return 0;
+    return mvd_file_commit(f, tmp, path);
+}
+
+int mvd_image_check_header(const char *path) {
+    static const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    unsigned char h[8];
+    FILE *f = fopen(path, "rb");
+    if (!f) return mv_error("%s: cannot read: %s", path, strerror(errno));
+    size_t n = fread(h, 1, sizeof h, f);
+    fclose(f);
+    if (n >= 3 && h[0] == 0xff && h[1] == 0xd8 && h[2] == 0xff) return 0;
+    if (n == 8 && !memcmp(h, png, 8)) return 0;
+    return mv_error("%s: not a JPEG or PNG image (%s)", path, n < 8 ? "truncated" : "unknown signature");
 }
 
 int mvd_image_write_png(const char *path, const mvd_image *img) {

@@ -44,6 +44,9 @@ int mvd_image_decode(const uint8_t *bytes, size_t n, const char *name, mvd_image
  * so writing the same image twice gives identical files. Written to
  * "<path>.tmp" and renamed, so a failed write never leaves a partial file. */
 int mvd_image_write_png(const char *path, const mvd_image *img);
+/* Cheap check before long work: path exists and starts like a JPEG or PNG
+ * (its signature); no decoding. -1 with mv_error naming the file otherwise. */
+int mvd_image_check_header(const char *path);
 int mvd_image_write_jpeg(const char *path, const mvd_image *img, int quality);
 
 /* Converts between 1 and 3 channels into a new image (out is allocated). */

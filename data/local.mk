@@ -1,7 +1,7 @@
 # data unit: images (JPEG/PNG), transforms, the Real-IAD index and the prefetching loader.
-libmvead_la_SOURCES += data/image.c data/image.h data/transform.c data/transform.h \
+libmvead_la_SOURCES += data/fileio.c data/fileio.h data/image.c data/image.h data/transform.c data/transform.h \
 	data/realiad.c data/realiad.h data/loader.c data/loader.h
-nobase_pkginclude_HEADERS += data/image.h data/transform.h data/realiad.h data/loader.h
+nobase_pkginclude_HEADERS += data/fileio.h data/image.h data/transform.h data/realiad.h data/loader.h
 
 check_PROGRAMS += tests/check_image tests/check_realiad
 TESTS += tests/check_image tests/check_realiad

@@ -2,6 +2,7 @@
  * synth_render.c). Writes the Real-IAD layout, the split jsons, the exact
  * calibration and a small provenance file. */
 #include "data/synth.h"
+#include "data/fileio.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -90,12 +91,9 @@ static int write_text_file(const char *path, const char *text) {
     FILE *f = fopen(tmp, "wb");
     if (!f) return mv_error("synth: cannot write '%s': %s", tmp, strerror(errno));
     size_t n = strlen(text);
-    int bad = fwrite(text, 1, n, f) != n;
-    bad |= fputc('\n', f) == EOF;
-    bad |= fclose(f) != 0;
-    if (bad) { unlink(tmp); return mv_error("synth: write failed for '%s'", path); }
-    if (rename(tmp, path) != 0) { unlink(tmp); return mv_error("synth: cannot rename '%s' to '%s'", tmp, path); }
-    return 0;
+    fwrite(text, 1, n, f);
+    fputc('\n', f);
+    return mvd_file_commit(f, tmp, path);   /* checks every write above */
 }
 
 static int write_json(const char *path, json_object *obj) {

@@ -10,6 +10,16 @@ fuzz_h5setattr_SOURCES = fuzz/h5setattr.c
 fuzz_h5setattr_CFLAGS = $(AM_CFLAGS)
 fuzz_h5setattr_LDADD = $(HDF5_LIBS)
 
+# faultfs_test.sh's LD_PRELOAD shim (a full or failing disk). Not sanitized:
+# a preloaded library must not pull in the ASan runtime.
+TESTS += tests/faultfs_test.sh
+check_LTLIBRARIES = tests/libfaultfs.la
+tests_libfaultfs_la_SOURCES = tests/faultfs.c
+tests_libfaultfs_la_CFLAGS = -std=gnu11 -Wall -Wextra -O2
+tests_libfaultfs_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+tests_libfaultfs_la_LIBADD = -ldl
+EXTRA_DIST += tests/faultfs_test.sh
+
 EXTRA_DIST += fuzz/run.sh fuzz/replay.sh fuzz/fuzz_util.h fuzz/seedgen.c fuzz/valgrind.supp fuzz/lsan.supp fuzz/h5setattr.c \
 	fuzz/fuzz_safetensors.c fuzz/fuzz_calibration.c fuzz/fuzz_realiad.c fuzz/fuzz_image.c \
 	fuzz/fuzz_config.c fuzz/fuzz_cache.c fuzz/fuzz_checkpoint.c fuzz/corpus \

@@ -163,7 +163,12 @@ fi
 if expect 0 "report --compare r1 r2" -- "$BIN" report --compare "$RUNS/r1" "$RUNS/r2" --out "$T/cmp12"; then
     contains "$OUT" "image_auroc" "compare table has the metrics"
     contains "$OUT" "r2" "compare table names the runs"
-    contains "$T/cmp12/compare.html" "same settings" "compare.html: r1 and r2 share their settings"
+    # r1 was re-evaluated above at another --eval_size, which its config.json records
+    contains "$T/cmp12/compare.html" "<td class=\"k\">eval_size</td><td class=\"k\">$((IMG / 2))</td><td class=\"k\">original</td>" \
+        "compare.html shows the evaluation size in which r1 and r2 differ"
+fi
+if expect 0 "report --compare r2 r2" -- "$BIN" report --compare "$RUNS/r2" "$RUNS/r2" --out "$T/cmp22"; then
+    contains "$T/cmp22/compare.html" "same settings" "compare.html: a run against itself has no differing setting"
 fi
 expect 0 "run r3: r1 with other centres and fusion none" -- "$BIN" run --config "$RUNS/r1/config.json" --name r3 --centers 3 --fusion none --quiet
 if expect 0 "report --compare r1 r3" -- "$BIN" report --compare "$RUNS/r1" "$RUNS/r3" --out "$T/cmp13"; then
@@ -255,6 +260,69 @@ if [ -n "$SAMPLE" ] && [ -f "$RUNS/r1/bank.h5" ]; then
     expect 1 "predict with a missing image" -- "$BIN" predict --runs "$RUNS" --name r1 --images "$T/nope1.jpg,$T/nope2.jpg,$T/nope3.jpg,$T/nope4.jpg,$T/nope5.jpg" --out "$T/pred3"
     contains "$ERR" "nope1.jpg" "predict names the missing image"
 fi
+
+# ---- settings that are true: config.json only on success, history.jsonl, --resume ---------
+if [ -f "$RUNS/r1/history.jsonl" ]; then
+    n=$(grep -c '^{.*}$' "$RUNS/r1/history.jsonl")
+    if [ "$n" -ge 4 ]; then ok "history.jsonl: one whole line per stage ($n)"; else bad "history.jsonl: $n lines"; fi
+    for key in '"commit":' '"argv":' '"changed":' '"peak_rss_mib":' '"calibration_sha256":"' '"backbone":"preset:' '"samples":{"train":4,"test":4}'; do
+        contains "$RUNS/r1/history.jsonl" "$key" "history.jsonl records $key"
+    done
+else
+    bad "run wrote history.jsonl"
+fi
+cp "$RUNS/r1/config.json" "$T/r1_config.json"
+expect 1 "train with a missing --calib fails" -- "$BIN" train --runs "$RUNS" --name r1 --calib "$T/no_calib.json" --epochs 1 --lr 0.5 --quiet
+if cmp -s "$RUNS/r1/config.json" "$T/r1_config.json"; then ok "a failed train leaves config.json as it was"
+else bad "a failed train rewrote config.json"; fi
+expect 2 "train --resume --lr 0.01 is refused" -- "${TRAIN[@]}" --name resumed --resume --lr 0.01 --seed 9
+contains "$ERR" "--lr (0.0001 -> 0.01)" "the refusal names --lr and its values"
+contains "$ERR" "--seed" "the refusal names --seed"
+expect 0 "train --resume --epochs 3 --threads 1 (extending) is allowed" -- "${TRAIN[@]}" --name resumed --resume --epochs 3 --threads 1
+expect 0 "train --resume with no checkpoint" -- "${TRAIN[@]}" --name fresh --resume --epochs 1
+contains "$ERR" "nothing to resume" "--resume with nothing to resume says so"
+
+# ---- interrupts stop at a safe point, say so, exit 128 + the signal -----------------------
+expect 130 "SIGINT during train" -- env MVEAD_TEST_SIGINT_AFTER_EPOCH=1 "${TRAIN[@]}" --name intr --epochs 3
+contains "$ERR" "interrupted (SIGINT) after epoch 1 of 3 (checkpoint saved" "train says where it stopped"
+contains "$ERR" "rerun with --resume" "train says how to go on"
+[ -f "$RUNS/intr/config.json" ] && bad "an interrupted train wrote config.json" || ok "an interrupted train wrote no config.json"
+expect 0 "train --resume after SIGINT" -- "${TRAIN[@]}" --name intr --resume
+expect 143 "SIGTERM during extract" -- env MVEAD_TEST_SIGTERM_AFTER_SAMPLE=2 "$BIN" extract --data "$DATA" --runs "$RUNS" --image_size "$IMG" --quiet --name xintr
+contains "$ERR" "interrupted (SIGTERM) after train sample 2 of 4" "extract says where it stopped"
+# resumed, with progress lines: the rate counts only this run's samples (was 499625.29 it/s)
+"$BIN" extract --data "$DATA" --runs "$RUNS" --image_size "$IMG" --name xintr >"$OUT" 2>"$ERR"
+rc=$?
+maxrate=$(grep -oE '[0-9.]+ it/s' "$ERR" | awk '{ if ($1 > m) m = $1 } END { print m + 0 }')
+if [ $rc = 0 ] && grep -q "resuming" "$ERR" && awk -v r="$maxrate" 'BEGIN { exit !(r < 5000) }'; then
+    ok "resumed extract: progress rate $maxrate it/s (only this run's samples)"
+else bad "resumed extract (exit $rc, max rate $maxrate it/s)"; fi
+
+# ---- messages that point the right way -------------------------------------------------------
+if [ -f "$RUNS/r1/checkpoint.h5" ]; then
+    expect 2 "attention --sample 999" -- "$BIN" attention --runs "$RUNS" --name r1 --sample 999
+    contains "$ERR" "--sample must be in [0, 4)" "attention names the true bound"
+fi
+if [ -n "${IMGS:-}" ]; then
+    FOUR=$(echo "$IMGS" | cut -d, -f1-4)
+    expect 2 "predict with 4 images for a 5-view run" -- "$BIN" predict --runs "$RUNS" --name r1 --images "$FOUR" --out "$T/pred4" --quiet
+    contains "$ERR" "4 images given, but run 'r1' has 5 views" "predict blames the images, not the bank"
+    EP_IMGS=$(echo "$IMGS" | cut -d, -f1-5)
+    expect 2 "epilines with a point outside the image" -- "$BIN" epilines --calib "$DATA/calibration.json" --images "$EP_IMGS" --points '500,500' --out "$T/ep.png"
+    contains "$ERR" "outside the" "epilines says the point is outside the image"
+    expect 0 "epilines with a point inside" -- "$BIN" epilines --calib "$DATA/calibration.json" --images "$EP_IMGS" --points '10,12;20,20' --out "$T/ep.png"
+fi
+expect 2 "report --compare with no run folders" -- "$BIN" report --compare
+contains "$ERR" "needs at least one run folder" "report --compare says what is missing"
+# a missing test mask is reported before anything is extracted
+cp -r "$DATA" "$T/data_nomask"
+MASK=$(find "$T/data_nomask" -name '*.png' -path '*NG*' | sort | head -1)
+rm -f "$MASK"
+expect 1 "extract with a missing test mask" -- "$BIN" extract --data "$T/data_nomask" --runs "$RUNS" --image_size "$IMG" --name nomask --quiet
+contains "$ERR" "$(basename "$MASK")" "the missing mask is named"
+if [ -e "$RUNS/nomask/features/train.h5" ] || [ -e "$RUNS/nomask/features/train.h5.partial" ]; then
+    bad "extract with a missing test mask extracted the train split first"
+else ok "nothing was extracted before the missing mask was reported"; fi
 
 # ---- grads and a small gradcheck -----------------------------------------------------------
 if [ -f "$RUNS/r1/checkpoint.h5" ]; then

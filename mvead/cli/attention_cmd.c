@@ -55,10 +55,11 @@ int mvead_cmd_attention(int argc, char **argv) {
     const mvd_cache_info *in = &cache->info;
     int V = (int)in->V, N = (int)in->N;
     if (patch < 0) patch = (in->grid_h / 2) * in->grid_w + in->grid_w / 2;
-    if (sample < 0 || sample >= in->S || view < 1 || view > V || patch >= N) {
+    if (sample < 0 || sample >= in->S || view < 1 || view > V || patch < 0 || patch >= N) {
+        /* the bounds before the cache (and `in` with it) is freed */
+        long long S = (long long)in->S;
         mvd_cache_close(cache);
-        fprintf(stderr, "mvead attention: --sample must be in [0, %lld), --view in [1, %d], --patch in [0, %d)\n",
-                (long long)in->S, V, N);
+        fprintf(stderr, "mvead attention: --sample must be in [0, %lld), --view in [1, %d], --patch in [0, %d)\n", S, V, N);
         return 2;
     }
     char def[1400];

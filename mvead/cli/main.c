@@ -5,12 +5,14 @@
  * (mvead/cli/exit_codes.h: 2 for usage errors, 1 for failures). */
 #include "config.h"
 #include "mvead/cli/commands.h"
+#include "data/h5io.h"
 #include "mvead/cli/exit_codes.h"
 #include "mvead/run/mpi.h"
 #include "tensor/error.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const struct {
     const char *name;
@@ -56,5 +58,10 @@ int main(int argc, char **argv) {
     /* A rank that failed may leave the others inside a collective: end the job. */
     if (rc != 0 && mvead_mpi_world_size() > 1) mvead_mpi_abort(rc);
     mvead_mpi_finalize();
+    if (mvd_h5_poisoned()) {
+        /* a failed HDF5 write: skip libhdf5's exit handler, which would crash */
+        fflush(NULL);
+        _exit(rc);
+    }
     return rc;
 }

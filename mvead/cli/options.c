@@ -1,10 +1,12 @@
 #include "mvead/cli/options.h"
 #include "mvead/cli/exit_codes.h"
+#include "mvead/run/interrupt.h"
 #include "mvead/run/paths.h"
 #include "mvead/run/mpi.h"
 #include "mvead/run/progress.h"
 #include "tensor/error.h"
 #include "tensor/tensor.h"
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,6 +17,15 @@ static bool accepted_opt(const char *const *accepted, const char *name) {
     return false;
 }
 
+
+/* Set while parsing for a command that acts on a run: its options default to the run's config.json. */
+static bool g_usage_from_run;
+
+/* Options a run's config.json never supplies (mvead_config_parse_run). */
+static bool not_inherited(const char *name) {
+    return !strcmp(name, "name") || !strcmp(name, "runs") || !strcmp(name, "threads") || !strcmp(name, "quiet") ||
+           !strcmp(name, "resume");
+}
 
 void mvead_config_usage(const char *cmd, const char *summary, const char *const *accepted) {
     mvead_config d;
@@ -32,8 +43,12 @@ void mvead_config_usage(const char *cmd, const char *summary, const char *const 
         case MVEAD_OPT_DBL: snprintf(def, sizeof def, "%g", *(const double *)src); break;
         case MVEAD_OPT_BOOL: snprintf(def, sizeof def, "%s", *(const bool *)src ? "true" : "false"); break;
         }
-        printf("  --%-15s %s%s%s [default: %s]\n", o->name, o->help, o->choices ? "; one of " : "",
-               o->choices ? o->choices : "", def[0] ? def : "\"\"");
+        if (g_usage_from_run && !not_inherited(o->name))
+            printf("  --%-15s %s%s%s [default: the run's, from its config.json; for a new run %s]\n", o->name, o->help,
+                   o->choices ? "; one of " : "", o->choices ? o->choices : "", def[0] ? def : "\"\"");
+        else
+            printf("  --%-15s %s%s%s [default: %s]\n", o->name, o->help, o->choices ? "; one of " : "",
+                   o->choices ? o->choices : "", def[0] ? def : "\"\"");
     }
     printf("  --%-15s %s\n  --%-15s %s\n", "config FILE", "read options from a JSON file first", "help", "show this help");
 }
@@ -95,7 +110,9 @@ int mvead_config_parse_run(mvead_config *c, const char *cmd, const char *summary
                            int argc, char **argv, char **pos, int max_pos, int *n_pos, bool require_run) {
     mvead_config first;
     mvead_config_defaults(&first);
+    g_usage_from_run = true;   /* --help: the defaults are the run's */
     int r = mvead_config_parse(&first, cmd, summary, accepted, argc, argv, pos, max_pos, n_pos);
+    g_usage_from_run = false;
     if (r) return r;
     char dir[1024];
     mvead_paths p;
@@ -124,7 +141,10 @@ int mvead_config_parse_run(mvead_config *c, const char *cmd, const char *summary
 int mvead_cli_fail(const char *cmd) {
     /* under mpirun, say which rank failed (the job is aborted by main) */
     if (mvead_mpi_world_size() > 1) fprintf(stderr, "mvead %s: error (rank %d of %d): %s\n", cmd, mvead_mpi_world_rank(), mvead_mpi_world_size(), mv_error_last());
-    else fprintf(stderr, "mvead %s: error: %s\n", cmd, mv_error_last());
+    else fprintf(stderr, "mvead %s: %s%s\n", cmd, mvead_interrupted() ? "" : "error: ", mv_error_last());
+    /* stopped by a signal at a safe point: exit as a shell reports the signal */
+    if (mvead_interrupted() == SIGINT) return MVEAD_EXIT_SIGINT;
+    if (mvead_interrupted() == SIGTERM) return MVEAD_EXIT_SIGTERM;
     return MVEAD_EXIT_FAILURE;
 }
 

@@ -5,6 +5,7 @@
  * view. The same preprocessing and features as `extract`, so a test sample's
  * scores equal those of `eval`. Called by mvead/cli/main.c. */
 #include "data/cache.h"
+#include "data/fileio.h"
 #include "data/h5io.h"
 #include "data/image.h"
 #include "data/transform.h"
@@ -166,6 +167,18 @@ int mvead_cmd_predict(int argc, char **argv) {
     if (!(m = mvead_backbone_load(&c, hash, sizeof hash))) goto fail;
     int P = m->cfg.patch_size, H = c.image_size, W = c.image_size, gh = H / P, gw = W / P, N = gh * gw;
     int D = m->cfg.hidden_size;
+    {   /* the sample must have the run's views: say so before the bank is blamed */
+        hid_t f = access(p.train_cache, F_OK) == 0 ? mvd_h5_open_read(p.train_cache, "cache", 1 << 20, NULL) : -1;
+        int64_t rv = 0;
+        if (f >= 0 && !mvd_h5_attr_get_int(f, ".", "views", &rv, p.train_cache) && rv != V) {
+            mvd_h5_close(f);
+            fprintf(stderr, "mvead predict: --images: %d images given, but run '%s' has %lld views (%s); give one image per view, in camera order\n",
+                    V, c.name, (long long)rv, p.train_cache);
+            rc = MVEAD_EXIT_USAGE;
+            goto done;
+        }
+        if (f >= 0) mvd_h5_close(f);
+    }
     if (mvead_checkpoint_load(p.checkpoint, &st, NULL)) { mv_error_prefix("predict (run `mvead train` first)"); goto fail; }
     if (mvead_banks_load(p.bank, D, V, hash, false, &banks)) { mv_error_prefix("predict (run `mvead bank` first)"); goto fail; }
     mvd_cache_info in = {.S = 1, .V = V, .N = N, .D = D, .H = H, .W = W, .P = P, .grid_h = gh, .grid_w = gw, .layer = c.layer};
@@ -243,10 +256,9 @@ int mvead_cmd_predict(int argc, char **argv) {
     char js[1200], tmp[1300];
     snprintf(js, sizeof js, "%s/scores.json", out);
     snprintf(tmp, sizeof tmp, "%s.tmp", js);
-    if (json_object_to_file_ext(tmp, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE) || rename(tmp, js)) {
-        mv_error("%s: cannot write", js);
-        goto fail;
-    }
+    (void)tmp;
+    const char *txt = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+    if (mvd_file_write_atomic(js, txt, strlen(txt))) goto fail;
     mvead_log("predict: %d views -> %s", V, js);
     rc = 0;
     goto done;

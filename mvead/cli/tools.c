@@ -256,6 +256,13 @@ int mvead_cmd_epilines(int argc, char **argv) {
     char *pl = strdup(points);
     for (char *tok = strtok(pl, ";"); tok && np < 32; tok = strtok(NULL, ";")) {
         if (sscanf(tok, "%lf,%lf", &pts[2 * np], &pts[2 * np + 1]) != 2) { fprintf(stderr, "mvead epilines: bad point '%s' (expected X,Y)\n", tok); free(pl); goto out; }
+        if (!(pts[2 * np] >= 0 && pts[2 * np] < W && pts[2 * np + 1] >= 0 && pts[2 * np + 1] < H)) {
+            fprintf(stderr, "mvead epilines: point '%s' is outside the %dx%d image of view %d (x in [0, %d), y in [0, %d))\n",
+                    tok, W, H, view, W, H);
+            free(pl);
+            rc = MVEAD_EXIT_USAGE;
+            goto out;
+        }
         np++;
     }
     free(pl);

@@ -1,6 +1,7 @@
 /* calibration: JSON I/O of the rig's fundamental matrices and their estimation
  * from correspondences. File formats are documented in calibration.h. */
 #include "mvead/geometry/calibration.h"
+#include "data/fileio.h"
 #include "tensor/error.h"
 
 #include <errno.h>
@@ -137,19 +138,10 @@ int mvg_calibration_write_json(const char *path, const mvg_calibration *c) {
         json_object_put(root);
         return mv_error("%s: cannot create %s: %s", path, tmp, strerror(errno));
     }
-    int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    ok = (fclose(f) == 0) && ok;
+    fputs(text, f);
+    fputc('\n', f);
     json_object_put(root);
-    if (!ok) {
-        remove(tmp);
-        return mv_error("%s: write to %s failed: %s", path, tmp, strerror(errno));
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return mv_error("%s: cannot rename %s to it: %s", path, tmp, strerror(e));
-    }
-    return 0;
+    return mvd_file_commit(f, tmp, path);   /* checks the writes above */
 }
 
 /* ---------------------------------------------------------------- JSON reading */

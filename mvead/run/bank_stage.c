@@ -7,6 +7,7 @@
 #include "mvead/run/checkpoint.h"
 #include "mvead/run/run_config.h"
 #include "mvead/run/fuse.h"
+#include "mvead/run/interrupt.h"
 #include "mvead/run/mpi.h"
 #include "mvead/run/paths.h"
 #include "mvead/run/progress.h"
@@ -157,6 +158,11 @@ int mvead_stage_bank(const mvead_config *c) {
         snprintf(name + 32, 32, "selected/%d", b);
         if (mvd_h5_write_f32(w.file, name, 2, shp, bank) || mvd_h5_write_i64(w.file, name + 32, 1, s1, sel)) { free(sel); free(bank); goto done; }
         mvead_progress_update(&pr, b + 1, NULL);
+        if (mvead_interrupt_check("after bank %d (bank.h5 not written; the previous one, if any, is unchanged); rerun bank", b + 1)) {
+            free(sel);
+            free(bank);
+            goto done;
+        }
     }
     mvead_progress_finish(&pr);
     free(sel);

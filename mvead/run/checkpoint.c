@@ -1,6 +1,7 @@
 /* checkpoint: a run's trained state (EAM, centres, training log, optimiser
  * moments) in checkpoint.h5, and its loss.csv. */
 #include "mvead/run/checkpoint.h"
+#include "data/fileio.h"
 #include "data/h5io.h"
 #include "tensor/error.h"
 #include <errno.h>
@@ -55,19 +56,10 @@ int mvead_checkpoint_save(const char *path, const mvead_config *c, const mvead_s
     rc |= mvd_h5_attr_set_str(f, ".", "objective", c->objective);
     rc |= mvd_h5_attr_set_str(f, ".", "init", c->init);
     rc |= mvd_h5_attr_set_int(f, ".", "seed", (int64_t)c->seed);
-    char tmpcfg[1200];
-    snprintf(tmpcfg, sizeof tmpcfg, "%s.config.json", path);
-    if (!mvead_config_write_json(c, tmpcfg)) {
-        FILE *fp = fopen(tmpcfg, "rb");
-        if (fp) {
-            char *buf = calloc(1, 1 << 16);
-            size_t n = fread(buf, 1, (1 << 16) - 1, fp);
-            buf[n] = 0;
-            fclose(fp);
-            rc |= mvd_h5_attr_set_str(f, ".", "config", buf);
-            free(buf);
-        }
-        unlink(tmpcfg);
+    {   /* the options the state was trained with (train --resume holds a resumed run to them) */
+        char *buf = mvead_config_to_json(c);
+        rc |= mvd_h5_attr_set_str(f, ".", "config", buf);
+        free(buf);
     }
     if (s->has_eam) {
         mva_var *p[MVEAD_EAM_NPARAMS];
@@ -188,6 +180,17 @@ done:
     return rc;
 }
 
+int mvead_checkpoint_read_config(const char *path, mvead_config *c) {
+    hid_t f = mvd_h5_open_read(path, "checkpoint", MVEAD_CHECKPOINT_FORMAT, NULL);
+    if (f < 0) return -1;
+    char *buf = calloc(1, 1 << 16);
+    int rc = mvd_h5_attr_get_str(f, ".", "config", buf, 1 << 16, path);
+    H5Fclose(f);
+    if (!rc) rc = mvead_config_load_json_text(c, buf, path);
+    free(buf);
+    return rc;
+}
+
 int mvead_state_write_loss_csv(const char *path, const mvead_state *s) {
     char tmp[1200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -197,7 +200,5 @@ int mvead_state_write_loss_csv(const char *path, const mvead_state *s) {
     for (int64_t i = 0; i < s->steps; i++)
         fprintf(fp, "%lld,%lld,%.9g,%.9g,%.9g,%.9g\n", (long long)i, (long long)s->log_epoch[i], s->log_pos[i], s->log_neg[i],
                 s->log_total[i], s->log_grad_norm[i]);
-    if (fclose(fp)) return mv_error("%s: write failed", tmp);
-    if (rename(tmp, path)) return mv_error("%s: cannot rename into place", path);
-    return 0;
+    return mvd_file_commit(fp, tmp, path);
 }

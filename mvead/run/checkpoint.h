@@ -32,5 +32,7 @@ int mvead_state_write_loss_csv(const char *path, const mvead_state *s);
 int mvead_checkpoint_save(const char *path, const mvead_config *c, const mvead_state *s, const mvn_adamw *opt);
 /* Loads the state (and the optimiser moments when opt is non-NULL). */
 int mvead_checkpoint_load(const char *path, mvead_state *s, mvn_adamw *opt);
+/* The options copy stored in a checkpoint (what its state was trained with). */
+int mvead_checkpoint_read_config(const char *path, mvead_config *c);
 
 #endif

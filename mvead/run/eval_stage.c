@@ -4,6 +4,7 @@
  * official tool's rules, pixels at --eval_size: eval_pixels.h), and writes
  * scores.h5, metrics.json and heatmap overlays. */
 #include "data/cache.h"
+#include "data/fileio.h"
 #include "data/h5io.h"
 #include "data/image.h"
 #include "data/transform.h"
@@ -11,6 +12,8 @@
 #include "mvead/run/checkpoint.h"
 #include "mvead/run/eval_pixels.h"
 #include "mvead/run/fuse.h"
+#include "mvead/run/interrupt.h"
+#include "mvead/run/mpi.h"
 #include "mvead/run/paths.h"
 #include "mvead/run/run_config.h"
 #include "mvead/run/scoremaps.h"
@@ -19,7 +22,6 @@
 #include "mvead/scoring/anomaly_map.h"
 #include "mvead/scoring/knn.h"
 #include "mvead/scoring/metrics.h"
-#include "mvead/run/mpi.h"
 #include "mvead/run/progress.h"
 #include "mvead/run/scratch.h"
 #include "tensor/error.h"
@@ -208,6 +210,9 @@ int mvead_stage_eval(const mvead_config *c) {
             if (mvead_scratch_pool_writeback(&pool, maps, sizeof(float) * (size_t)(i * V * HW), sizeof(float) * (size_t)(V * HW)) ||
                 mvead_scratch_pool_writeback(&pool, masks, (size_t)(i * V * HW), (size_t)(V * HW))) goto done;
             mvead_progress_update(&pr, i + 1, NULL);
+            if (mvead_interrupt_check("after test sample %lld of %lld (scores.h5 and metrics.json not written; the "
+                                      "previous ones, if any, are unchanged); rerun eval", (long long)i + 1, (long long)S))
+                goto done;
         }
     }
     mvead_progress_finish(&pr);
@@ -330,10 +335,8 @@ int mvead_stage_eval(const mvead_config *c) {
         json_object_object_add(root, "run", cfg);
         json_object_object_add(root, "test_samples", json_object_new_int64(S));
         json_object_object_add(root, "views", json_object_new_int(V));
-        char tmp[1200];
-        snprintf(tmp, sizeof tmp, "%s.tmp", p.metrics);
-        int wrc = json_object_to_file_ext(tmp, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
-        if (!wrc && rename(tmp, p.metrics)) wrc = -1;
+        const char *txt = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
+        int wrc = mvd_file_write_atomic(p.metrics, txt, strlen(txt));
         mvead_log("eval: %lld samples, %d categories: sample AUROC %.4f AP %.4f | image AUROC %.4f AP %.4f | pixel AUROC %.4f AUPRO %.4f -> %s (peak RSS %.0f MiB)",
                   (long long)S, n_cat, mean.v[MVS_KEY_SAMPLE_AUROC], mean.v[MVS_KEY_SAMPLE_AP], mean.v[MVS_KEY_IMAGE_AUROC],
                   mean.v[MVS_KEY_IMAGE_AP], mean.v[MVS_KEY_PIXEL_AUROC], mean.v[MVS_KEY_PIXEL_AUPRO], p.metrics, mvead_peak_rss_mib());
@@ -343,7 +346,7 @@ int mvead_stage_eval(const mvead_config *c) {
         free(sel);
         free(cats);
         free(cat_of);
-        if (wrc) { mv_error("%s: cannot write", p.metrics); goto done; }
+        if (wrc) goto done;
     }
     if (mvd_h5_commit(&w)) goto done;
     w.file = -1;

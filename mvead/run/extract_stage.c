@@ -1,10 +1,13 @@
 /* extract_stage: the feature cache the frozen backbone fills (the extract stage). */
 #include "data/cache.h"
+#include "data/image.h"
 #include "data/loader.h"
 #include "data/realiad.h"
 #include "mvead/run/backbone.h"
 #include "mvead/run/run_config.h"
 #include "mvead/run/mpi.h"
+#include "mvead/run/interrupt.h"
+#include <signal.h>
 #include "mvead/run/paths.h"
 #include "mvead/run/progress.h"
 #include "mvead/run/stages.h"
@@ -26,8 +29,11 @@ static int existing_cache(const mvead_config *c, const char *hash, const char *p
     if (old) {
         bool same = !strcmp(old->info.backbone_hash, hash) && old->info.layer == c->layer &&
                     old->info.H == c->image_size && old->info.half == !strcmp(c->cache_dtype, "float16");
+        /* the options match; the bytes must too before the cache is reused */
+        int bad = same ? mvd_cache_verify(old) : 0;
         mvd_cache_close(old);
-        if (same) { mvead_log("extract: %s exists and matches; skipping (delete it to re-extract)", path); return 1; }
+        if (bad) return mv_error_prefix("%s exists but its data is corrupt; delete it to re-extract", path);
+        if (same) { mvead_log("extract: %s exists and matches (checksums verified); skipping (delete it to re-extract)", path); return 1; }
         return mv_error("%s exists but was made with another backbone/layer/size; delete it or choose another --cache", path);
     }
     return mv_error_prefix("%s exists but is unreadable; delete it to re-extract", path);
@@ -110,7 +116,7 @@ static int extract_split(const mvead_config *c, mvn_vit *m, const char *hash, co
     char label[64];
     snprintf(label, sizeof label, "extract %s", split);
     mvead_progress_start(&pr, label, S);
-    mvead_progress_update(&pr, done, NULL);
+    mvead_progress_resume(&pr, done);
     size_t feat_n = (size_t)V * N * D;
     for (int64_t base = done; base < S; base += ranks) {
         int64_t i = base + R;
@@ -147,6 +153,10 @@ static int extract_split(const mvead_config *c, mvn_vit *m, const char *hash, co
             mvead_progress_update(&pr, j + 1, NULL);
             const char *die = getenv("MVEAD_TEST_DIE_AFTER_SAMPLE");
             if (die && atoll(die) == j + 1) _exit(137);   /* fault injection for the resume tests */
+            const char *term = getenv("MVEAD_TEST_SIGTERM_AFTER_SAMPLE");
+            if (term && atoll(term) == j + 1) raise(SIGTERM);   /* for the interrupt tests */
+            if (j + 1 < S && mvead_interrupt_check("after %s sample %lld of %lld (kept in %s.partial); rerun extract to resume",
+                                                   split, (long long)j + 1, (long long)S, path)) goto out;
         }
     }
     mvead_progress_finish(&pr);
@@ -170,9 +180,42 @@ out:
     return rc;
 }
 
+/* Every image and mask the run will read, of both splits, exists and starts
+ * like an image: a missing test mask is reported before hours of extracting
+ * the train split, not after. Lists up to 5 problems and the count. */
+static int validate_listing(const mvead_config *c) {
+    static const char *const splits[2] = {"train", "test"};
+    int bad = 0;
+    char first[5][1200];
+    for (int s = 0; s < 2; s++) {
+        mvd_dataset ds;
+        if (mvd_realiad_open(c->data, c->categories, splits[s], &ds)) return mv_error_prefix("extract %s", splits[s]);
+        for (int i = 0; i < ds.n_samples; i++)
+            for (int v = 0; v < ds.n_views; v++) {
+                const char *paths[2] = {ds.samples[i].views[v].image_path, ds.samples[i].views[v].mask_path};
+                for (int k = 0; k < 2; k++) {
+                    if (!paths[k] || mvd_image_check_header(paths[k]) == 0) continue;
+                    if (bad < 5) snprintf(first[bad], sizeof first[bad], "%s", mv_error_last());
+                    bad++;
+                }
+            }
+        mvd_dataset_free(&ds);
+    }
+    if (!bad) return 0;
+    char msg[6200] = "";
+    for (int i = 0; i < bad && i < 5; i++) {
+        strncat(msg, "\n  ", sizeof msg - strlen(msg) - 1);
+        strncat(msg, first[i], sizeof msg - strlen(msg) - 1);
+    }
+    return mv_error("extract: %d image or mask file%s of the dataset listing (%s) cannot be read; nothing was extracted:%s%s",
+                    bad, bad == 1 ? "" : "s", c->data, msg, bad > 5 ? "\n  ..." : "");
+}
+
 int mvead_stage_extract(const mvead_config *c) {
     mvead_paths p;
     if (mvead_paths_init(c, &p, true)) return -1;
+    bool todo = access(p.train_cache, F_OK) != 0 || access(p.test_cache, F_OK) != 0;
+    if (mvead_mpi_rank() == 0 && todo && validate_listing(c)) return -1;
     char hash[64];
     mvn_vit *m = mvead_backbone_load(c, hash, sizeof hash);
     if (!m) return -1;

@@ -3,6 +3,7 @@
 #include "mvead/run/fuse.h"
 #include "mvead/geometry/calibration.h"
 #include "mvead/geometry/epipolar.h"
+#include "mvead/run/interrupt.h"
 #include "mvead/run/mpi.h"
 #include "mvead/run/progress.h"
 #include "tensor/error.h"
@@ -75,6 +76,8 @@ int mvead_fuse_sample(const mvead_state *s, const mvead_fusion_opts *f, const mv
 
 /* Sample i's features [V][N][D] into the view-major all[V][S*N][D]. */
 static int scatter_view_major(const float *sample, int64_t i, int64_t S, int V, int N, int D, mvead_scratch *all) {
+    if (mvead_interrupt_check("while fusing training sample %lld of %lld (nothing written; the run's files are as "
+                              "they were); rerun the command", (long long)i + 1, (long long)S)) return -1;
     for (int v = 0; v < V; v++) {
         size_t off = ((size_t)v * S * N + (size_t)i * N) * D;
         memcpy(all->data + off, sample + (size_t)v * N * D, sizeof(float) * N * D);

@@ -2,14 +2,14 @@
 # (paths); its state (checkpoint), fusion set-up and fused features (fuse),
 # starting point (init), backbone; the stages (extract, train, bank, eval,
 # report); banks and heatmaps (scoremaps); MPI, scratch files, progress.
-libmvead_la_SOURCES += mvead/run/run_config.c mvead/run/run_config.h mvead/run/paths.c mvead/run/paths.h \
+libmvead_la_SOURCES += mvead/run/run_config.c mvead/run/run_config.h mvead/run/paths.c mvead/run/paths.h mvead/run/history.c mvead/run/history.h mvead/run/interrupt.c mvead/run/interrupt.h \
 	mvead/run/checkpoint.c mvead/run/checkpoint.h mvead/run/fuse.c mvead/run/fuse.h \
 	mvead/run/init.c mvead/run/init.h mvead/run/backbone.c mvead/run/backbone.h mvead/run/stages.h \
 	mvead/run/extract_stage.c mvead/run/train.c mvead/run/bank_stage.c mvead/run/eval_stage.c mvead/run/report.c \
 	mvead/run/scoremaps.c mvead/run/scoremaps.h mvead/run/attention.c mvead/run/attention.h \
 	mvead/run/report_html.c mvead/run/report_html.h mvead/run/compare.c mvead/run/eval_pixels.c mvead/run/eval_pixels.h \
 	mvead/run/mpi.c mvead/run/mpi.h mvead/run/scratch.c mvead/run/scratch.h mvead/run/progress.c mvead/run/progress.h
-nobase_pkginclude_HEADERS += mvead/run/run_config.h mvead/run/paths.h mvead/run/checkpoint.h mvead/run/fuse.h \
+nobase_pkginclude_HEADERS += mvead/run/run_config.h mvead/run/paths.h mvead/run/history.h mvead/run/interrupt.h mvead/run/checkpoint.h mvead/run/fuse.h \
 	mvead/run/init.h mvead/run/backbone.h mvead/run/stages.h mvead/run/scoremaps.h mvead/run/attention.h \
 	mvead/run/mpi.h mvead/run/scratch.h mvead/run/progress.h
 

@@ -3,7 +3,9 @@
  * names.
  *
  *   <runs>/<name>/                 the run (mvead_run_dir)
- *     config.json                  the options it ran with
+ *     config.json                  the options it ran with (written when a stage succeeds)
+ *     history.jsonl                one line per successful stage: when, command line,
+ *                                  version, options changed, provenance
  *     loss.csv, checkpoint.h5      train
  *     bank.h5                      bank
  *     scores.h5, metrics.json      eval, with heatmaps/<cat>_<id>_<class>_C<v>.png
@@ -23,6 +25,7 @@
 /* The files of a run folder: field, file name. */
 #define MVEAD_RUN_FILES(X) \
     X(config,       "config.json") \
+    X(history,      "history.jsonl") \
     X(loss_csv,     "loss.csv") \
     X(checkpoint,   "checkpoint.h5") \
     X(bank,         "bank.h5") \

@@ -39,7 +39,7 @@ static void fmt_time(double s, char *buf, size_t n) {
 
 static void draw(mvead_progress *p, bool final) {
     double el = mvead_now() - p->t0;
-    double rate = el > 0 ? (double)p->done / el : 0;
+    double rate = el > 0 ? (double)(p->done - p->base) / el : 0;
     double eta = rate > 0 ? (double)(p->total - p->done) / rate : -1;
     char e1[32], e2[32];
     fmt_time(el, e1, sizeof e1);
@@ -68,6 +68,11 @@ void mvead_progress_start(mvead_progress *p, const char *label, int64_t total) {
     p->quiet = g_quiet;
     p->tty = isatty(2);
     p->last_decile = -1;
+}
+
+void mvead_progress_resume(mvead_progress *p, int64_t done) {
+    p->base = done;
+    mvead_progress_update(p, done, NULL);
 }
 
 void mvead_progress_update(mvead_progress *p, int64_t done, const char *extra) {

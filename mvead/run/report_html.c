@@ -1,4 +1,5 @@
 #include "mvead/run/report_html.h"
+#include "data/fileio.h"
 #include "mvead/run/scoremaps.h"
 #include "tensor/error.h"
 #include <errno.h>
@@ -109,18 +110,7 @@ const char *mvead_html_config_value(json_object *v, char *buf, size_t n) {
     return buf;
 }
 
-int mvead_html_commit(FILE *fp, const char *tmp, const char *path) {
-    if (ferror(fp) | fclose(fp)) {
-        unlink(tmp);
-        return mv_error("%s: write failed", tmp);
-    }
-    if (rename(tmp, path)) {
-        int e = errno;
-        unlink(tmp);
-        return mv_error("%s: cannot rename into place: %s", path, strerror(e));
-    }
-    return 0;
-}
+int mvead_html_commit(FILE *fp, const char *tmp, const char *path) { return mvd_file_commit(fp, tmp, path); }
 
 int mvead_pages_open(mvead_pages *pg, const char *html_path, const char *md_path) {
     memset(pg, 0, sizeof *pg);

@@ -1,4 +1,5 @@
 #include "mvead/run/run_config.h"
+#include "data/fileio.h"
 #include "mvead/method/eam.h"
 #include "mvead/method/objective.h"
 #include "tensor/error.h"
@@ -19,7 +20,7 @@
 #define B(f, h) {#f, MVEAD_OPT_BOOL, offsetof(mvead_config, f), sizeof(bool), h, NULL}
 
 const mvead_option mvead_options[] = {
-    S(name, "run name; outputs go to <runs>/<name>/", NULL),
+    S(name, "the run: its folder is <runs>/<name>/", NULL),
     S(runs, "root folder of runs", NULL),
     S(data, "dataset root (holds realiad_1024/ and realiad_jsons/)", NULL),
     S(cache, "feature cache folder (default <runs>/<name>/features; share it across ablation runs)", NULL),
@@ -197,9 +198,22 @@ int mvead_config_validate(const mvead_config *c) {
 }
 
 
+static int load_json_root(mvead_config *c, json_object *root, const char *path);
+
 int mvead_config_load_json(mvead_config *c, const char *path) {
     json_object *root = json_object_from_file(path);
     if (!root) return mv_error("%s: cannot read config (missing file or invalid JSON: %s)", path, json_util_get_last_err() ? json_util_get_last_err() : "?");
+    return load_json_root(c, root, path);
+}
+
+int mvead_config_load_json_text(mvead_config *c, const char *text, const char *where) {
+    json_object *root = json_tokener_parse(text);
+    if (!root) return mv_error("%s: the stored options are not valid JSON", where);
+    return load_json_root(c, root, where);
+}
+
+/* Takes root's reference. */
+static int load_json_root(mvead_config *c, json_object *root, const char *path) {
     if (!json_object_is_type(root, json_type_object)) {
         json_object_put(root);
         return mv_error("%s: config must be a JSON object of option names", path);
@@ -232,7 +246,7 @@ int mvead_config_load_json(mvead_config *c, const char *path) {
     return rc;
 }
 
-int mvead_config_write_json(const mvead_config *c, const char *path) {
+char *mvead_config_to_json(const mvead_config *c) {
     json_object *root = json_object_new_object();
     for (int i = 0; i < mvead_n_options; i++) {
         const mvead_option *o = &mvead_options[i];
@@ -247,12 +261,15 @@ int mvead_config_write_json(const mvead_config *c, const char *path) {
         }
         json_object_object_add(root, o->name, v);
     }
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int rc = json_object_to_file_ext(tmp, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
+    char *txt = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
     json_object_put(root);
-    if (rc) return mv_error("%s: cannot write config", tmp);
-    if (rename(tmp, path)) return mv_error("%s: cannot rename into place: %s", path, strerror(errno));
-    return 0;
+    return txt;
+}
+
+int mvead_config_write_json(const mvead_config *c, const char *path) {
+    char *txt = mvead_config_to_json(c);
+    int rc = mvd_file_write_atomic(path, txt, strlen(txt));
+    free(txt);
+    return rc;
 }
 

@@ -82,4 +82,8 @@ int mvead_config_validate(const mvead_config *c);
 int mvead_config_load_json(mvead_config *c, const char *path);
 /* Writes all options as JSON (atomically). */
 int mvead_config_write_json(const mvead_config *c, const char *path);
+/* All options as JSON text, as config.json holds them (malloc'd). */
+char *mvead_config_to_json(const mvead_config *c);
+/* As mvead_config_load_json, from text (where names its source in errors). */
+int mvead_config_load_json_text(mvead_config *c, const char *text, const char *where);
 #endif

@@ -11,6 +11,8 @@
 #include "mvead/run/fuse.h"
 #include "mvead/run/init.h"
 #include "mvead/run/mpi.h"
+#include "mvead/run/interrupt.h"
+#include <signal.h>
 #include "mvead/run/paths.h"
 #include "mvead/run/progress.h"
 #include "mvead/run/scratch.h"
@@ -289,7 +291,7 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
     int64_t steps_per_epoch = (S + c->batch - 1) / c->batch;
     mvead_progress pr;
     mvead_progress_start(&pr, "train", (int64_t)c->epochs * steps_per_epoch);
-    mvead_progress_update(&pr, (int64_t)st.epochs_done * steps_per_epoch, NULL);
+    mvead_progress_resume(&pr, (int64_t)st.epochs_done * steps_per_epoch);
     for (int epoch = st.epochs_done; epoch < c->epochs; epoch++) {
         /* Per-epoch stream: a resumed run draws exactly what an uninterrupted one would. */
         mvt_rng rng;
@@ -328,6 +330,11 @@ int mvead_stage_train(const mvead_config *c, bool resume) {
             /* fault injection for the resume tests: die like a SIGKILL, right after a checkpoint */
             _exit(137);
         }
+        if (getenv("MVEAD_TEST_SIGINT_AFTER_EPOCH") && atoi(getenv("MVEAD_TEST_SIGINT_AFTER_EPOCH")) == epoch + 1)
+            raise(SIGINT);   /* for the interrupt tests: a Ctrl-C that lands in this epoch */
+        if (epoch + 1 < c->epochs &&
+            mvead_interrupt_check("after epoch %d of %d (checkpoint saved: %s); rerun with --resume", epoch + 1, c->epochs, p.checkpoint))
+            goto done;
     }
     mvead_progress_finish(&pr);
     if (R == 0 && (st.epochs_done == 0 || c->epochs == st.epochs_done)) {
