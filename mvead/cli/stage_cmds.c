@@ -1,10 +1,15 @@
 /* stage_cmds: the commands that run pipeline stages on a run (extract, train,
  * bank, eval, run, report, demo). Each parses the run options on top of the
- * run's config.json (mvead_config_parse_run) and writes it back. */
+ * run's config.json (mvead_config_parse_run) and, only once a stage has
+ * succeeded, writes it back and appends the stage to history.jsonl: a failed
+ * or interrupted command leaves the run's settings as they were. */
 #include "data/synth.h"
 #include "mvead/cli/commands.h"
 #include "mvead/cli/exit_codes.h"
 #include "mvead/cli/options.h"
+#include "mvead/run/checkpoint.h"
+#include "mvead/run/history.h"
+#include "mvead/run/interrupt.h"
 #include "mvead/run/mpi.h"
 #include "mvead/run/paths.h"
 #include "mvead/run/progress.h"
@@ -30,8 +35,9 @@ static const char *const BANK_OPTS[] = {"name", "runs", "data", "cache", "seed",
 static const char *const EVAL_OPTS[] = {"name", "runs", "data", "cache", "seed", "threads", "quiet", "calib", "delta",
                                         "fusion", "attention", "mvas_window", "mvas_topk", "sigma", "heatmaps", "eval_size", "save_maps", "memory_mb", NULL};
 
-/* Parses options; on success writes <run>/config.json when write_cfg. Returns
- * -1 continue, else the exit code to return. */
+/* Parses options (on top of the run's config.json when write_cfg; the
+ * command records them with `record` once its stage succeeds). Returns -1
+ * continue, else the exit code to return. */
 static int parse(mvead_config *c, const char *cmd, const char *summary, const char *const *accepted, int argc,
                  char **argv, char **pos, int max_pos, int *n_pos, bool write_cfg) {
     /* a stage of an existing run starts from the run's own options
@@ -50,16 +56,97 @@ static int parse(mvead_config *c, const char *cmd, const char *summary, const ch
         return MVEAD_EXIT_USAGE;
     }
     mvead_cli_apply_runtime(c);
-    if (write_cfg && mvead_mpi_world_rank() > 0) {
-        /* rank 0 writes config.json; the others only need the run folder */
+    if (write_cfg) {
         char dir[1024];
         if (mvead_run_dir(c, dir, sizeof dir, true)) return mvead_cli_fail(cmd);
-    } else if (write_cfg) {
-        char dir[1024];
-        mvead_paths p;
-        if (mvead_run_dir(c, dir, sizeof dir, true) || mvead_paths_of_dir(dir, &p)) return mvead_cli_fail(cmd);
-        if (mvead_config_write_json(c, p.config)) return mvead_cli_fail(cmd);
     }
+    mvead_interrupt_install();
+    return -1;
+}
+
+/* The run's options before this command (its config.json, else the
+ * defaults), for history.jsonl's "changed"; how to run is not a change. */
+static void options_before(const mvead_config *c, mvead_config *before) {
+    mvead_config_defaults(before);
+    char dir[1024];
+    mvead_paths p;
+    if (!mvead_run_dir(c, dir, sizeof dir, false) && !mvead_paths_of_dir(dir, &p) && access(p.config, F_OK) == 0 &&
+        mvead_config_load_json(before, p.config))
+        mvead_config_defaults(before);
+    memcpy(before->runs, c->runs, sizeof before->runs);
+    memcpy(before->name, c->name, sizeof before->name);
+    before->threads = c->threads;
+    before->quiet = c->quiet;
+    before->resume = c->resume;
+}
+
+/* Runs one stage, timing it for history.jsonl. */
+static int timed(int (*fn)(const mvead_config *), const mvead_config *c, const char *name, mvead_history_stage *st) {
+    double t0 = mvead_now();
+    int rc = fn(c);
+    st->stage = name;
+    st->seconds = mvead_now() - t0;
+    st->peak_rss_mib = mvead_peak_rss_mib();
+    return rc;
+}
+
+/* After a stage succeeded (rank 0): a line of history.jsonl (what ran), then
+ * config.json (the options the run's files now come from). */
+static int record(const mvead_config *c, const mvead_config *before, int argc, char **argv, const mvead_history_stage *st) {
+    if (mvead_mpi_world_rank() > 0) return 0;
+    char dir[1024];
+    mvead_paths p;
+    if (mvead_run_dir(c, dir, sizeof dir, true) || mvead_paths_of_dir(dir, &p)) return -1;
+    if (mvead_history_append(c, before, argc, argv, st, 1)) return -1;
+    return mvead_config_write_json(c, p.config);
+}
+
+/* Options that `train --resume` may change: how to run, and --epochs to go
+ * further. Everything else would change the trajectory the checkpoint is on. */
+static const char *const RESUME_MAY_CHANGE[] = {"name", "runs", "threads", "quiet", "epochs", "resume", "memory_mb",
+                                                "bank_mode", "coreset_ratio", "coreset_mode", "sigma", "heatmaps", NULL};
+
+/* --resume: the run continues with the options its checkpoint was trained
+ * with; the command line may only change RESUME_MAY_CHANGE (else exit 2,
+ * naming the options). Returns -1 continue, else the exit code. */
+static int resume_options(mvead_config *c, const char *cmd, const char *summary, const char *const *accepted, int argc,
+                          char **argv) {
+    if (!c->resume) return -1;
+    mvead_paths p;
+    if (mvead_paths_init(c, &p, false)) return mvead_cli_fail(cmd);
+    if (access(p.checkpoint, F_OK) != 0) {
+        fprintf(stderr, "mvead %s: --resume: nothing to resume (no %s); training from the start\n", cmd, p.checkpoint);
+        return -1;
+    }
+    mvead_config k, r;
+    mvead_config_defaults(&k);
+    if (mvead_checkpoint_read_config(p.checkpoint, &k)) return mvead_cli_fail(cmd);
+    r = k;
+    char *pos[1];
+    int np;
+    if (mvead_config_parse(&r, cmd, summary, accepted, argc, argv, pos, 0, &np)) {
+        fprintf(stderr, "%s\n", mv_error_last());
+        return MVEAD_EXIT_USAGE;
+    }
+    mvead_config cmp = r;
+    for (int i = 0; RESUME_MAY_CHANGE[i]; i++) {
+        const mvead_option *o = mvead_option_find(RESUME_MAY_CHANGE[i]);
+        memcpy((char *)&cmp + o->off, (const char *)&k + o->off, o->size);
+    }
+    char diff[2048];
+    if (mvead_config_diff(&k, &cmp, NULL, diff, sizeof diff)) {
+        fprintf(stderr, "mvead %s: --resume continues the training in %s with the options it was started with; "
+                        "these would change its trajectory: %s. Drop them, or train from the start without --resume "
+                        "(--threads, --quiet and --epochs may change)\n", cmd, p.checkpoint, diff);
+        return MVEAD_EXIT_USAGE;
+    }
+    memcpy(r.runs, c->runs, sizeof r.runs);
+    memcpy(r.name, c->name, sizeof r.name);
+    r.threads = c->threads;
+    r.quiet = c->quiet;
+    r.resume = true;
+    *c = r;
+    mvead_cli_apply_runtime(c);
     return -1;
 }
 
@@ -92,11 +179,30 @@ static const stage_command STAGES[] = {
 };
 
 static int cmd_stage(const stage_command *s, int argc, char **argv) {
-    mvead_config c;
+    mvead_config c, before;
     char *pos[1];
     int np, r = parse(&c, s->name, s->summary, s->accepted, argc, argv, pos, 0, &np, true);
     if (r >= 0) return r;
-    return s->run(&c) ? mvead_cli_fail(s->name) : 0;
+    if (s->run == run_train && (r = resume_options(&c, s->name, s->summary, s->accepted, argc, argv)) >= 0) return r;
+    options_before(&c, &before);
+    mvead_history_stage st;
+    if (timed(s->run, &c, s->name, &st)) return mvead_cli_fail(s->name);
+    return record(&c, &before, argc, argv, &st) ? mvead_cli_fail(s->name) : 0;
+}
+
+/* extract, train, bank, eval: each recorded as it finishes, so a later
+ * failure leaves config.json describing what did run. */
+static int all_stages(const mvead_config *c, int argc, char **argv) {
+    mvead_config before;
+    options_before(c, &before);
+    static const struct { const char *name; int (*fn)(const mvead_config *); } steps[] = {
+        {"extract", mvead_stage_extract}, {"train", run_train}, {"bank", mvead_stage_bank}, {"eval", mvead_stage_eval}};
+    for (int i = 0; i < 4; i++) {
+        mvead_history_stage st;
+        if (timed(steps[i].fn, c, steps[i].name, &st) || record(c, &before, argc, argv, &st)) return -1;
+        before = *c;
+    }
+    return 0;
 }
 
 int mvead_cmd_extract(int argc, char **argv) { return cmd_stage(&STAGES[0], argc, argv); }
@@ -111,10 +217,8 @@ int mvead_cmd_run(int argc, char **argv) {
                                  "bank, eval, report. Every option of those stages applies.",
                       NULL, argc, argv, pos, 0, &np, true);
     if (r >= 0) return r;
-    if (mvead_stage_extract(&c)) return mvead_cli_fail("run");
-    if (mvead_stage_train(&c, c.resume)) return mvead_cli_fail("run");
-    if (mvead_stage_bank(&c)) return mvead_cli_fail("run");
-    if (mvead_stage_eval(&c)) return mvead_cli_fail("run");
+    if ((r = resume_options(&c, "run", "", NULL, argc, argv)) >= 0) return r;
+    if (all_stages(&c, argc, argv)) return mvead_cli_fail("run");
     if (mvead_mpi_rank() == 0 && mvead_stage_report(&c)) return mvead_cli_fail("run");
     return 0;
 }
@@ -180,9 +284,9 @@ int mvead_cmd_demo(int argc, char **argv) {
     char dir[1024];
     mvead_paths p;
     if (mvead_run_dir(&c, dir, sizeof dir, true) || mvead_paths_of_dir(dir, &p)) return mvead_cli_fail("demo");
-    if (mvead_mpi_rank() == 0 && mvead_config_write_json(&c, p.config)) return mvead_cli_fail("demo");
-    if (mvead_stage_extract(&c) || mvead_stage_train(&c, c.resume) || mvead_stage_bank(&c) || mvead_stage_eval(&c) ||
-        (mvead_mpi_rank() == 0 && mvead_stage_report(&c))) return mvead_cli_fail("demo");
+    mvead_interrupt_install();
+    if (all_stages(&c, argc, argv)) return mvead_cli_fail("demo");
+    if (mvead_mpi_rank() == 0 && mvead_stage_report(&c)) return mvead_cli_fail("demo");
     if (mvead_mpi_rank() > 0) return 0;
     printf("demo: report: %s (summary: %s, metrics: %s)\n", p.report_html, p.report_md, p.metrics);
     return 0;

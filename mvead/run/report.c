@@ -717,12 +717,85 @@ static void write_config_html(FILE *f, const char *cfg_path) {
     json_object_put(cfg);
 }
 
-/* What produced the run: the files of its folder with their times, and the
- * stages' records when the run has them (history.jsonl). */
+static const char *js_str(json_object *o, const char *key) {
+    json_object *v;
+    return o && json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "";
+}
+
+/* history.jsonl: a row per command that ran stages: when, the command line,
+ * the version, each stage's time and peak RSS, and where the inputs came from. */
+static void write_history(FILE *f, FILE *md, const char *path) {
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        fputs("<p class=\"muted\">No history.jsonl (a run from before the stages recorded themselves).</p>\n", f);
+        return;
+    }
+    fputs("<table id=\"history-table\"><tr><th class=\"k\">time (UTC)</th><th class=\"k\">command</th>"
+          "<th class=\"k\">version</th><th class=\"k\">stages (s, peak RSS MiB)</th><th class=\"k\">inputs</th></tr>\n", f);
+    fputs("\n| time (UTC) | command | version | stages (s, peak RSS MiB) | inputs |\n|---|---|---|---|---|\n", md);
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, fp) > 0) {
+        json_object *o = json_tokener_parse(line);
+        if (!o) continue;
+        char cmd[2048] = "", stages[1024] = "", inputs[1536] = "";
+        json_object *a, *st, *pv;
+        if (json_object_object_get_ex(o, "argv", &a) && json_object_is_type(a, json_type_array))
+            for (size_t i = 0; i < json_object_array_length(a); i++) {
+                size_t l = strlen(cmd);
+                snprintf(cmd + l, sizeof cmd - l, "%s%s", i ? " " : "", json_object_get_string(json_object_array_get_idx(a, i)));
+            }
+        if (json_object_object_get_ex(o, "stages", &st) && json_object_is_type(st, json_type_array))
+            for (size_t i = 0; i < json_object_array_length(st); i++) {
+                json_object *s = json_object_array_get_idx(st, i), *v;
+                double sec = json_object_object_get_ex(s, "seconds", &v) ? json_object_get_double(v) : NAN;
+                double rss = json_object_object_get_ex(s, "peak_rss_mib", &v) ? json_object_get_double(v) : NAN;
+                size_t l = strlen(stages);
+                snprintf(stages + l, sizeof stages - l, "%s%s %.1f s, %.0f MiB", i ? "; " : "", js_str(s, "stage"), sec, rss);
+            }
+        if (json_object_object_get_ex(o, "provenance", &pv)) {
+            json_object *sm;
+            const char *bb = js_str(pv, "backbone"), *cal = js_str(pv, "calibration_sha256");
+            snprintf(inputs, sizeof inputs, "data %s", js_str(pv, "data"));
+            if (json_object_object_get_ex(pv, "samples", &sm) && sm) {
+                size_t l = strlen(inputs);
+                snprintf(inputs + l, sizeof inputs - l, " (train %s, test %s)", js_str(sm, "train"), js_str(sm, "test"));
+            }
+            size_t l = strlen(inputs);
+            if (*bb) snprintf(inputs + l, sizeof inputs - l, "; backbone %.80s", bb), l = strlen(inputs);
+            if (*cal) snprintf(inputs + l, sizeof inputs - l, "; calibration sha256 %.16s…", cal);
+        }
+        char ver[256];
+        snprintf(ver, sizeof ver, "%s (%s)", js_str(o, "version"), js_str(o, "commit"));
+        const char *cells[5] = {js_str(o, "time"), cmd, ver, stages, inputs};
+        fputs("<tr>", f);
+        fputc('|', md);
+        for (int k = 0; k < 5; k++) {
+            fputs("<td class=\"k\">", f);
+            mvead_html_escape(f, cells[k]);
+            fputs("</td>", f);
+            fputc(' ', md);
+            for (const char *c = cells[k]; *c; c++) fputc(*c == '|' ? '/' : *c, md);   /* keep the table's columns */
+            fputs(" |", md);
+        }
+        fputs("</tr>\n", f);
+        fputc('\n', md);
+        json_object_put(o);
+    }
+    free(line);
+    fclose(fp);
+    fputs("</table>\n", f);
+}
+
+/* What produced the run: the stages' records (history.jsonl), then the files
+ * of its folder with their times. */
 static void write_provenance(FILE *f, FILE *md, const mvead_paths *p) {
-    fprintf(f, "<p>mvead %s. Files of the run folder:</p>\n<table id=\"provenance-table\"><tr><th class=\"k\">file</th>"
-               "<th class=\"k\">written</th><th>bytes</th></tr>\n", PACKAGE_VERSION);
-    fprintf(md, "\n## Provenance\n\nmvead %s.\n\n| file | written | bytes |\n|---|---|---:|\n", PACKAGE_VERSION);
+    fprintf(md, "\n## Provenance\n\nThis report: mvead %s. The commands that made the run (history.jsonl):\n", PACKAGE_VERSION);
+    fprintf(f, "<p>This report: mvead %s. The commands that made the run (<code>history.jsonl</code>):</p>\n", PACKAGE_VERSION);
+    write_history(f, md, p->history);
+    fputs("<p>Files of the run folder:</p>\n<table id=\"provenance-table\"><tr><th class=\"k\">file</th>"
+          "<th class=\"k\">written</th><th>bytes</th></tr>\n", f);
+    fputs("\n| file | written | bytes |\n|---|---|---:|\n", md);
     const char *files[] = {p->config, p->loss_csv, p->checkpoint, p->bank, p->scores, p->metrics};
     for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
         struct stat st;
