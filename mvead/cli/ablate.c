@@ -71,9 +71,10 @@ static int run_variant(const mvead_config *base, const char *root, const char *c
         return 0;
     }
     mvead_log("ablate: %s (fusion %s, objective %s, bank %s)", g->variant, c.fusion, c.objective, c.bank_mode);
-    if (mvead_config_write_json(&c, p.config)) return -1;
-    /* a variant that died mid-training resumes from its checkpoint */
-    if (mvead_stage_train(&c, true) || mvead_stage_bank(&c) || mvead_stage_eval(&c) || mvead_stage_report(&c))
+    /* a variant that died mid-training resumes from its checkpoint; its
+     * config.json is written once its stages succeeded (the report shows it) */
+    if (mvead_stage_train(&c, true) || mvead_stage_bank(&c) || mvead_stage_eval(&c) ||
+        mvead_config_write_json(&c, p.config) || mvead_stage_report(&c))
         return mv_error_prefix("ablate: variant %s", g->variant);
     return 0;
 }
