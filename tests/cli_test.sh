@@ -185,6 +185,7 @@ expect 2 "report --compare without run folders" -- "$BIN" report --compare --out
 expect 0 "report regenerates r1's report" -- "$BIN" report --runs "$RUNS" --name r1 --quiet
 contains "$RUNS/r1/report.html" 'id="history-table"' "the report's provenance lists the run's history"
 contains "$RUNS/r1/report.md" "| time (UTC) | command |" "report.md lists the run's history"
+contains "$RUNS/r1/history.jsonl" '"argv":["mvead","run",' "history.jsonl records the whole command line"
 
 # ---- a stage of an existing run takes the run's options (no --data needed) ------------
 expect 0 "bank of r1 without --data, approximate streamed coreset" -- "$BIN" bank --runs "$RUNS" --name r1 --coreset_mode approx --quiet

@@ -92,12 +92,13 @@ static int timed(int (*fn)(const mvead_config *), const mvead_config *c, const c
 
 /* After a stage succeeded (rank 0): a line of history.jsonl (what ran), then
  * config.json (the options the run's files now come from). */
-static int record(const mvead_config *c, const mvead_config *before, int argc, char **argv, const mvead_history_stage *st) {
+static int record(const char *cmd, const mvead_config *c, const mvead_config *before, int argc, char **argv,
+                  const mvead_history_stage *st) {
     if (mvead_mpi_world_rank() > 0) return 0;
     char dir[1024];
     mvead_paths p;
     if (mvead_run_dir(c, dir, sizeof dir, true) || mvead_paths_of_dir(dir, &p)) return -1;
-    if (mvead_history_append(c, before, argc, argv, st, 1)) return -1;
+    if (mvead_history_append(c, before, cmd, argc, argv, st, 1)) return -1;
     return mvead_config_write_json(c, p.config);
 }
 
@@ -187,19 +188,19 @@ static int cmd_stage(const stage_command *s, int argc, char **argv) {
     options_before(&c, &before);
     mvead_history_stage st;
     if (timed(s->run, &c, s->name, &st)) return mvead_cli_fail(s->name);
-    return record(&c, &before, argc, argv, &st) ? mvead_cli_fail(s->name) : 0;
+    return record(s->name, &c, &before, argc, argv, &st) ? mvead_cli_fail(s->name) : 0;
 }
 
 /* extract, train, bank, eval: each recorded as it finishes, so a later
  * failure leaves config.json describing what did run. */
-static int all_stages(const mvead_config *c, int argc, char **argv) {
+static int all_stages(const char *cmd, const mvead_config *c, int argc, char **argv) {
     mvead_config before;
     options_before(c, &before);
     static const struct { const char *name; int (*fn)(const mvead_config *); } steps[] = {
         {"extract", mvead_stage_extract}, {"train", run_train}, {"bank", mvead_stage_bank}, {"eval", mvead_stage_eval}};
     for (int i = 0; i < 4; i++) {
         mvead_history_stage st;
-        if (timed(steps[i].fn, c, steps[i].name, &st) || record(c, &before, argc, argv, &st)) return -1;
+        if (timed(steps[i].fn, c, steps[i].name, &st) || record(cmd, c, &before, argc, argv, &st)) return -1;
         before = *c;
     }
     return 0;
@@ -218,7 +219,7 @@ int mvead_cmd_run(int argc, char **argv) {
                       NULL, argc, argv, pos, 0, &np, true);
     if (r >= 0) return r;
     if ((r = resume_options(&c, "run", "", NULL, argc, argv)) >= 0) return r;
-    if (all_stages(&c, argc, argv)) return mvead_cli_fail("run");
+    if (all_stages("run", &c, argc, argv)) return mvead_cli_fail("run");
     if (mvead_mpi_rank() == 0 && mvead_stage_report(&c)) return mvead_cli_fail("run");
     return 0;
 }
@@ -285,7 +286,7 @@ int mvead_cmd_demo(int argc, char **argv) {
     mvead_paths p;
     if (mvead_run_dir(&c, dir, sizeof dir, true) || mvead_paths_of_dir(dir, &p)) return mvead_cli_fail("demo");
     mvead_interrupt_install();
-    if (all_stages(&c, argc, argv)) return mvead_cli_fail("demo");
+    if (all_stages("demo", &c, argc, argv)) return mvead_cli_fail("demo");
     if (mvead_mpi_rank() == 0 && mvead_stage_report(&c)) return mvead_cli_fail("demo");
     if (mvead_mpi_rank() > 0) return 0;
     printf("demo: report: %s (summary: %s, metrics: %s)\n", p.report_html, p.report_md, p.metrics);

@@ -77,7 +77,7 @@ static json_object *cache_samples(const char *path) {
     return bad ? NULL : json_object_new_int64(S);
 }
 
-int mvead_history_append(const mvead_config *c, const mvead_config *before, int argc, char **argv,
+int mvead_history_append(const mvead_config *c, const mvead_config *before, const char *cmd, int argc, char **argv,
                          const mvead_history_stage *stages, int n_stages) {
     mvead_paths p;
     if (mvead_paths_init(c, &p, false)) return -1;
@@ -90,6 +90,7 @@ int mvead_history_append(const mvead_config *c, const mvead_config *before, int 
     json_object_object_add(root, "time", json_object_new_string(t));
     json_object *av = json_object_new_array();
     json_object_array_add(av, json_object_new_string("mvead"));
+    json_object_array_add(av, json_object_new_string(cmd));
     for (int i = 0; i < argc; i++) json_object_array_add(av, json_object_new_string(argv[i]));
     json_object_object_add(root, "argv", av);
     json_object_object_add(root, "version", json_object_new_string(PACKAGE_VERSION));

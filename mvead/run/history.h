@@ -15,13 +15,13 @@ typedef struct {
     double peak_rss_mib;
 } mvead_history_stage;
 
-/* Appends one line: time, argv (the whole command line), mvead version and
+/* Appends one line: time, argv (the whole command line: mvead, cmd, argv), mvead version and
  * git commit, the stages run with their cost, the options that differ from
  * `before` (the run's config.json before the command, or the defaults), and
  * provenance: backbone (preset, or the SHA-256 of its weights file), the
  * calibration file's SHA-256, the dataset root and the samples per split of
  * the feature caches. */
-int mvead_history_append(const mvead_config *c, const mvead_config *before, int argc, char **argv,
+int mvead_history_append(const mvead_config *c, const mvead_config *before, const char *cmd, int argc, char **argv,
                          const mvead_history_stage *stages, int n_stages);
 
 /* The options whose values differ between a and b, among names (NULL: all),
