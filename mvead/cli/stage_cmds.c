@@ -246,7 +246,10 @@ int mvead_cmd_report(int argc, char **argv) {
                   RUN_OPTS, na, args, pos, 64, &np, false);
     if (r >= 0) return r;
     if (compare) {
-        if (np < 1) { fprintf(stderr, "mvead report: --compare needs one or more run folders\n"); return MVEAD_EXIT_USAGE; }
+        if (np < 1) {
+            fprintf(stderr, "mvead report: --compare needs at least one run folder (mvead report --compare RUN_DIR... [--out DIR])\n");
+            return MVEAD_EXIT_USAGE;
+        }
         return mvead_report_compare((const char *const *)pos, np, out) ? mvead_cli_fail("report") : 0;
     }
     if (np) { fprintf(stderr, "mvead report: unexpected argument '%s' (did you mean --compare?)\n", pos[0]); return MVEAD_EXIT_USAGE; }
