@@ -81,6 +81,13 @@ mva_var *mva_min(mva_var *a, int axis, bool keepdim);
 mva_var *mva_matmul(mva_var *a, mva_var *b);        /* [..., M, K] x [..., K, N], batch broadcast */
 /* y = x W^T + b : x [..., in], w [out, in], b [out] or NULL. */
 mva_var *mva_linear(mva_var *x, mva_var *w, mva_var *b);
+/* gelu(x W^T + b) as one op: the bias rides in the GEMM, GELU runs in place on
+ * its output when nothing is recorded, and the backward takes gelu' from the
+ * output (no second erf). b may be NULL. */
+mva_var *mva_linear_gelu(mva_var *x, mva_var *w, mva_var *b);
+/* x + a * s with s [D] broadcast over the last axis (LayerScale + residual in
+ * one pass; s NULL: x + a). x and a have one shape. */
+mva_var *mva_add_scaled(mva_var *x, mva_var *a, mva_var *s);
 /* Softmax over the last axis; mask is a plain tensor (not differentiated), nonzero = keep, broadcastable. */
 mva_var *mva_softmax(mva_var *x, const mvt_tensor *mask);
 /* softmax(scale * x) in one op (the scale folded into the kernel's masking pass) */

@@ -162,6 +162,7 @@ mva_var *mva_apply(mva_op op, mva_var *const *inputs, int n, const mva_op_params
     node->op = op;
     node->p = *p;
     node->n_inputs = n;
+    node->recording = record;
     node->inputs = n <= MVA_INLINE_INPUTS ? node->inline_inputs : xmalloc((size_t)n * sizeof(mva_var *));
     for (int i = 0; i < n; i++) node->inputs[i] = inputs[i];
 

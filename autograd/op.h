@@ -24,7 +24,8 @@ extern "C" {
     X(LOG, log) X(SQRT, sqrt) X(TANH, tanh) X(GELU, gelu) X(SQUARE, square)     \
     X(SUM, sum) X(SUM_ALL, sum_all) X(MEAN, mean) X(MEAN_ALL, mean_all)         \
     X(MAX, max) X(MIN, min) X(NORM, norm)                                       \
-    X(MATMUL, matmul) X(LINEAR, linear) X(SOFTMAX, softmax)                     \
+    X(MATMUL, matmul) X(LINEAR, linear) X(LINEAR_GELU, linear_gelu)                \
+    X(ADD_SCALED, add_scaled) X(SOFTMAX, softmax)                     \
     X(LAYERNORM, layernorm) X(PAIRWISE_SQDIST, pairwise_sqdist)                 \
     X(LAYERNORM_LINEARS, layernorm_linears)                                     \
     X(RESHAPE, reshape) X(PERMUTE, permute) X(TRANSPOSE, transpose)             \
@@ -75,6 +76,8 @@ struct mva_node {
     mva_var *inline_inputs[MVA_INLINE_INPUTS];
     mvt_tensor *saved[MVA_MAX_SAVED];   /* derived tensors the backward needs */
     mva_var *out;
+    bool recording;                 /* set before the forward: false when the node is thrown away after it
+                                       (no-grad), so the forward may work in place and save nothing */
     uint64_t visit;                 /* topological-sort stamp */
 };
 

@@ -21,6 +21,7 @@
  * mvt_softmax. A row with no kept key gives zeros and no gradient. */
 #include "config.h"
 #include "autograd/op.h"
+#include "tensor/vecmath.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -164,7 +165,7 @@ static inline const int64_t *block_rec(const attn_geom *g, int64_t b, int64_t qb
 /* Forward of one (sample, head): O rows and the log-sum-exp of every row.
  * Per block: S = scale Q_blk K_u^T over the union u (gathered panel), keep
  * bits, row softmax (sums in double), O_blk = P V_u. */
-#define DEF_ATTN_FWD(NAME, T_, GEMM)                                                                 \
+#define DEF_ATTN_FWD(NAME, T_, GEMM, ROW_SOFTMAX)                                                               \
     static void NAME(const attn_geom *g, int64_t b, int64_t h, const T_ *q, const T_ *k, const T_ *v, \
                      T_ *o, T_ *lse, T_ *ws) {                                                        \
         int64_t T = g->T, D = g->D, d = g->d, QB = g->w[3], nqb = g->w[4], maxnk = g->w[7];           \
@@ -195,27 +196,8 @@ static inline const int64_t *block_rec(const attn_geom *g, int64_t b, int64_t qb
             }                                                                                        \
             GEMM(false, true, m, nk, d, g->scale, qb0 + r0 * D, D, Kp, ld, 0.0, S, nk);              \
             bool full = rec[3] & FLAG_FULL;                                                          \
-            for (int64_t r = 0; r < m; r++) {                                                        \
-                T_ *sr = S + r * nk;                                                                 \
-                const uint8_t *br = bits + r * nk;                                                   \
-                T_ mx = -INFINITY;                                                                   \
-                for (int64_t i = 0; i < nk; i++)                                                     \
-                    if ((full || br[i]) && sr[i] > mx) mx = sr[i];                                   \
-                if (mx == -INFINITY) { /* no kept key: zero row, never NaN */                        \
-                    for (int64_t i = 0; i < nk; i++) sr[i] = 0;                                      \
-                    lseb[r0 + r] = 0;                                                                \
-                    continue;                                                                        \
-                }                                                                                    \
-                double sum = 0;                                                                      \
-                for (int64_t i = 0; i < nk; i++) {                                                   \
-                    T_ e = (full || br[i]) ? exp(sr[i] - mx) : (T_)0;                               \
-                    sr[i] = e;                                                                       \
-                    sum += e;                                                                        \
-                }                                                                                    \
-                T_ inv = (T_)(1.0 / sum);                                                            \
-                for (int64_t i = 0; i < nk; i++) sr[i] *= inv;                                       \
-                lseb[r0 + r] = (T_)(mx + log(sum));                                                  \
-            }                                                                                        \
+            for (int64_t r = 0; r < m; r++)                                                          \
+                lseb[r0 + r] = ROW_SOFTMAX(S + r * nk, full ? NULL : bits + r * nk, nk);            \
             GEMM(false, false, m, d, nk, 1.0, S, nk, Vp, ld, 0.0, ob0 + r0 * D, D);                  \
         }                                                                                            \
     }
@@ -223,7 +205,7 @@ static inline const int64_t *block_rec(const attn_geom *g, int64_t b, int64_t qb
 /* Backward of one (sample, head), per block (P recomputed from the saved lse):
  *   dP = dO_blk V_u^T,  dS = P (dP - rowsum(dO O)),  dQ_blk += scale dS K_u,
  *   dK_u += scale dS^T Q_blk,  dV_u += P^T dO_blk  (scattered back to the union's rows). */
-#define DEF_ATTN_BWD(NAME, T_, GEMM)                                                                 \
+#define DEF_ATTN_BWD(NAME, T_, GEMM, ROW_PROBS)                                                               \
     static void NAME(const attn_geom *g, int64_t b, int64_t h, const T_ *q, const T_ *k, const T_ *v, \
                      const T_ *o, const T_ *lse, const T_ *dy, T_ *dq, T_ *dk, T_ *dv, T_ *ws) {       \
         int64_t T = g->T, D = g->D, d = g->d, QB = g->w[3], nqb = g->w[4], maxnk = g->w[7];           \
@@ -254,13 +236,9 @@ static inline const int64_t *block_rec(const attn_geom *g, int64_t b, int64_t qb
                 const T_ *orow = o + off + (r0 + r) * D, *grow = dOb + r * D;                        \
                 double s = 0;                                                                        \
                 for (int64_t c = 0; c < d; c++) s += (double)orow[c] * grow[c];                      \
-                T_ *sr = S + r * nk, *pr = dP + r * nk, l = lseb[r0 + r];                            \
-                const uint8_t *br = bits + r * nk;                                                   \
-                for (int64_t i = 0; i < nk; i++) {                                                   \
-                    T_ p = (full || br[i]) ? exp(sr[i] - l) : (T_)0;                                 \
-                    sr[i] = p;                              /* S now holds P */                      \
-                    pr[i] = p * (pr[i] - (T_)s);            /* dP now holds dS */                    \
-                }                                                                                    \
+                T_ *sr = S + r * nk, *pr = dP + r * nk;                                              \
+                ROW_PROBS(sr, full ? NULL : bits + r * nk, lseb[r0 + r], nk);   /* S now holds P */  \
+                for (int64_t i = 0; i < nk; i++) pr[i] = sr[i] * (pr[i] - (T_)s);   /* dP: dS */     \
             }                                                                                        \
             if (dq) GEMM(false, false, m, d, nk, g->scale, dP, nk, Kp, ld, 1.0, dq + off + r0 * D, D); \
             if (allk) {                                                                              \
@@ -287,10 +265,47 @@ static inline const int64_t *block_rec(const attn_geom *g, int64_t b, int64_t qb
         }                                                                                            \
     }
 
-DEF_ATTN_FWD(attn_fwd_f32, float, gemm_f32)
-DEF_ATTN_FWD(attn_fwd_f64, double, gemm_f64)
-DEF_ATTN_BWD(attn_bwd_f32, float, gemm_f32)
-DEF_ATTN_BWD(attn_bwd_f64, double, gemm_f64)
+/* Row softmax of the scores sr [nk] over the kept keys (bits NULL: all kept), in
+ * place; returns the row's log-sum-exp (0 for a row with no kept key, whose
+ * probabilities are all zero). f32 runs on the vecmath kernels (SLEEF exp, sums
+ * in double) like mvt_softmax; f64 on libm. */
+static float row_softmax_f32(float *sr, const uint8_t *bits, int64_t nk) {
+    if (bits)
+        for (int64_t i = 0; i < nk; i++) sr[i] = bits[i] ? sr[i] : -INFINITY;
+    double l = mvv_get()->softmax_row_lse(sr, nk);
+    return l == -INFINITY ? 0.0f : (float)l;
+}
+static double row_softmax_f64(double *sr, const uint8_t *bits, int64_t nk) {
+    double mx = -INFINITY;
+    for (int64_t i = 0; i < nk; i++)
+        if ((!bits || bits[i]) && sr[i] > mx) mx = sr[i];
+    if (mx == -INFINITY) { /* no kept key: zero row, never NaN */
+        for (int64_t i = 0; i < nk; i++) sr[i] = 0;
+        return 0;
+    }
+    double sum = 0;
+    for (int64_t i = 0; i < nk; i++) {
+        double e = (!bits || bits[i]) ? exp(sr[i] - mx) : 0.0;
+        sr[i] = e;
+        sum += e;
+    }
+    double inv = 1.0 / sum;
+    for (int64_t i = 0; i < nk; i++) sr[i] *= inv;
+    return mx + log(sum);
+}
+/* P = exp(S - lse) over the kept keys, zero elsewhere (the forward's probabilities). */
+static void row_probs_f32(float *sr, const uint8_t *bits, float l, int64_t nk) {
+    for (int64_t i = 0; i < nk; i++) sr[i] = (!bits || bits[i]) ? sr[i] - l : -INFINITY;
+    mvv_get()->vexp(sr, sr, nk);
+}
+static void row_probs_f64(double *sr, const uint8_t *bits, double l, int64_t nk) {
+    for (int64_t i = 0; i < nk; i++) sr[i] = (!bits || bits[i]) ? exp(sr[i] - l) : 0.0;
+}
+
+DEF_ATTN_FWD(attn_fwd_f32, float, gemm_f32, row_softmax_f32)
+DEF_ATTN_FWD(attn_fwd_f64, double, gemm_f64, row_softmax_f64)
+DEF_ATTN_BWD(attn_bwd_f32, float, gemm_f32, row_probs_f32)
+DEF_ATTN_BWD(attn_bwd_f64, double, gemm_f64, row_probs_f64)
 
 /* Workspace elements of one task (forward needs a prefix of it). */
 static int64_t ws_elems(const attn_geom *g) {

@@ -119,7 +119,7 @@ mva_var *mva_gelu(mva_var *a) { return apply1(MVA_OP_GELU, a, &no_params); }
 mvt_tensor *mva_fwd_gelu(mva_node *n, mvt_tensor *const *x) { (void)n; return mvt_gelu(x[0]); }
 void mva_bwd_gelu(mva_node *n, const mvt_tensor *dy) {
     if (mva_needs_grad(n->inputs[0]))
-        mva_accum(n->inputs[0], mvt_gelu_backward(n->inputs[0]->value, dy), 1.0);
+        mva_accum(n->inputs[0], mvt_gelu_backward_y(n->inputs[0]->value, n->out->value, dy), 1.0);
 }
 
 mva_var *mva_square(mva_var *a) { return apply1(MVA_OP_SQUARE, a, &no_params); }

@@ -39,25 +39,28 @@ void mva_bwd_matmul(mva_node *n, const mvt_tensor *dy) {
 /* y = x W^T + b: x [..., in] viewed as x2 [R, in], w [out, in], b [out] -> y [..., out].
  * dx2 = dy2 W, dW += dy2^T x2, db += sum_rows(dy2); all GEMMs accumulate
  * straight into the gradient buffers (beta = 1). */
-mva_var *mva_linear(mva_var *x, mva_var *w, mva_var *b) {
-    MVT_ASSERT(x != NULL && w != NULL, "autograd: NULL input to linear");
-    MVT_ASSERT(w->value->ndim == 2, "mva_linear: weight must be [out, in] (got %d dims)", w->value->ndim);
+/* x W^T + b as op (linear or linear_gelu), after checking the operands' shapes. */
+static mva_var *apply_linear(mva_op op, const char *name, mva_var *x, mva_var *w, mva_var *b) {
+    MVT_ASSERT(x != NULL && w != NULL, "autograd: NULL input to %s", name);
+    MVT_ASSERT(w->value->ndim == 2, "mva_%s: weight must be [out, in] (got %d dims)", name, w->value->ndim);
     MVT_ASSERT(x->value->ndim >= 1 && x->value->shape[x->value->ndim - 1] == w->value->shape[1],
-               "mva_linear: x last dim must equal weight in = %lld", (long long)w->value->shape[1]);
+               "mva_%s: x last dim must equal weight in = %lld", name, (long long)w->value->shape[1]);
     MVT_ASSERT(x->value->dtype == w->value->dtype && (!b || b->value->dtype == w->value->dtype),
-               "mva_linear: x, weight and bias must share one dtype");
+               "mva_%s: x, weight and bias must share one dtype", name);
     MVT_ASSERT(!b || (b->value->ndim == 1 && b->value->shape[0] == w->value->shape[0]),
-               "mva_linear: bias must be [out] = [%lld]", (long long)w->value->shape[0]);
+               "mva_%s: bias must be [out] = [%lld]", name, (long long)w->value->shape[0]);
     mva_var *in[3] = {x, w, b};
     mva_op_params p = {0};
-    return mva_apply(MVA_OP_LINEAR, in, 3, &p);
+    return mva_apply(op, in, 3, &p);
 }
+mva_var *mva_linear(mva_var *x, mva_var *w, mva_var *b) { return apply_linear(MVA_OP_LINEAR, "linear", x, w, b); }
 
 static int64_t rows_of(const mvt_tensor *x) {
     return x->shape[x->ndim - 1] ? mvt_numel(x) / x->shape[x->ndim - 1] : 0;
 }
 
-mvt_tensor *mva_fwd_linear(mva_node *n, mvt_tensor *const *x) {
+/* The product x W^T + b; saves x2 and W for the backward (shared with linear_gelu). */
+static mvt_tensor *linear_forward(mva_node *n, mvt_tensor *const *x) {
     const mvt_tensor *X = x[0], *W = x[1], *B = x[2];
     int64_t in = W->shape[1], out = W->shape[0], R = rows_of(X);
     int64_t s2[2] = {R, in};
@@ -83,7 +86,10 @@ mvt_tensor *mva_fwd_linear(mva_node *n, mvt_tensor *const *x) {
     return y;
 }
 
-void mva_bwd_linear(mva_node *n, const mvt_tensor *dy) {
+mvt_tensor *mva_fwd_linear(mva_node *n, mvt_tensor *const *x) { return linear_forward(n, x); }
+
+/* dx, dW, db of x W^T + b from the gradient dy of its output. */
+static void linear_backward(mva_node *n, const mvt_tensor *dy) {
     mva_var *x = n->inputs[0], *w = n->inputs[1], *b = n->inputs[2];
     const mvt_tensor *x2 = n->saved[0], *Wc = n->saved[1];
     int64_t R = x2->shape[0], in = x2->shape[1], out = Wc->shape[0];
@@ -99,6 +105,48 @@ void mva_bwd_linear(mva_node *n, const mvt_tensor *dy) {
     if (mva_needs_grad(w)) mvt_gemm(true, false, 1.0, dy2, x2, 1.0, mva_grad_buf(w));
     if (mva_needs_grad(b)) mva_accum(b, mvt_sum(dy2, 0, false), 1.0);
     mvt_release(dy2);
+}
+void mva_bwd_linear(mva_node *n, const mvt_tensor *dy) { linear_backward(n, dy); }
+
+/* ---- linear + GELU ----------------------------------------------------------------- */
+/* y = gelu(h), h = x W^T + b (the MLP's first layer). Recorded: h is saved and
+ * dh = dy gelu'(h) comes from h and y (mvt_gelu_backward_y: no second erf);
+ * not recorded: GELU runs in place on h, one buffer and one pass fewer. */
+mva_var *mva_linear_gelu(mva_var *x, mva_var *w, mva_var *b) {
+    return apply_linear(MVA_OP_LINEAR_GELU, "linear_gelu", x, w, b);
+}
+mvt_tensor *mva_fwd_linear_gelu(mva_node *n, mvt_tensor *const *x) {
+    mvt_tensor *h = linear_forward(n, x);
+    if (!n->recording) {
+        mvt_gelu_(h);
+        return h;
+    }
+    n->saved[2] = h;
+    return mvt_gelu(h);
+}
+void mva_bwd_linear_gelu(mva_node *n, const mvt_tensor *dy) {
+    mvt_tensor *dh = mvt_gelu_backward_y(n->saved[2], n->out->value, dy);
+    linear_backward(n, dh);
+    mvt_release(dh);
+}
+
+/* ---- x + a * s (LayerScale + residual) ---------------------------------------------- */
+/* dx = dy, da = dy s, ds = sum over rows of dy a. */
+mva_var *mva_add_scaled(mva_var *x, mva_var *a, mva_var *s) {
+    MVT_ASSERT(x != NULL && a != NULL, "autograd: NULL input to add_scaled");
+    mva_var *in[3] = {x, a, s};
+    mva_op_params p = {0};
+    return mva_apply(MVA_OP_ADD_SCALED, in, 3, &p);
+}
+mvt_tensor *mva_fwd_add_scaled(mva_node *n, mvt_tensor *const *x) {
+    (void)n;
+    return mvt_add_scaled(x[0], x[1], x[2]);
+}
+void mva_bwd_add_scaled(mva_node *n, const mvt_tensor *dy) {
+    mva_var *x = n->inputs[0], *a = n->inputs[1], *s = n->inputs[2];
+    if (mva_needs_grad(x)) mva_accum(x, mvt_retain((mvt_tensor *)dy), 1.0);
+    if (mva_needs_grad(a)) mva_accum(a, s ? mvt_mul(dy, s->value) : mvt_retain((mvt_tensor *)dy), 1.0);
+    if (mva_needs_grad(s)) mva_accum_reduce(s, mvt_mul(dy, a->value), 1.0);
 }
 
 /* ---- softmax ---------------------------------------------------------------------- */

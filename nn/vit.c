@@ -266,8 +266,7 @@ static mva_var *block_forward(const mvn_vit *m, const mvn_vit_block *b, mva_var 
     mva_var *ctx = mva_matmul(probs, v);                                /* [B, H, N, d] */
     ctx = mva_reshape(mva_contiguous(mva_permute(ctx, heads_first)), 3, merged);
     mva_var *att = mva_linear(ctx, b->proj_w, b->proj_b);
-    if (b->ls1) att = mva_mul(att, b->ls1);
-    x = mva_add(x, att);
+    x = mva_add_scaled(x, att, b->ls1);                                 /* x + LS1 att, one pass */
 
     y = mva_layernorm(x, b->norm2_w, b->norm2_b, eps);
     mva_var *ff;
@@ -277,10 +276,9 @@ static mva_var *block_forward(const mvn_vit *m, const mvn_vit_block *b, mva_var 
         mva_var *x1 = mva_narrow(x12, 2, 0, Hd), *x2 = mva_narrow(x12, 2, Hd, Hd);
         ff = mva_linear(mva_mul(silu(x1), x2), b->fc2_w, b->fc2_b);
     } else {
-        ff = mva_linear(mva_gelu(mva_linear(y, b->fc1_w, b->fc1_b)), b->fc2_w, b->fc2_b);
+        ff = mva_linear(mva_linear_gelu(y, b->fc1_w, b->fc1_b), b->fc2_w, b->fc2_b);
     }
-    if (b->ls2) ff = mva_mul(ff, b->ls2);
-    return mva_add(x, ff);
+    return mva_add_scaled(x, ff, b->ls2);
 }
 
 /* When nothing was recorded through v (no-grad or frozen inputs), drops the

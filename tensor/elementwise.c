@@ -206,3 +206,72 @@ mvt_tensor *mvt_gelu(const mvt_tensor *x) { return mvt_unary(MVT_GELU, x); }
 mvt_tensor *mvt_gelu_backward(const mvt_tensor *x, const mvt_tensor *dy) {
     return binary_new(x, dy, ew_gelu_bwd_f32v, ew_gelu_bwd_f64, 0);
 }
+
+/* ---- GELU without a second erf, in place, and x + a * s ---------------------------- */
+
+/* Contiguous f32 copies (new references) of tensors the kernels below read flat. */
+static mvt_tensor *flat(const mvt_tensor *t) { return mvt_contiguous(t); }
+
+mvt_tensor *mvt_gelu_backward_y(const mvt_tensor *x, const mvt_tensor *y, const mvt_tensor *dy) {
+    MVT_ASSERT(mvt_same_shape(x, y) && mvt_same_shape(x, dy) && x->dtype == y->dtype && x->dtype == dy->dtype,
+               "gelu_backward_y: x, y and dy must share one shape and dtype");
+    if (x->dtype != MVT_F32) return mvt_gelu_backward(x, dy);   /* f64 keeps the exact erf formula */
+    mvt_tensor *xc = flat(x), *yc = flat(y), *gc = flat(dy);
+    mvt_tensor *dx = mvt_empty(MVT_F32, x->ndim, x->shape);
+    const float *px = mvt_f32(xc), *py = mvt_f32(yc), *pg = mvt_f32(gc);
+    float *pd = mvt_f32(dx);
+    int64_t n = mvt_numel(x), nblk = (n + BLOCK - 1) / BLOCK;
+    const mvv_table *vm = mvv_get();
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t b = 0; b < nblk; b++) {
+        int64_t i0 = b * BLOCK, k = n - i0 < BLOCK ? n - i0 : BLOCK;
+        vm->gelu_bwd_y(pd + i0, px + i0, py + i0, pg + i0, k);
+    }
+    mvt_release(xc);
+    mvt_release(yc);
+    mvt_release(gc);
+    return dx;
+}
+
+void mvt_gelu_(mvt_tensor *x) {
+    MVT_ASSERT(mvt_is_contiguous(x) && (x->dtype == MVT_F32 || x->dtype == MVT_F64),
+               "gelu_: in place needs a contiguous f32/f64 tensor");
+    run_ew(x, x, NULL, ew_gelu_f32v, ew_gelu_f64, 0);   /* each element is read before it is written */
+}
+
+/* y = x + a * s, s broadcast over the last axis (LayerScale then the residual add). */
+#define DEF_ADD_SCALED(NAME, T)                                                                    \
+    static void NAME(T *y, const T *x, const T *a, const T *s, int64_t R, int64_t D) {             \
+        _Pragma("omp parallel for schedule(static) if (R * D > 32768)")                            \
+        for (int64_t r = 0; r < R; r++) {                                                          \
+            const T *xr = x + r * D, *ar = a + r * D;                                              \
+            T *yr = y + r * D;                                                                     \
+            if (s)                                                                                 \
+                for (int64_t j = 0; j < D; j++) { T p = ar[j] * s[j]; yr[j] = xr[j] + p; }         \
+            else                                                                                   \
+                for (int64_t j = 0; j < D; j++) yr[j] = xr[j] + ar[j];                             \
+        }                                                                                          \
+    }
+DEF_ADD_SCALED(add_scaled_f32, float)
+DEF_ADD_SCALED(add_scaled_f64, double)
+
+mvt_tensor *mvt_add_scaled(const mvt_tensor *x, const mvt_tensor *a, const mvt_tensor *s) {
+    char sx[128], sa[128];
+    MVT_ASSERT(mvt_same_shape(x, a) && x->dtype == a->dtype && x->ndim >= 1 &&
+                   (x->dtype == MVT_F32 || x->dtype == MVT_F64),
+               "add_scaled: x %s and a %s must share one shape and float dtype", mvt_shape_str(x, sx, sizeof sx),
+               mvt_shape_str(a, sa, sizeof sa));
+    int64_t D = x->shape[x->ndim - 1], R = D > 0 ? mvt_numel(x) / D : 0;
+    MVT_ASSERT(!s || (s->dtype == x->dtype && mvt_numel(s) == D), "add_scaled: the scale must be [%lld] %s",
+               (long long)D, mvt_dtype_name(x->dtype));
+    mvt_tensor *xc = flat(x), *ac = flat(a), *sc = s ? flat(s) : NULL;
+    mvt_tensor *y = mvt_empty(x->dtype, x->ndim, x->shape);
+    if (x->dtype == MVT_F32)
+        add_scaled_f32(mvt_f32(y), mvt_f32(xc), mvt_f32(ac), sc ? mvt_f32(sc) : NULL, R, D);
+    else
+        add_scaled_f64(mvt_f64(y), mvt_f64(xc), mvt_f64(ac), sc ? mvt_f64(sc) : NULL, R, D);
+    mvt_release(xc);
+    mvt_release(ac);
+    mvt_release(sc);
+    return y;
+}

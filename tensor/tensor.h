@@ -150,6 +150,13 @@ mvt_tensor *mvt_add_scalar(const mvt_tensor *a, double s);
  * (f32 evaluates it as 0.5 x erfc(-x / sqrt 2), accurate in the negative tail.) */
 mvt_tensor *mvt_gelu(const mvt_tensor *x);
 mvt_tensor *mvt_gelu_backward(const mvt_tensor *x, const mvt_tensor *dy);
+/* The same from the forward's output y = gelu(x): f32 takes Phi(x) = y / x
+ * instead of a second erf (within 3 ulp); f64 ignores y. */
+mvt_tensor *mvt_gelu_backward_y(const mvt_tensor *x, const mvt_tensor *y, const mvt_tensor *dy);
+/* In place (contiguous x): the bits of mvt_gelu. */
+void mvt_gelu_(mvt_tensor *x);
+/* y = x + a * s with s [D] broadcast over the last axis (NULL: y = x + a); x, a one shape. */
+mvt_tensor *mvt_add_scaled(const mvt_tensor *x, const mvt_tensor *a, const mvt_tensor *s);
 
 mvt_tensor *mvt_sum(const mvt_tensor *a, int axis, bool keepdim);
 mvt_tensor *mvt_sum_all(const mvt_tensor *a);             /* scalar */

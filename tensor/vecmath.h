@@ -15,8 +15,12 @@ typedef struct {
     void (*vtanh)(float *y, const float *x, int64_t n);
     void (*gelu)(float *y, const float *x, int64_t n);                       /* exact (erf) GELU */
     void (*gelu_bwd)(float *dx, const float *x, const float *dy, int64_t n); /* dx = dy gelu'(x) */
+    /* the same from the forward's y = gelu(x), without an erf: dx may alias dy */
+    void (*gelu_bwd_y)(float *dx, const float *x, const float *y, const float *dy, int64_t n);
     /* y [n]: masked logits (-inf = masked) -> softmax in place; all -inf -> zeros */
     void (*softmax_row)(float *y, int64_t n);
+    /* the same, returning the row's log-sum-exp max + log(sum exp(y - max)) (-inf for an all -inf row) */
+    double (*softmax_row_lse)(float *y, int64_t n);
     void (*softmax_bwd_row)(const float *y, const float *dy, float *dx, int64_t n);
     /* x, y [n], w, b [n] or NULL; f64 row statistics out */
     void (*ln_row)(const float *x, const float *w, const float *b, float *y, int64_t n, double eps, double *mean,

@@ -96,18 +96,39 @@ static void FN(gelu_bwd)(float *dx, const float *x_, const float *dy, int64_t n)
     }
 }
 
+/* dx = dy gelu'(x) from the forward's output y = gelu(x): Phi(x) = y / x
+ * (within 3 ulp of the erf-based value) saves the backward its erf, the
+ * dearest function here. Near 0, where y / x loses digits, Phi(x) = 1/2 +
+ * x / sqrt(2 pi) to far below an ulp. +-inf gives NaN, as gelu_bwd and the f64
+ * formula do (inf * 0). */
+static inline vf FN(dgelu_y_v)(vf x, vf y) {
+    vf ax = (vf)((vi)x & 0x7fffffff);
+    vf phi = FN(sel)(ax < 9.5367431640625e-07f, 0.5f + 0.39894228040143268f * x, y / x);
+    return phi + x * 0.39894228040143268f * V_EXP(-0.5f * x * x);
+}
+
+static void FN(gelu_bwd_y)(float *dx, const float *x_, const float *y_, const float *dy, int64_t n) {
+    int64_t i = 0;
+    for (; i + V_W <= n; i += V_W)
+        FN(st)(dx + i, FN(ld)(dy + i) * FN(dgelu_y_v)(FN(ld)(x_ + i), FN(ld)(y_ + i)));
+    if (i < n) {
+        vf g = FN(ld_part)(dy + i, n - i, 0), x = FN(ld_part)(x_ + i, n - i, 0), y = FN(ld_part)(y_ + i, n - i, 0);
+        FN(st_part)(dx + i, g * FN(dgelu_y_v)(x, y), n - i);
+    }
+}
+
 /* y [n] holds masked logits (-inf = masked); in place y = softmax(y). A row
  * with nothing finite to attend to (every logit -inf) becomes zeros. NaN
  * logits are skipped by the max and poison the sum (the row becomes NaN), as
  * in the f64 reference. */
-static void FN(softmax_row)(float *y, int64_t n) {
+static double FN(softmax_row_lse)(float *y, int64_t n) {
     vf m = FN(splat)(-INFINITY);
     int64_t i = 0;
     for (; i + V_W <= n; i += V_W) { vf v = FN(ld)(y + i); m = FN(sel)(v > m, v, m); }
     if (i < n) { vf v = FN(ld_part)(y + i, n - i, -INFINITY); m = FN(sel)(v > m, v, m); }
     float mx = -INFINITY;
     for (int l = 0; l < V_W; l++) mx = m[l] > mx ? m[l] : mx;
-    if (mx == -INFINITY) { memset(y, 0, (size_t)n * sizeof *y); return; }
+    if (mx == -INFINITY) { memset(y, 0, (size_t)n * sizeof *y); return -INFINITY; }
     vd s0 = {0}, s1 = {0};
     vf vm = FN(splat)(mx);
     for (i = 0; i + V_W <= n; i += V_W) {
@@ -122,10 +143,13 @@ static void FN(softmax_row)(float *y, int64_t n) {
         s0 += FN(lo)(e);
         s1 += FN(hi)(e);
     }
-    vf inv = FN(splat)((float)(1.0 / (FN(hsum)(s0) + FN(hsum)(s1))));
+    double sum = FN(hsum)(s0) + FN(hsum)(s1);
+    vf inv = FN(splat)((float)(1.0 / sum));
     for (i = 0; i + V_W <= n; i += V_W) FN(st)(y + i, FN(ld)(y + i) * inv);
     if (i < n) FN(st_part)(y + i, FN(ld_part)(y + i, n - i, 0) * inv, n - i);
+    return (double)mx + log(sum);
 }
+static void FN(softmax_row)(float *y, int64_t n) { (void)FN(softmax_row_lse)(y, n); }
 
 /* sum_j a_j b_j in f64 */
 static double FN(dot)(const float *a, const float *b, int64_t n) {
@@ -264,7 +288,9 @@ static const mvv_table FN(table) = {
     .vtanh = FN(tanh),
     .gelu = FN(gelu),
     .gelu_bwd = FN(gelu_bwd),
+    .gelu_bwd_y = FN(gelu_bwd_y),
     .softmax_row = FN(softmax_row),
+    .softmax_row_lse = FN(softmax_row_lse),
     .softmax_bwd_row = FN(softmax_bwd_row),
     .ln_row = FN(ln_row),
     .ln_bwd_row = FN(ln_bwd_row),

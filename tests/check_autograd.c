@@ -171,6 +171,21 @@ static mvt_tensor *ref_linear(const mvt_tensor *x, const mvt_tensor *w, const mv
     return y;
 }
 
+/* gelu of a reference result (consumes it) */
+static mvt_tensor *ref_then_gelu(mvt_tensor *h) {
+    mvt_tensor *y = ref_map(h, m_gelu, 0);
+    mvt_release(h);
+    return y;
+}
+
+/* x + a * s (s broadcast over the last axis; NULL: x + a) */
+static mvt_tensor *ref_add_scaled(const mvt_tensor *x, const mvt_tensor *a, const mvt_tensor *s) {
+    if (!s) return ref_binary(x, a, '+');
+    mvt_tensor *as = ref_binary(a, s, '*'), *y = ref_binary(x, as, '+');
+    mvt_release(as);
+    return y;
+}
+
 /* y = a with dims permuted: y dim k = a dim perm[k] */
 static mvt_tensor *ref_permute(const mvt_tensor *a, const int *perm) {
     int64_t s[MVT_MAX_DIMS];
@@ -290,6 +305,10 @@ FN(f_mean_all, mva_mean_all(x[0]))            REF(r_mean_all, ref_all(x[0], true
 FN(f_matmul, mva_matmul(x[0], x[1]))          REF(r_matmul, mvt_ref_matmul(x[0], x[1]))
 FN(f_linear, mva_linear(x[0], x[1], n > 2 ? x[2] : NULL))
 REF(r_linear, ref_linear(x[0], x[1], x[2]))
+FN(f_linear_gelu, mva_linear_gelu(x[0], x[1], n > 2 ? x[2] : NULL))
+REF(r_linear_gelu, ref_then_gelu(ref_linear(x[0], x[1], x[2])))
+FN(f_add_scaled, mva_add_scaled(x[0], x[1], n > 2 ? x[2] : NULL))
+REF(r_add_scaled, ref_add_scaled(x[0], x[1], x[2]))
 FN(f_softmax, mva_softmax(x[0], mask_of(c)))  REF(r_softmax, mvt_ref_softmax(x[0], mask_of(c)))
 FN(f_softmax_scaled, mva_softmax_scaled(x[0], c->s, mask_of(c)))
 REF(r_softmax_scaled, mvt_ref_softmax_scaled(x[0], c->s, mask_of(c)))
@@ -417,6 +436,10 @@ static const op_case cases[] = {
     {"linear_3d_bias", f_linear, r_linear, {0}, 3, {3, 2, 1}, {S(2, 3, 4), S(5, 4), S(5)}, -1, 1},
     {"linear_2d_nobias", f_linear, r_linear, {0}, 2, {2, 2}, {S(3, 4), S(2, 4)}, -1, 1},
     {"linear_1d", f_linear, r_linear, {0}, 3, {1, 2, 1}, {S(4), S(3, 4), S(3)}, -1, 1},
+    {"linear_gelu_3d_bias", f_linear_gelu, r_linear_gelu, {0}, 3, {3, 2, 1}, {S(2, 3, 4), S(5, 4), S(5)}, -1, 1},
+    {"linear_gelu_2d_nobias", f_linear_gelu, r_linear_gelu, {0}, 2, {2, 2}, {S(3, 4), S(6, 4)}, -1.5, 1.5},
+    {"add_scaled_layerscale", f_add_scaled, r_add_scaled, {0}, 3, {3, 3, 1}, {S(2, 3, 4), S(2, 3, 4), S(4)}, -1, 1},
+    {"add_scaled_plain", f_add_scaled, r_add_scaled, {0}, 2, {2, 2}, {S(3, 5), S(3, 5)}, -1, 1},
     {"softmax", f_softmax, r_softmax, {0}, 1, {3}, {S(2, 3, 5)}, -2, 2},
     {"softmax_masked_empty_row", f_softmax, r_softmax, {.mask_id = 1}, 1, {3}, {S(2, 3, 5)}, -2, 2},
     {"softmax_scaled_masked", f_softmax_scaled, r_softmax_scaled, {.s = 0.37, .mask_id = 1}, 1, {3}, {S(2, 3, 5)}, -2, 2},
@@ -659,6 +682,36 @@ START_TEST(test_no_grad_records_nothing) {
     ck_assert_str_eq(mva_op_name(z), "sum_all");
     mva_tape_clear();
     mva_leaf_free(x);
+}
+END_TEST
+
+/* linear_gelu works in place when nothing is recorded: the same bits as the
+ * recorded forward, in f32 and f64, and the unfused linear -> gelu agrees. */
+START_TEST(test_linear_gelu_no_grad_in_place) {
+    int64_t sx[2] = {37, 19}, sw[2] = {23, 19}, sb[1] = {23};
+    for (int d = 0; d < 2; d++) {
+        mvt_dtype dt = d ? MVT_F64 : MVT_F32;
+        mva_var *x = mva_leaf(rnd(dt, 2, sx, 71, -3, 3), true, "x");
+        mva_var *w = mva_leaf(rnd(dt, 2, sw, 72, -1, 1), true, "w");
+        mva_var *b = mva_leaf(rnd(dt, 1, sb, 73, -1, 1), true, "b");
+        mva_var *rec = mva_linear_gelu(x, w, b);
+        ck_assert_ptr_nonnull(rec->node);
+        bool prev = mva_set_grad_enabled(false);
+        mva_var *inplace = mva_linear_gelu(x, w, b);
+        mva_var *unfused = mva_gelu(mva_linear(x, w, b));
+        mva_set_grad_enabled(prev);
+        ck_assert_ptr_null(inplace->node);
+        size_t nb = (size_t)mvt_numel(rec->value) * mvt_dtype_size(dt);
+        ck_assert_msg(memcmp(mvt_data(rec->value), mvt_data(inplace->value), nb) == 0,
+                      "linear_gelu %s: in-place (no-grad) forward differs from the recorded one",
+                      mvt_dtype_name(dt));
+        ck_assert_msg(memcmp(mvt_data(rec->value), mvt_data(unfused->value), nb) == 0,
+                      "linear_gelu %s: differs from linear then gelu", mvt_dtype_name(dt));
+        mva_tape_clear();
+        mva_leaf_free(x);
+        mva_leaf_free(w);
+        mva_leaf_free(b);
+    }
 }
 END_TEST
 
@@ -1164,6 +1217,7 @@ static Suite *autograd_suite(void) {
     tcase_add_test(graph, test_views_share_storage);
     tcase_add_test(graph, test_max_min_ties_lowest_index);
     tcase_add_test(graph, test_softmax_empty_row_zero_grad);
+    tcase_add_test(graph, test_linear_gelu_no_grad_in_place);
     tcase_add_test(graph, test_gradcheck_can_fail);
     tcase_add_test(graph, test_gradcheck_rejects_f32_and_keeps_mode);
     suite_add_tcase(s, graph);

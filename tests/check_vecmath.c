@@ -65,6 +65,7 @@ static double dgelu_ref(double x) {
 START_TEST(test_unary) {
     enum { CAP = 41000 };
     float *x = malloc(CAP * sizeof *x), *y = malloc(CAP * sizeof *y), *g = malloc(CAP * sizeof *g);
+    float *yg = malloc(CAP * sizeof *yg);
     int64_t n = sweep(x, CAP);
     for (int64_t i = 0; i < n; i++) g[i] = (float)(1.0 - 0.37 * (double)(i % 7));   /* upstream gradient */
     for (int l = 0; l < g_nlv; l++) {
@@ -72,7 +73,8 @@ START_TEST(test_unary) {
         /* odd offsets and lengths: tails of every size go through the padded path */
         for (int64_t off = 0; off < 3; off++) {
             int64_t m = n - off;
-            acc ae = {.what = "exp"}, at = {.what = "tanh"}, ag = {.what = "gelu"}, ab = {.what = "gelu_bwd"};
+            acc ae = {.what = "exp"}, at = {.what = "tanh"}, ag = {.what = "gelu"}, ab = {.what = "gelu_bwd"},
+                ay = {.what = "gelu_bwd_y"};
             t->vexp(y, x + off, m);
             for (int64_t i = 0; i < m; i++) check_one(&ae, x[off + i], y[i], exp((double)x[off + i]));
             t->vtanh(y, x + off, m);
@@ -81,14 +83,20 @@ START_TEST(test_unary) {
             for (int64_t i = 0; i < m; i++) check_one(&ag, x[off + i], y[i], gelu_ref(x[off + i]));
             t->gelu_bwd(y, x + off, g + off, m);
             for (int64_t i = 0; i < m; i++) check_one(&ab, x[off + i], y[i], g[off + i] * dgelu_ref(x[off + i]));
+            /* from the forward's own output, as the autograd op calls it */
+            t->gelu(yg, x + off, m);
+            t->gelu_bwd_y(y, x + off, yg, g + off, m);
+            for (int64_t i = 0; i < m; i++) check_one(&ay, x[off + i], y[i], g[off + i] * dgelu_ref(x[off + i]));
             report(&ae, t->name);
             report(&at, t->name);
             report(&ag, t->name);
             report(&ab, t->name);
+            report(&ay, t->name);
         }
     }
     free(x);
     free(y);
+    free(yg);
     free(g);
 }
 END_TEST
@@ -135,6 +143,18 @@ START_TEST(test_softmax_rows) {
                 memcpy(y, z, (size_t)n * sizeof *y);
                 t->softmax_row(y, n);
                 for (int64_t j = 0; j < n; j++) check_one(&af, z[j], y[j], p[j]);
+                /* the log-sum-exp variant: the same bits, and lse = max + log sum exp(z - max) */
+                memcpy(dx, z, (size_t)n * sizeof *dx);
+                double lse = t->softmax_row_lse(dx, n);
+                ck_assert_msg(memcmp(dx, y, (size_t)n * sizeof *y) == 0, "softmax_row_lse [%s]: other bits", t->name);
+                double mx = -INFINITY, se = 0;
+                for (int64_t j = 0; j < n; j++) if (z[j] > mx) mx = z[j];
+                for (int64_t j = 0; j < n; j++) se += mx > -INFINITY ? exp((double)z[j] - mx) : 0.0;
+                double want = mx > -INFINITY ? mx + log(se) : -INFINITY;
+                if (isnan(want)) ck_assert_msg(isnan(lse), "softmax_row_lse [%s]: %g, want NaN", t->name, lse);
+                else if (isinf(want)) ck_assert_msg(lse == want, "softmax_row_lse [%s]: %g, want %g", t->name, lse, want);
+                else ck_assert_msg(fabs(lse - want) <= 1e-6 * (1 + fabs(want)), "softmax_row_lse [%s] n %lld kind %d: "
+                                   "%.9g, want %.9g", t->name, (long long)n, kind, lse, want);
                 if (kind == 2) for (int64_t j = 0; j < n; j++) ck_assert(y[j] == 0.0f);   /* never NaN */
                 /* backward from the f32 probabilities: dx = y (g - sum g y) */
                 double s = 0;
