@@ -14,8 +14,8 @@
  * style). A block whose union is all T keys with every bit set runs straight
  * on K and V (no gather, no mask): the dense path.
  *
- * Determinism: one task per (sample, head), its blocks in a fixed order,
- * single-threaded BLAS calls; a task writes only its head's columns of its
+ * Determinism: one task per (sample, head group), its blocks in a fixed order,
+ * single-threaded BLAS calls; a task writes only its heads' columns of its
  * sample's rows (forward output and dQ, dK, dV alike), so results do not
  * depend on the thread count. Softmax sums are taken in double as in
  * mvt_softmax. A row with no kept key gives zeros and no gradient. */
@@ -148,122 +148,29 @@ static inline void gemm_f64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, d
                 (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
-/* Geometry of one call: q/k/v/out are [B, T, D] contiguous, head h owns columns h*d .. h*d+d. */
+/* Geometry of one call: q/k/v/out are [B, T, D] contiguous, head h owns columns
+ * h*d .. h*d+d. A task is one sample and one group of G consecutive heads (G
+ * the largest divisor of H up to 4, fixed by the shapes): the heads of a group
+ * share the block's key union, so one gather of G*d contiguous floats per key
+ * serves all of them. */
 typedef struct {
-    int64_t B, T, D, H, d;
+    int64_t B, T, D, H, d, G;
     double scale;
     const int64_t *w;      /* index words */
     const uint8_t *bytes;  /* the same, as bytes */
 } attn_geom;
+
+static int64_t head_group(int64_t H) {
+    for (int64_t g = H < 4 ? H : 4; g > 1; g--)
+        if (H % g == 0) return g;
+    return 1;
+}
 
 /* Block record of sample b's mask, query block qb. */
 static inline const int64_t *block_rec(const attn_geom *g, int64_t b, int64_t qb) {
     int64_t s = g->w[1] == 1 ? 0 : b;
     return g->w + IDX_HDR + IDX_REC * (s * g->w[4] + qb);
 }
-
-/* Forward of one (sample, head): O rows and the log-sum-exp of every row.
- * Per block: S = scale Q_blk K_u^T over the union u (gathered panel), keep
- * bits, row softmax (sums in double), O_blk = P V_u. */
-#define DEF_ATTN_FWD(NAME, T_, GEMM, ROW_SOFTMAX)                                                               \
-    static void NAME(const attn_geom *g, int64_t b, int64_t h, const T_ *q, const T_ *k, const T_ *v, \
-                     T_ *o, T_ *lse, T_ *ws) {                                                        \
-        int64_t T = g->T, D = g->D, d = g->d, QB = g->w[3], nqb = g->w[4], maxnk = g->w[7];           \
-        T_ *Kg = ws, *Vg = Kg + maxnk * d, *S = Vg + maxnk * d;                                      \
-        const T_ *qb0 = q + b * T * D + h * d, *kb0 = k + b * T * D + h * d, *vb0 = v + b * T * D + h * d; \
-        T_ *ob0 = o + b * T * D + h * d;                                                             \
-        T_ *lseb = lse + (b * g->H + h) * T;                                                          \
-        for (int64_t qb = 0; qb < nqb; qb++) {                                                       \
-            const int64_t *rec = block_rec(g, b, qb);                                                \
-            int64_t r0 = qb * QB, m = T - r0 < QB ? T - r0 : QB, nk = rec[1];                        \
-            const int64_t *keys = g->w + rec[0];                                                     \
-            const uint8_t *bits = g->bytes + rec[2];                                                 \
-            if (nk == 0) {                                                                           \
-                for (int64_t r = 0; r < m; r++) {                                                    \
-                    memset(ob0 + (r0 + r) * D, 0, sizeof(T_) * (size_t)d);                          \
-                    lseb[r0 + r] = 0;                                                                \
-                }                                                                                    \
-                continue;                                                                            \
-            }                                                                                        \
-            const T_ *Kp = kb0, *Vp = vb0;                                                           \
-            int64_t ld = D;                                                                          \
-            if (!(rec[3] & FLAG_ALLKEYS)) {                                                          \
-                for (int64_t i = 0; i < nk; i++) {                                                   \
-                    memcpy(Kg + i * d, kb0 + keys[i] * D, sizeof(T_) * (size_t)d);                  \
-                    memcpy(Vg + i * d, vb0 + keys[i] * D, sizeof(T_) * (size_t)d);                  \
-                }                                                                                    \
-                Kp = Kg; Vp = Vg; ld = d;                                                            \
-            }                                                                                        \
-            GEMM(false, true, m, nk, d, g->scale, qb0 + r0 * D, D, Kp, ld, 0.0, S, nk);              \
-            bool full = rec[3] & FLAG_FULL;                                                          \
-            for (int64_t r = 0; r < m; r++)                                                          \
-                lseb[r0 + r] = ROW_SOFTMAX(S + r * nk, full ? NULL : bits + r * nk, nk);            \
-            GEMM(false, false, m, d, nk, 1.0, S, nk, Vp, ld, 0.0, ob0 + r0 * D, D);                  \
-        }                                                                                            \
-    }
-
-/* Backward of one (sample, head), per block (P recomputed from the saved lse):
- *   dP = dO_blk V_u^T,  dS = P (dP - rowsum(dO O)),  dQ_blk += scale dS K_u,
- *   dK_u += scale dS^T Q_blk,  dV_u += P^T dO_blk  (scattered back to the union's rows). */
-#define DEF_ATTN_BWD(NAME, T_, GEMM, ROW_PROBS)                                                               \
-    static void NAME(const attn_geom *g, int64_t b, int64_t h, const T_ *q, const T_ *k, const T_ *v, \
-                     const T_ *o, const T_ *lse, const T_ *dy, T_ *dq, T_ *dk, T_ *dv, T_ *ws) {       \
-        int64_t T = g->T, D = g->D, d = g->d, QB = g->w[3], nqb = g->w[4], maxnk = g->w[7];           \
-        T_ *Kg = ws, *Vg = Kg + maxnk * d, *S = Vg + maxnk * d, *dP = S + QB * maxnk;                 \
-        T_ *dKg = dP + QB * maxnk, *dVg = dKg + maxnk * d;                                           \
-        int64_t off = b * T * D + h * d;                                                             \
-        const T_ *lseb = lse + (b * g->H + h) * T;                                                    \
-        for (int64_t qb = 0; qb < nqb; qb++) {                                                       \
-            const int64_t *rec = block_rec(g, b, qb);                                                \
-            int64_t r0 = qb * QB, m = T - r0 < QB ? T - r0 : QB, nk = rec[1];                        \
-            if (nk == 0) continue;                                                                   \
-            const int64_t *keys = g->w + rec[0];                                                     \
-            const uint8_t *bits = g->bytes + rec[2];                                                 \
-            bool allk = rec[3] & FLAG_ALLKEYS, full = rec[3] & FLAG_FULL;                            \
-            const T_ *Kp = k + off, *Vp = v + off;                                                   \
-            int64_t ld = D;                                                                          \
-            if (!allk) {                                                                             \
-                for (int64_t i = 0; i < nk; i++) {                                                   \
-                    memcpy(Kg + i * d, k + off + keys[i] * D, sizeof(T_) * (size_t)d);              \
-                    memcpy(Vg + i * d, v + off + keys[i] * D, sizeof(T_) * (size_t)d);              \
-                }                                                                                    \
-                Kp = Kg; Vp = Vg; ld = d;                                                            \
-            }                                                                                        \
-            const T_ *Qb = q + off + r0 * D, *dOb = dy + off + r0 * D;                               \
-            GEMM(false, true, m, nk, d, g->scale, Qb, D, Kp, ld, 0.0, S, nk);                        \
-            GEMM(false, true, m, nk, d, 1.0, dOb, D, Vp, ld, 0.0, dP, nk);                           \
-            for (int64_t r = 0; r < m; r++) {                                                        \
-                const T_ *orow = o + off + (r0 + r) * D, *grow = dOb + r * D;                        \
-                double s = 0;                                                                        \
-                for (int64_t c = 0; c < d; c++) s += (double)orow[c] * grow[c];                      \
-                T_ *sr = S + r * nk, *pr = dP + r * nk;                                              \
-                ROW_PROBS(sr, full ? NULL : bits + r * nk, lseb[r0 + r], nk);   /* S now holds P */  \
-                for (int64_t i = 0; i < nk; i++) pr[i] = sr[i] * (pr[i] - (T_)s);   /* dP: dS */     \
-            }                                                                                        \
-            if (dq) GEMM(false, false, m, d, nk, g->scale, dP, nk, Kp, ld, 1.0, dq + off + r0 * D, D); \
-            if (allk) {                                                                              \
-                if (dk) GEMM(true, false, nk, d, m, g->scale, dP, nk, Qb, D, 1.0, dk + off, D);      \
-                if (dv) GEMM(true, false, nk, d, m, 1.0, S, nk, dOb, D, 1.0, dv + off, D);           \
-                continue;                                                                            \
-            }                                                                                        \
-            if (dk) {                                                                                \
-                GEMM(true, false, nk, d, m, g->scale, dP, nk, Qb, D, 0.0, dKg, d);                   \
-                for (int64_t i = 0; i < nk; i++) {                                                   \
-                    T_ *dst = dk + off + keys[i] * D;                                                \
-                    const T_ *src = dKg + i * d;                                                     \
-                    for (int64_t c = 0; c < d; c++) dst[c] += src[c];                                \
-                }                                                                                    \
-            }                                                                                        \
-            if (dv) {                                                                                \
-                GEMM(true, false, nk, d, m, 1.0, S, nk, dOb, D, 0.0, dVg, d);                        \
-                for (int64_t i = 0; i < nk; i++) {                                                   \
-                    T_ *dst = dv + off + keys[i] * D;                                                \
-                    const T_ *src = dVg + i * d;                                                     \
-                    for (int64_t c = 0; c < d; c++) dst[c] += src[c];                                \
-                }                                                                                    \
-            }                                                                                        \
-        }                                                                                            \
-    }
 
 /* Row softmax of the scores sr [nk] over the kept keys (bits NULL: all kept), in
  * place; returns the row's log-sum-exp (0 for a row with no kept key, whose
@@ -301,16 +208,140 @@ static void row_probs_f32(float *sr, const uint8_t *bits, float l, int64_t nk) {
 static void row_probs_f64(double *sr, const uint8_t *bits, double l, int64_t nk) {
     for (int64_t i = 0; i < nk; i++) sr[i] = (!bits || bits[i]) ? exp(sr[i] - l) : 0.0;
 }
+/* sum_c a_c b_c over one head's d columns, in double, four chains in a fixed order */
+#define DEF_ROWDOT(NAME, T_)                                                                         \
+    static double NAME(const T_ *a, const T_ *b, int64_t d) {                                        \
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                       \
+        int64_t c = 0;                                                                               \
+        for (; c + 4 <= d; c += 4) {                                                                 \
+            s0 += (double)a[c] * b[c];                                                               \
+            s1 += (double)a[c + 1] * b[c + 1];                                                       \
+            s2 += (double)a[c + 2] * b[c + 2];                                                       \
+            s3 += (double)a[c + 3] * b[c + 3];                                                       \
+        }                                                                                            \
+        for (; c < d; c++) s0 += (double)a[c] * b[c];                                                \
+        return (s0 + s1) + (s2 + s3);                                                                \
+    }
+DEF_ROWDOT(rowdot_f32, float)
+DEF_ROWDOT(rowdot_f64, double)
+
+/* The block's key panels of one head group: Kg, Vg [nk, G d] from rows keys[] of
+ * the sample's k, v (columns c0 .. c0 + G d). */
+#define GATHER(T_, dst, src, keys, nk, D, W)                                                        \
+    for (int64_t i_ = 0; i_ < (nk); i_++) memcpy((dst) + i_ * (W), (src) + (keys)[i_] * (D), sizeof(T_) * (size_t)(W))
+
+/* Forward of one (sample, head group): O rows and the log-sum-exp of every row.
+ * Per block: S = scale Q_blk K_u^T over the union u (gathered panel), keep
+ * bits, row softmax (sums in double), O_blk = P V_u, head by head. */
+#define DEF_ATTN_FWD(NAME, T_, GEMM, ROW_SOFTMAX)                                                    \
+    static void NAME(const attn_geom *g, int64_t b, int64_t hg, const T_ *q, const T_ *k, const T_ *v, \
+                     T_ *o, T_ *lse, T_ *ws) {                                                        \
+        int64_t T = g->T, D = g->D, d = g->d, G = g->G, W = G * d, QB = g->w[3], nqb = g->w[4];       \
+        int64_t maxnk = g->w[7];                                                                     \
+        T_ *Kg = ws, *Vg = Kg + maxnk * W, *S = Vg + maxnk * W;                                      \
+        int64_t off = b * T * D + hg * W;                                                            \
+        const T_ *qb0 = q + off, *kb0 = k + off, *vb0 = v + off;                                     \
+        T_ *ob0 = o + off;                                                                           \
+        for (int64_t qb = 0; qb < nqb; qb++) {                                                       \
+            const int64_t *rec = block_rec(g, b, qb);                                                \
+            int64_t r0 = qb * QB, m = T - r0 < QB ? T - r0 : QB, nk = rec[1];                        \
+            const int64_t *keys = g->w + rec[0];                                                     \
+            const uint8_t *bits = g->bytes + rec[2];                                                 \
+            if (nk == 0) {                                                                           \
+                for (int64_t r = 0; r < m; r++) {                                                    \
+                    memset(ob0 + (r0 + r) * D, 0, sizeof(T_) * (size_t)W);                          \
+                    for (int64_t h = 0; h < G; h++) lse[((b * g->H + hg * G + h) * T) + r0 + r] = 0;  \
+                }                                                                                    \
+                continue;                                                                            \
+            }                                                                                        \
+            const T_ *Kp = kb0, *Vp = vb0;                                                           \
+            int64_t ld = D;                                                                          \
+            if (!(rec[3] & FLAG_ALLKEYS)) {                                                          \
+                GATHER(T_, Kg, kb0, keys, nk, D, W);                                                 \
+                GATHER(T_, Vg, vb0, keys, nk, D, W);                                                 \
+                Kp = Kg; Vp = Vg; ld = W;                                                            \
+            }                                                                                        \
+            bool full = rec[3] & FLAG_FULL;                                                          \
+            for (int64_t h = 0; h < G; h++) {                                                        \
+                T_ *lseb = lse + (b * g->H + hg * G + h) * T;                                        \
+                GEMM(false, true, m, nk, d, g->scale, qb0 + r0 * D + h * d, D, Kp + h * d, ld, 0.0, S, nk); \
+                for (int64_t r = 0; r < m; r++)                                                      \
+                    lseb[r0 + r] = ROW_SOFTMAX(S + r * nk, full ? NULL : bits + r * nk, nk);        \
+                GEMM(false, false, m, d, nk, 1.0, S, nk, Vp + h * d, ld, 0.0, ob0 + r0 * D + h * d, D); \
+            }                                                                                        \
+        }                                                                                            \
+    }
+
+/* Backward of one (sample, head group), per block and head (P recomputed from the saved lse):
+ *   dP = dO_blk V_u^T,  dS = P (dP - rowsum(dO O)),  dQ_blk += scale dS K_u,
+ *   dK_u += scale dS^T Q_blk,  dV_u += P^T dO_blk  (the group's panels, scattered
+ *   back to the union's rows once per block). */
+#define DEF_ATTN_BWD(NAME, T_, GEMM, ROW_PROBS, ROWDOT)                                              \
+    static void NAME(const attn_geom *g, int64_t b, int64_t hg, const T_ *q, const T_ *k, const T_ *v, \
+                     const T_ *o, const T_ *lse, const T_ *dy, T_ *dq, T_ *dk, T_ *dv, T_ *ws) {       \
+        int64_t T = g->T, D = g->D, d = g->d, G = g->G, W = G * d, QB = g->w[3], nqb = g->w[4];       \
+        int64_t maxnk = g->w[7];                                                                     \
+        T_ *Kg = ws, *Vg = Kg + maxnk * W, *S = Vg + maxnk * W, *dP = S + QB * maxnk;                 \
+        T_ *dKg = dP + QB * maxnk, *dVg = dKg + maxnk * W;                                           \
+        int64_t off = b * T * D + hg * W;                                                            \
+        for (int64_t qb = 0; qb < nqb; qb++) {                                                       \
+            const int64_t *rec = block_rec(g, b, qb);                                                \
+            int64_t r0 = qb * QB, m = T - r0 < QB ? T - r0 : QB, nk = rec[1];                        \
+            if (nk == 0) continue;                                                                   \
+            const int64_t *keys = g->w + rec[0];                                                     \
+            const uint8_t *bits = g->bytes + rec[2];                                                 \
+            bool allk = rec[3] & FLAG_ALLKEYS, full = rec[3] & FLAG_FULL;                            \
+            const T_ *Kp = k + off, *Vp = v + off;                                                   \
+            int64_t ld = D;                                                                          \
+            if (!allk) {                                                                             \
+                GATHER(T_, Kg, k + off, keys, nk, D, W);                                             \
+                GATHER(T_, Vg, v + off, keys, nk, D, W);                                             \
+                Kp = Kg; Vp = Vg; ld = W;                                                            \
+            }                                                                                        \
+            T_ *dKp = !dk ? NULL : allk ? dk + off : dKg, *dVp = !dv ? NULL : allk ? dv + off : dVg;    \
+            int64_t ldg = allk ? D : W;                                                              \
+            double beta = allk ? 1.0 : 0.0;                                                          \
+            for (int64_t h = 0; h < G; h++) {                                                        \
+                const T_ *lseb = lse + (b * g->H + hg * G + h) * T;                                  \
+                int64_t hc = h * d;                                                                  \
+                const T_ *Qb = q + off + r0 * D + hc, *dOb = dy + off + r0 * D + hc;                 \
+                GEMM(false, true, m, nk, d, g->scale, Qb, D, Kp + hc, ld, 0.0, S, nk);               \
+                GEMM(false, true, m, nk, d, 1.0, dOb, D, Vp + hc, ld, 0.0, dP, nk);                  \
+                for (int64_t r = 0; r < m; r++) {                                                    \
+                    T_ *sr = S + r * nk, *pr = dP + r * nk;                                          \
+                    T_ s = (T_)ROWDOT(o + off + (r0 + r) * D + hc, dOb + r * D, d);                 \
+                    ROW_PROBS(sr, full ? NULL : bits + r * nk, lseb[r0 + r], nk);   /* S: P */      \
+                    for (int64_t i = 0; i < nk; i++) pr[i] = sr[i] * (pr[i] - s);   /* dP: dS */     \
+                }                                                                                    \
+                if (dq) GEMM(false, false, m, d, nk, g->scale, dP, nk, Kp + hc, ld, 1.0, dq + off + r0 * D + hc, D); \
+                if (dKp) GEMM(true, false, nk, d, m, g->scale, dP, nk, Qb, D, beta, dKp + hc, ldg);  \
+                if (dVp) GEMM(true, false, nk, d, m, 1.0, S, nk, dOb, D, beta, dVp + hc, ldg);       \
+            }                                                                                        \
+            if (allk) continue;                                                                      \
+            for (int64_t i = 0; i < nk; i++) {                                                       \
+                if (dk) {                                                                            \
+                    T_ *dst = dk + off + keys[i] * D;                                                \
+                    const T_ *src = dKg + i * W;                                                     \
+                    for (int64_t c = 0; c < W; c++) dst[c] += src[c];                                \
+                }                                                                                    \
+                if (dv) {                                                                            \
+                    T_ *dst = dv + off + keys[i] * D;                                                \
+                    const T_ *src = dVg + i * W;                                                     \
+                    for (int64_t c = 0; c < W; c++) dst[c] += src[c];                                \
+                }                                                                                    \
+            }                                                                                        \
+        }                                                                                            \
+    }
 
 DEF_ATTN_FWD(attn_fwd_f32, float, gemm_f32, row_softmax_f32)
 DEF_ATTN_FWD(attn_fwd_f64, double, gemm_f64, row_softmax_f64)
-DEF_ATTN_BWD(attn_bwd_f32, float, gemm_f32, row_probs_f32)
-DEF_ATTN_BWD(attn_bwd_f64, double, gemm_f64, row_probs_f64)
+DEF_ATTN_BWD(attn_bwd_f32, float, gemm_f32, row_probs_f32, rowdot_f32)
+DEF_ATTN_BWD(attn_bwd_f64, double, gemm_f64, row_probs_f64, rowdot_f64)
 
 /* Workspace elements of one task (forward needs a prefix of it). */
 static int64_t ws_elems(const attn_geom *g) {
     int64_t nk = g->w[7] > 0 ? g->w[7] : 1, QB = g->w[3];
-    return 4 * nk * g->d + 2 * QB * nk;
+    return 4 * nk * g->G * g->d + 2 * QB * nk;
 }
 
 /* BLAS must not thread inside a task (it would change the bits; see tensor/blas.c). */
@@ -364,6 +395,7 @@ static attn_geom geom_of(const mva_node *n, const mvt_tensor *Q, const mvt_tenso
     g.D = Q->shape[2];
     g.H = n->p.ndim;
     g.d = g.D / g.H;
+    g.G = head_group(g.H);
     g.scale = n->p.s;
     g.w = mvt_i64(index);
     g.bytes = (const uint8_t *)g.w;
@@ -374,12 +406,14 @@ static attn_geom geom_of(const mva_node *n, const mvt_tensor *Q, const mvt_tenso
  * (t = q k v o lse dy dq dk dv, a NULL gradient is not computed). */
 #define PTR(T_, x) ((x) ? (T_ *)mvt_data(x) : NULL)
 static void run_tasks(const attn_geom *g, bool bwd, mvt_tensor *const *t) {
-    int64_t ntask = g->B * g->H, wsz = ws_elems(g);
+    int64_t ngroups = g->H / g->G, ntask = g->B * ngroups, wsz = ws_elems(g);
     int prev = blas_single();
     bool f32 = t[0]->dtype == MVT_F32;
-#pragma omp parallel for schedule(static) if (ntask > 1 && mvt_get_num_threads() > 1)
+    /* dynamic: tasks differ in cost (each view's bands), and a task's outputs depend on
+     * nothing but its inputs, so which thread runs it cannot change a bit */
+#pragma omp parallel for schedule(dynamic, 1) if (ntask > 1 && mvt_get_num_threads() > 1)
     for (int64_t i = 0; i < ntask; i++) {
-        int64_t b = i / g->H, h = i % g->H;
+        int64_t b = i / ngroups, h = i % ngroups;
         void *ws = malloc((size_t)wsz * (f32 ? sizeof(float) : sizeof(double)));
         MVT_ASSERT(ws != NULL, "sparse_attention: out of memory for a task's workspace");
         if (!bwd && f32) attn_fwd_f32(g, b, h, PTR(float, t[0]), PTR(float, t[1]), PTR(float, t[2]), PTR(float, t[3]),

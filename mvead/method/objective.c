@@ -160,10 +160,42 @@ static mva_var *rows_attention(mva_var *qr, mva_var *ku, mva_var *vu, const mvt_
 typedef struct {
     const mvead_eam *m;
     int64_t B, T, D, H;
-    mva_var *qp, *kp, *vp, *zp;   /* [B T + B, D]: the first pass's rows, then sample i's row r* at B T + i */
+    mva_var *q2, *k2, *v2, *z2;   /* [B T, D]: the first pass's rows */
+    mva_var *qx, *kx, *vx, *zx;   /* [B, D]: sample i's changed row r* (row i) */
     const void *mask;             /* [T, T] contiguous */
     mvt_dtype mdt;
 } inc_ctx;
+
+/* Rows list[0..n) of sample i as one var: the first pass's rows from main
+ * (row i T + r) with r* taken from extra (row i) and placed last; pos[t] is the
+ * place of list[t] in the result. No copy of the whole first pass. */
+static mva_var *gather_rows(const inc_ctx *c, mva_var *main, mva_var *extra, int64_t i, int64_t rs,
+                            const int64_t *list, int64_t n, int64_t *pos) {
+    int64_t na = 0, has = 0;
+    for (int64_t t = 0; t < n; t++) {
+        na += list[t] != rs;
+        has |= list[t] == rs;
+    }
+    mva_var *parts[2];
+    int np = 0;
+    if (na > 0) {
+        mvt_tensor *id = mvt_empty(MVT_I64, 1, &na);
+        for (int64_t t = 0, a = 0; t < n; t++)
+            if (list[t] != rs) { mvt_i64(id)[a] = i * c->T + list[t]; pos[t] = a++; }
+        parts[np++] = mva_index_select(main, 0, id);
+        mvt_release(id);
+    }
+    if (has) {
+        int64_t one = 1;
+        mvt_tensor *id = mvt_empty(MVT_I64, 1, &one);
+        mvt_i64(id)[0] = i;
+        parts[np++] = mva_index_select(extra, 0, id);
+        mvt_release(id);
+        for (int64_t t = 0; t < n; t++)
+            if (list[t] == rs) pos[t] = na;
+    }
+    return np == 1 ? parts[0] : mva_concat(parts, np, 0);
+}
 
 static inline bool keeps(const inc_ctx *c, int64_t r, int64_t j) {
     int64_t o = r * c->T + j;
@@ -173,39 +205,45 @@ static inline bool keeps(const inc_ctx *c, int64_t r, int64_t j) {
 /* Om rows[0..n) of sample i (changed row rs): Zm[r] + attention of q'_r over
  * the keys r keeps (row rs of K, V replaced) Wo^T + bo. A graph in grad mode. */
 static mva_var *om_rows(const inc_ctx *c, int64_t i, int64_t rs, const int64_t *rows, int64_t n) {
-    int64_t T = c->T, BT = c->B * T;
+    int64_t T = c->T;
     uint8_t *in = calloc((size_t)T, 1);
     int64_t *keys = malloc(sizeof(int64_t) * (size_t)T), u = 0;
-    MVT_ASSERT(in && keys, "objective: out of memory");
+    int64_t *qpos = malloc(sizeof(int64_t) * (size_t)n), *kpos = malloc(sizeof(int64_t) * (size_t)T);
+    MVT_ASSERT(in && keys && qpos && kpos, "objective: out of memory");
     for (int64_t r = 0; r < n; r++)
         for (int64_t j = 0; j < T; j++) in[j] |= keeps(c, rows[r], j);
     for (int64_t j = 0; j < T; j++)
         if (in[j]) keys[u++] = j;
     if (u == 0) keys[u++] = 0;   /* no kept key at all: one masked column keeps the shapes non-empty */
-    mvt_tensor *qid = mvt_empty(MVT_I64, 1, &n), *kid = mvt_empty(MVT_I64, 1, &u);
+    mva_var *qr = gather_rows(c, c->q2, c->qx, i, rs, rows, n, qpos);
+    mva_var *zr = gather_rows(c, c->z2, c->zx, i, rs, rows, n, qpos);
+    mva_var *ku = gather_rows(c, c->k2, c->kx, i, rs, keys, u, kpos);
+    mva_var *vu = gather_rows(c, c->v2, c->vx, i, rs, keys, u, kpos);
+    /* the mask in the gathered order: query qpos[r], key kpos[j] */
     int64_t ms[2] = {n, u};
-    mvt_tensor *mask = mvt_empty(MVT_F64, 2, ms);
+    mvt_tensor *mask = mvt_zeros(MVT_F64, 2, ms), *back = mvt_empty(MVT_I64, 1, &n);
     for (int64_t r = 0; r < n; r++) {
-        mvt_i64(qid)[r] = rows[r] == rs ? BT + i : i * T + rows[r];
-        for (int64_t j = 0; j < u; j++) mvt_f64(mask)[r * u + j] = keeps(c, rows[r], keys[j]);
+        mvt_i64(back)[r] = qpos[r];
+        for (int64_t j = 0; j < u; j++) mvt_f64(mask)[qpos[r] * u + kpos[j]] = keeps(c, rows[r], keys[j]);
     }
-    for (int64_t j = 0; j < u; j++) mvt_i64(kid)[j] = keys[j] == rs ? BT + i : i * T + keys[j];
-    mva_var *att = rows_attention(mva_index_select(c->qp, 0, qid), mva_index_select(c->kp, 0, kid),
-                                  mva_index_select(c->vp, 0, kid), mask, c->H);
-    mva_var *om = mva_add(mva_index_select(c->zp, 0, qid), mva_linear(att, c->m->wo, c->m->bo));
-    mvt_release(qid);
-    mvt_release(kid);
+    mva_var *att = rows_attention(qr, ku, vu, mask, c->H);
+    mva_var *om = mva_add(zr, mva_linear(att, c->m->wo, c->m->bo));
+    bool ordered = true;   /* r* was already last (or absent): no reordering */
+    for (int64_t r = 0; r < n; r++) ordered = ordered && qpos[r] == r;
+    if (!ordered) om = mva_index_select(om, 0, back);
     mvt_release(mask);
+    mvt_release(back);
     free(in);
     free(keys);
+    free(qpos);
+    free(kpos);
     return om;
 }
 
-/* [B T, D] view of a [B, T, D] var followed by B extra rows. */
-static mva_var *with_rows(mva_var *x, mva_var *extra) {
+/* [B T, D] view of a [B, T, D] var. */
+static mva_var *flat_rows(mva_var *x) {
     int64_t s2[2] = {x->value->shape[0] * x->value->shape[1], x->value->shape[2]};
-    mva_var *parts[2] = {mva_reshape(x, 2, s2), extra};
-    return mva_concat(parts, 2, 0);
+    return mva_reshape(x, 2, s2);
 }
 
 /* Negatives [M, D] of the batch in the dense path's order (rows ix, views),
@@ -221,9 +259,9 @@ static mva_var *incremental_negatives(const mvead_eam *m, const mvead_eam_trace 
     mva_var *zero = mva_const(mvt_zeros(dt, 2, s0));
     mva_var *ym = mva_layernorm(zero, m->ln_w, m->ln_b, MVEAD_EAM_LN_EPS);
     mvt_tensor *mc = mvt_contiguous(static_mask);
-    inc_ctx c = {m, B, T, D, m->heads, with_rows(tr->q, mva_linear(ym, m->wq, m->bq)),
-                 with_rows(tr->k, mva_linear(ym, m->wk, m->bk)), with_rows(tr->v, mva_linear(ym, m->wv, m->bv)),
-                 with_rows(tr->z3, zero), mvt_data(mc), mc->dtype};
+    inc_ctx c = {m, B, T, D, m->heads, flat_rows(tr->q), flat_rows(tr->k), flat_rows(tr->v), flat_rows(tr->z3),
+                 mva_linear(ym, m->wq, m->bq), mva_linear(ym, m->wk, m->bk), mva_linear(ym, m->wv, m->bv), zero,
+                 mvt_data(mc), mc->dtype};
     mvt_tensor *oc = mvt_contiguous(tr->out3->value);   /* [B, T, D] */
     int64_t *cand = malloc(sizeof(int64_t) * (size_t)T), *sel = malloc(sizeof(int64_t) * (size_t)per);
     uint8_t *is_cand = malloc((size_t)T);
