@@ -177,6 +177,10 @@ int main(int argc, char **argv) {
     for (int64_t k = 0; k < VN * VN; k++) nnz += mvt_f32(mask)[k] != 0;
     printf("  mask keeps %.4f of the VN x VN pairs (%.4f of the other views' keys)\n", nnz / ((double)VN * VN),
            nnz / ((double)VN * (V - 1) * N));
+    mvt_tensor *aidx = mva_attn_index(mask);   /* what the sparse path computes: each block's key union */
+    printf("  sparse path computes %.4f of the VN x VN pairs (query blocks of %d rows)\n",
+           mva_attn_index_density(aidx), MVA_ATTN_QBLOCK);
+    mvt_release(aidx);
     mvead_attention atts[2] = {MVEAD_ATTN_SPARSE, MVEAD_ATTN_DENSE};
     double t_fb[2] = {0, 0}, t_step[2] = {0, 0}, rss[2] = {0, 0};
     for (int ai = 0; ai < 2; ai++) {

@@ -245,15 +245,21 @@ mva_var *mvead_eam_forward(const mvead_eam *m, mva_var *Z, const mvt_tensor *mas
 
 /* ---- the sparse path ------------------------------------------------------------ */
 
-static const char *const attention_names[] = {"sparse", "dense"};
+static const char *const attention_names[MVEAD_ATTN_COUNT] = {
+#define MVEAD_ATTN_NAME(id, name) name,
+    MVEAD_ATTENTIONS(MVEAD_ATTN_NAME)
+#undef MVEAD_ATTN_NAME
+};
 
 int mvead_attention_parse(const char *s, mvead_attention *out) {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < MVEAD_ATTN_COUNT; i++)
         if (s && strcmp(s, attention_names[i]) == 0) { *out = (mvead_attention)i; return 0; }
-    return mv_error("attention: unknown '%s' (expected sparse or dense)", s ? s : "(null)");
+    return mv_error("attention: unknown '%s' (expected one of %s)", s ? s : "(null)", MVEAD_ATTENTION_CHOICES);
 }
 
-const char *mvead_attention_name(mvead_attention a) { return (unsigned)a < 2 ? attention_names[a] : "?"; }
+const char *mvead_attention_name(mvead_attention a) {
+    return (unsigned)a < MVEAD_ATTN_COUNT ? attention_names[a] : "?";
+}
 
 /* Indexes of the last few masks. A mask is recognised by identity (the entry
  * holds a reference, so the address cannot be reused by another tensor) and

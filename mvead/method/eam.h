@@ -109,12 +109,21 @@ mvt_tensor *mvead_attn_mask_mvas(const mvt_tensor *Z, int h, int w, int win, int
  * every parameter. The dense reference path. */
 mva_var *mvead_eam_forward(const mvead_eam *m, mva_var *Z, const mvt_tensor *mask);
 
-/* How the attention is computed. */
+/* How the attention is computed: the one table of the choices (the first is
+ * the default). */
+#define MVEAD_ATTENTIONS(X)                                                                  \
+    X(SPARSE, "sparse") /* block-sparse over the mask's kept keys, incremental negatives */ \
+    X(DENSE,  "dense")  /* (VN x VN) masked scores: the reference */
 typedef enum {
-    MVEAD_ATTN_SPARSE = 0,   /* block-sparse over the mask's kept keys (default) */
-    MVEAD_ATTN_DENSE         /* (VN x VN) masked scores: the reference */
+#define MVEAD_ATTN_ENUM(id, name) MVEAD_ATTN_##id,
+    MVEAD_ATTENTIONS(MVEAD_ATTN_ENUM)
+#undef MVEAD_ATTN_ENUM
+    MVEAD_ATTN_COUNT
 } mvead_attention;
-/* "sparse" "dense" -> enum; -1 (mv_error) on anything else. */
+/* "sparse|dense": the names, for option tables and messages. */
+#define MVEAD_ATTN_NAME_ROW(id, name) "|" name
+#define MVEAD_ATTENTION_CHOICES (MVEAD_ATTENTIONS(MVEAD_ATTN_NAME_ROW) + 1)
+/* A name of MVEAD_ATTENTION_CHOICES -> enum; -1 (mv_error) on anything else. */
 int mvead_attention_parse(const char *s, mvead_attention *out);
 const char *mvead_attention_name(mvead_attention a);
 

@@ -38,7 +38,7 @@ const mvead_option mvead_options[] = {
     S(calib, "calibration JSON (default <data>/calibration.json)", NULL),
     D(delta, "epipolar band half-width, in patches"),
     S(fusion, "cross-view fusion", MVEAD_FUSION_CHOICES),
-    S(attention, "EAM attention: block-sparse over the mask's kept keys, or the dense (VN x VN) reference (same results)", "sparse|dense"),
+    S(attention, "EAM attention: block-sparse over the mask's kept keys, or the dense (VN x VN) reference (same results)", MVEAD_ATTENTION_CHOICES),
     S(init, "EAM initialisation", "copy|random"),
     S(objective, "pre-training objective", MVEAD_OBJECTIVE_CHOICES),
     I(centers, "K: centres per view (MCP)"),
@@ -88,7 +88,7 @@ void mvead_config_defaults(mvead_config *c) {
     c->extract_batch = 5;
     c->delta = 1.0;
     snprintf(c->fusion, sizeof c->fusion, "eam");
-    snprintf(c->attention, sizeof c->attention, "sparse");
+    snprintf(c->attention, sizeof c->attention, "%s", mvead_attention_name((mvead_attention)0));
     snprintf(c->init, sizeof c->init, "copy");
     snprintf(c->objective, sizeof c->objective, "mcp+reg");
     c->centers = 20;
