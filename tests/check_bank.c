@@ -400,6 +400,16 @@ static double *clustered_f64(int64_t n, int64_t d, int64_t n_clusters, double sp
     return x;
 }
 
+/* n rows, only n_distinct of them different (row i = distinct (i * step) %
+ * n_distinct, the distinct ones clustered). */
+static double *repeated_rows(int64_t n, int64_t d, int64_t n_distinct, int64_t step) {
+    double *base = clustered_f64(n_distinct, d, n_distinct / 2, 1.0);
+    double *x = malloc((size_t)(n * d) * sizeof(double));
+    for (int64_t i = 0; i < n; i++) memcpy(x + i * d, base + ((i * step) % n_distinct) * d, (size_t)d * sizeof(double));
+    free(base);
+    return x;
+}
+
 /* The library's coreset, f64 and f32, at 1 and 2 threads, equals ref_coreset
  * bit for bit (order and distances); returns the fewest distances computed. */
 static int64_t check_coreset_exact(const double *x, int64_t n, int64_t d, int64_t m, int64_t start) {
@@ -452,12 +462,10 @@ START_TEST(test_coreset_pruned_exact) {
      * chosen points at distance 0, ties everywhere */
     rng_state = 78;
     n = 4801; d = 32; m = 90;
-    double *base = clustered_f64(40, d, 5, 1.0);
-    x = malloc((size_t)(n * d) * sizeof(double));
-    for (int64_t i = 0; i < n; i++) memcpy(x + i * d, base + ((i * 17) % 40) * d, (size_t)d * sizeof(double));
+    x = repeated_rows(n, d, 40, 17);
     nd = check_coreset_exact(x, n, d, m, n - 1);
     ck_assert_int_lt(nd, n * m / 4);
-    free(x); free(base);
+    free(x);
     /* iid data (little to prune): still the same bits */
     rng_state = 79;
     n = 2501; d = 61; m = 150;
@@ -497,11 +505,9 @@ START_TEST(test_kmeanspp_pruned_exact) {
     /* only 6 distinct points for 12 centres: D^2 runs out of mass (total 0) */
     rng_state = 92;
     n = 5000; d = 30; k = 12;
-    double *base = clustered_f64(6, d, 3, 1.0);
-    x = malloc((size_t)(n * d) * sizeof(double));
-    for (int64_t i = 0; i < n; i++) memcpy(x + i * d, base + ((i * 5) % 6) * d, (size_t)d * sizeof(double));
+    x = repeated_rows(n, d, 6, 5);
     check_kmeanspp_exact(x, n, d, k, 5, n * (k - 1) / 2);
-    free(x); free(base);
+    free(x);
     /* iid: the same bits, whatever is pruned */
     rng_state = 93;
     n = 3001; d = 45; k = 15;
