@@ -1,7 +1,8 @@
 /* check_bank: memory-bank pieces against memory_bank.h5 (coreset order,
  * Lloyd iterations, kNN patch/image/sample scores, anomaly-map pipeline) in
  * float64 and float32, kNN and coreset against naive loops on random data,
- * and bitwise determinism between 1 and 2 OpenMP threads. */
+ * bitwise determinism between 1 and 2 OpenMP threads, and the pruned exact
+ * coreset and k-means++ against unpruned loops bit for bit. */
 #include "mvead/scoring/anomaly_map.h"
 #include "mvead/scoring/coreset.h"
 #include "mvead/scoring/kmeans.h"
@@ -313,6 +314,209 @@ START_TEST(test_kmeanspp) {
 }
 END_TEST
 
+/* ---------------- pruned builders against unpruned loops, bit for bit ---------------- */
+
+/* ||a - b||^2 in the library's rounding order (sqdist_tmpl.h): lane k % 8 of
+ * 8 double sums over the 8-aligned head, a tail sum, a fixed combination.
+ * Plain C, no vector code: the library's AVX2 build must match it. */
+static double ref_sqdist(const double *a, const double *b, int64_t dim) {
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0}, tail = 0.0;
+    int64_t k = 0;
+    for (; k + 8 <= dim; k += 8)
+        for (int l = 0; l < 8; l++) s[l] += (a[k + l] - b[k + l]) * (a[k + l] - b[k + l]);
+    for (; k < dim; k++) tail += (a[k] - b[k]) * (a[k] - b[k]);
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + tail;
+}
+
+/* The greedy k-center with every distance computed each pass; mind (n) the
+ * squared distances to the chosen set. */
+static void ref_coreset(const double *x, int64_t n, int64_t d, int64_t m, int64_t start, int64_t *sel, double *mind) {
+    for (int64_t i = 0; i < n; i++) mind[i] = INFINITY;
+    sel[0] = start;
+    for (int64_t s = 1; s <= m; s++) {
+        const double *c = x + sel[s - 1] * d;
+        double best = -1.0;
+        int64_t arg = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double acc = ref_sqdist(x + i * d, c, d);
+            if (acc < mind[i]) mind[i] = acc;
+            if (mind[i] > best) { best = mind[i]; arg = i; }
+        }
+        if (s < m) sel[s] = arg;
+    }
+}
+
+/* k-means++ with every distance computed after each centre (the library's
+ * stream and sampling rule). */
+static double ref_uniform(uint64_t *st) { return (double)(mvt_splitmix64(st) >> 11) * (1.0 / 9007199254740992.0); }
+static void ref_kmeanspp(const double *x, int64_t n, int64_t d, int64_t k, uint64_t seed, double *centers) {
+    double *mind = malloc((size_t)n * sizeof(double));
+    for (int64_t i = 0; i < n; i++) mind[i] = INFINITY;
+    uint64_t st = seed;
+    int64_t pick = (int64_t)(ref_uniform(&st) * (double)n);
+    if (pick >= n) pick = n - 1;
+    for (int64_t c = 0; c < k; c++) {
+        if (c > 0) {
+            double total = 0.0;
+            for (int64_t i = 0; i < n; i++) total += mind[i];
+            double u = ref_uniform(&st);
+            if (!(total > 0.0)) {
+                pick = (int64_t)(u * (double)n);
+                if (pick >= n) pick = n - 1;
+            } else {
+                double r = u * total, cum = 0.0;
+                int64_t last = 0;
+                pick = -1;
+                for (int64_t i = 0; i < n && pick < 0; i++) {
+                    if (mind[i] <= 0.0) continue;
+                    last = i;
+                    cum += mind[i];
+                    if (cum > r) pick = i;
+                }
+                if (pick < 0) pick = last;
+            }
+        }
+        memcpy(centers + c * d, x + pick * d, (size_t)d * sizeof(double));
+        for (int64_t i = 0; i < n; i++) {
+            double acc = ref_sqdist(x + i * d, centers + c * d, d);
+            if (acc < mind[i]) mind[i] = acc;
+        }
+    }
+    free(mind);
+}
+
+/* n points in n_clusters tight, well separated clusters (the pruning fires);
+ * every 7th point a copy of an earlier one (exact duplicates: ties). Values
+ * rounded to float so the f32 and f64 runs see the same numbers. */
+static double *clustered_f64(int64_t n, int64_t d, int64_t n_clusters, double spread) {
+    double *mu = random_f64(n_clusters * d, -10, 10);
+    double *x = malloc((size_t)(n * d) * sizeof(double));
+    for (int64_t i = 0; i < n; i++) {
+        int64_t z = (int64_t)(rnd() * (double)n_clusters);
+        for (int64_t k = 0; k < d; k++) x[i * d + k] = (double)(float)(mu[z * d + k] + spread * (rnd() - 0.5));
+        if (i % 7 == 6) memcpy(x + i * d, x + (int64_t)(rnd() * (double)i) * d, (size_t)d * sizeof(double));
+    }
+    free(mu);
+    return x;
+}
+
+/* n rows, only n_distinct of them different (row i = distinct (i * step) %
+ * n_distinct, the distinct ones clustered). */
+static double *repeated_rows(int64_t n, int64_t d, int64_t n_distinct, int64_t step) {
+    double *base = clustered_f64(n_distinct, d, n_distinct / 2, 1.0);
+    double *x = malloc((size_t)(n * d) * sizeof(double));
+    for (int64_t i = 0; i < n; i++) memcpy(x + i * d, base + ((i * step) % n_distinct) * d, (size_t)d * sizeof(double));
+    free(base);
+    return x;
+}
+
+/* The library's coreset, f64 and f32, at 1 and 2 threads, equals ref_coreset
+ * bit for bit (order and distances); returns the fewest distances computed. */
+static int64_t check_coreset_exact(const double *x, int64_t n, int64_t d, int64_t m, int64_t start) {
+    int64_t *ref = malloc((size_t)m * sizeof(int64_t)), *sel = malloc((size_t)m * sizeof(int64_t));
+    double *rmind = malloc((size_t)n * sizeof(double)), *mind = malloc((size_t)n * sizeof(double));
+    float *x32 = to_f32(x, n * d), *mind32 = malloc((size_t)n * sizeof(float));
+    ref_coreset(x, n, d, m, start, ref, rmind);
+    int64_t fewest = INT64_MAX;
+    int saved = mvt_get_num_threads();
+    for (int threads = 1; threads <= 2; threads++) {
+        mvt_set_num_threads(threads);
+        int64_t nd = -1;
+        ck_assert_int_eq(mvs_coreset_greedy_stats_f64(x, n, d, m, start, sel, mind, &nd), 0);
+        for (int64_t s = 0; s < m; s++)
+            ck_assert_msg(sel[s] == ref[s], "f64 %d threads: selected[%lld] = %lld, want %lld", threads, (long long)s,
+                          (long long)sel[s], (long long)ref[s]);
+        for (int64_t i = 0; i < n; i++) {
+            double want = sqrt(rmind[i]);
+            ck_assert_msg(memcmp(&mind[i], &want, sizeof want) == 0, "f64 %d threads: min_dist[%lld] = %.17g, want %.17g",
+                          threads, (long long)i, mind[i], want);
+        }
+        if (nd < fewest) fewest = nd;
+        ck_assert_int_eq(mvs_coreset_greedy_stats_f32(x32, n, d, m, start, sel, mind32, &nd), 0);
+        for (int64_t s = 0; s < m; s++)
+            ck_assert_msg(sel[s] == ref[s], "f32 %d threads: selected[%lld] = %lld, want %lld", threads, (long long)s,
+                          (long long)sel[s], (long long)ref[s]);
+        for (int64_t i = 0; i < n; i++) {
+            float want = (float)sqrt(rmind[i]);
+            ck_assert_msg(memcmp(&mind32[i], &want, sizeof want) == 0, "f32 %d threads: min_dist[%lld] = %.9g, want %.9g",
+                          threads, (long long)i, mind32[i], want);
+        }
+        if (nd < fewest) fewest = nd;
+    }
+    mvt_set_num_threads(saved);
+    free(ref); free(sel); free(rmind); free(mind); free(x32); free(mind32);
+    return fewest;
+}
+
+START_TEST(test_coreset_pruned_exact) {
+    rng_state = 77;
+    /* 5003 x 29: n not a multiple of 2, dim with a tail of 5, n * dim above
+     * the one-thread threshold so 2 threads really split the passes */
+    int64_t n = 5003, d = 29, m = 400;
+    double *x = clustered_f64(n, d, 12, 1.0);
+    int64_t nd = check_coreset_exact(x, n, d, m, 11);
+    ck_assert_msg(nd < n * m / 4, "pruning should skip most rows: %lld of %lld distances", (long long)nd,
+                  (long long)(n * m));
+    free(x);
+    /* fewer distinct points (40) than selections (90): the tail repeats
+     * chosen points at distance 0, ties everywhere */
+    rng_state = 78;
+    n = 4801; d = 32; m = 90;
+    x = repeated_rows(n, d, 40, 17);
+    nd = check_coreset_exact(x, n, d, m, n - 1);
+    ck_assert_int_lt(nd, n * m / 4);
+    free(x);
+    /* iid data (little to prune): still the same bits */
+    rng_state = 79;
+    n = 2501; d = 61; m = 150;
+    x = random_f64(n * d, -1, 1);
+    for (int64_t i = 0; i < n * d; i++) x[i] = (double)(float)x[i];
+    check_coreset_exact(x, n, d, m, 0);
+    free(x);
+}
+END_TEST
+
+static void check_kmeanspp_exact(const double *x, int64_t n, int64_t d, int64_t k, uint64_t seed, int64_t max_nd) {
+    double *ref = malloc((size_t)(k * d) * sizeof(double)), *c = malloc((size_t)(k * d) * sizeof(double));
+    float *x32 = to_f32(x, n * d), *c32 = malloc((size_t)(k * d) * sizeof(float));
+    ref_kmeanspp(x, n, d, k, seed, ref);
+    float *ref32 = to_f32(ref, k * d);
+    int saved = mvt_get_num_threads();
+    for (int threads = 1; threads <= 2; threads++) {
+        mvt_set_num_threads(threads);
+        int64_t nd = -1, nd32 = -1;
+        ck_assert_int_eq(mvs_kmeanspp_init_stats_f64(x, n, d, k, seed, c, &nd), 0);
+        ck_assert_msg(memcmp(c, ref, (size_t)(k * d) * sizeof(double)) == 0, "f64 centres differ (%d threads)", threads);
+        ck_assert_int_eq(mvs_kmeanspp_init_stats_f32(x32, n, d, k, seed, c32, &nd32), 0);
+        ck_assert_msg(memcmp(c32, ref32, (size_t)(k * d) * sizeof(float)) == 0, "f32 centres differ (%d threads)", threads);
+        ck_assert_msg(nd <= max_nd && nd32 <= max_nd, "pruning should skip rows: %lld / %lld distances, at most %lld",
+                      (long long)nd, (long long)nd32, (long long)max_nd);
+    }
+    mvt_set_num_threads(saved);
+    free(ref); free(c); free(x32); free(c32); free(ref32);
+}
+
+START_TEST(test_kmeanspp_pruned_exact) {
+    rng_state = 91;
+    int64_t n = 6007, d = 27, k = 40;
+    double *x = clustered_f64(n, d, 10, 1.0);
+    for (uint64_t seed = 1; seed <= 3; seed++) check_kmeanspp_exact(x, n, d, k, seed, n * (k - 1) / 3);
+    free(x);
+    /* only 6 distinct points for 12 centres: D^2 runs out of mass (total 0) */
+    rng_state = 92;
+    n = 5000; d = 30; k = 12;
+    x = repeated_rows(n, d, 6, 5);
+    check_kmeanspp_exact(x, n, d, k, 5, n * (k - 1) / 2);
+    free(x);
+    /* iid: the same bits, whatever is pruned */
+    rng_state = 93;
+    n = 3001; d = 45; k = 15;
+    x = random_f64(n * d, -1, 1);
+    check_kmeanspp_exact(x, n, d, k, 8, n * (k - 1) + k * k);
+    free(x);
+}
+END_TEST
+
 /* ---------------- determinism: 1 vs 2 threads, bitwise ---------------- */
 
 /* Sizes: n * d above the libraries' one-thread thresholds (2^17), so the
@@ -380,6 +584,8 @@ static Suite *bank_suite(void) {
     tcase_add_test(tc, test_coreset_vs_naive);
     tcase_add_test(tc, test_kmeanspp);
     tcase_add_test(tc, test_thread_determinism);
+    tcase_add_test(tc, test_coreset_pruned_exact);
+    tcase_add_test(tc, test_kmeanspp_pruned_exact);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -11,7 +11,9 @@ Records come from two sources:
     every peer script);
   - the human tables of bench_kernels, bench_vit and bench_bank, parsed here
     (their formats as of this writing; a line that no longer parses is
-    reported as missing, never guessed).
+    reported as missing, never guessed). bench_bank's clustered rows become
+    kmeans_init_clustered and coreset_clustered (+ coreset_clustered_full:
+    ours run whole against the peer's probe extrapolated, default mode).
 Standard library only (runs under any python3).
 """
 import csv
@@ -137,12 +139,19 @@ def parse_bank(text, threads, rss):
         mm = re.match(r"knn (\d+)q x (\d+) bank", label)
         if mm:
             rec.update(key="knn", size=f"{mm.group(1)}x{mm.group(2)}")
+        elif re.match(r"kmeans\+\+ init clustered", label):
+            mm = re.search(r"K=(\d+) n=(\d+)", label)
+            rec.update(key="kmeans_init_clustered", size=f"K{mm.group(1)}xn{mm.group(2)}" if mm else "?")
         elif re.match(r"kmeans\+\+ init", label):
             mm = re.search(r"K=(\d+) n=(\d+)", label)
             km_size = f"K{mm.group(1)}xn{mm.group(2)}" if mm else "?"
             rec.update(key="kmeans_init", size=km_size)
         elif label.startswith("kmeans Lloyd"):
             rec.update(key="kmeans_lloyd", size=km_size or "?")
+        elif label.startswith("coreset exact clustered"):
+            mm = re.search(r"(\d+) of (\d+) sel, n=(\d+)", label)
+            rec.update(key="coreset_clustered",
+                       size=f"{mm.group(1)}of{mm.group(2)}xn{mm.group(3)}" if mm else "?")
         elif label.startswith("coreset exact"):
             mm = re.search(r"(\d+) of (\d+) sel, n=(\d+)", label)
             rec.update(key="coreset", size=f"{mm.group(1)}of{mm.group(2)}xn{mm.group(3)}" if mm else "?")
@@ -155,6 +164,19 @@ def parse_bank(text, threads, rss):
             continue
         out.append(rec)
     return out
+
+
+def full_run(r, key):
+    """a coreset probe (size <run>of<full>xn<n>, run < full) scaled to the full
+    run as `key`, or None when r ran whole."""
+    mm = re.match(r"(\d+)of(\d+)xn(\d+)", r.get("size", ""))
+    if not mm or int(mm.group(1)) >= int(mm.group(2)):
+        return None
+    f = int(mm.group(2)) / int(mm.group(1))
+    e = dict(r, key=key, size=f"{mm.group(2)}xn{mm.group(3)}", time_s=r["time_s"] * f)
+    if r.get("flops"):
+        e["flops"] = r["flops"] * f
+    return e
 
 
 def load(outdir):
@@ -187,21 +209,24 @@ def load(outdir):
             notes.append(f"{base}: no figures found (program failed or its output format changed)")
         recs += got
     # full 10% coreset, extrapolated from the probe selections (both sides alike)
-    for r in list(recs):
-        if r.get("key") == "coreset":
-            mm = re.match(r"(\d+)of(\d+)xn(\d+)", r.get("size", ""))
-            if mm and int(mm.group(1)) < int(mm.group(2)):
-                f = int(mm.group(2)) / int(mm.group(1))
-                e = dict(r, key="coreset_full_extrapolated", size=f"{mm.group(2)}xn{mm.group(3)}",
-                         time_s=r["time_s"] * f)
-                if r.get("flops"):
-                    e["flops"] = r["flops"] * f
-                recs.append(e)
+    recs += [e for e in (full_run(r, "coreset_full_extrapolated") for r in recs if r.get("key") == "coreset") if e]
+    # clustered coreset: ours runs whole (its pruned passes do not cost the same
+    # each), the peer's probe is extrapolated (its passes do): both compared as
+    # coreset_clustered_full
+    clu = [r for r in recs if r.get("key") == "coreset_clustered"]
+    probes = [e for e in (full_run(r, "coreset_clustered_full") for r in clu) if e]
+    sizes = {e["size"] for e in probes}
+    recs += probes
+    for r in clu:
+        mm = re.match(r"(\d+)of(\d+)xn(\d+)", r.get("size", ""))
+        if mm and mm.group(1) == mm.group(2) and f"{mm.group(2)}xn{mm.group(3)}" in sizes:
+            recs.append(dict(r, key="coreset_clustered_full", size=f"{mm.group(2)}xn{mm.group(3)}"))
     return recs, notes
 
 
 ORDER = ["limit_sgemm", "limit_copy", "kern_", "vit_fwd", "vit_fwdbwd", "eam_fwdbwd", "eam_step", "knn",
-         "kmeans_init", "kmeans_lloyd", "coreset", "coreset_full_extrapolated", "coreset_proj"]
+         "kmeans_init", "kmeans_lloyd", "kmeans_init_clustered", "coreset", "coreset_full_extrapolated",
+         "coreset_clustered", "coreset_clustered_full", "coreset_proj"]
 
 
 def order_of(key):

@@ -14,6 +14,8 @@
 
 /* Multiply-adds per greedy pass below which one thread is faster. */
 #define CORESET_MIN_PARALLEL_WORK (1 << 17)
+/* Most passes between two tries of the pruning where it did not pay. */
+#define CORESET_PRUNE_BACKOFF 64
 /* Rows per projection GEMM call. */
 #define CORESET_PROJ_BLOCK 8192
 
@@ -65,8 +67,8 @@ static void coreset_fill_normal(double *out, int64_t n, uint64_t seed) {
 #include "mvead/scoring/sqdist_tmpl.h"
 
 
-int SFX(mvs_coreset_greedy)(const real *x, int64_t n, int64_t dim, int64_t m, int64_t start,
-                            int64_t *selected, real *min_dist) {
+int SFX(mvs_coreset_greedy_stats)(const real *x, int64_t n, int64_t dim, int64_t m, int64_t start,
+                                  int64_t *selected, real *min_dist, int64_t *n_dist) {
     if (n <= 0 || dim <= 0)
         return mv_error("coreset: bad feature matrix (%lld x %lld)", (long long)n, (long long)dim);
     if (m < 1 || m > n)
@@ -75,11 +77,17 @@ int SFX(mvs_coreset_greedy)(const real *x, int64_t n, int64_t dim, int64_t m, in
     if (start < 0 || start >= n)
         return mv_error("coreset: start index %lld outside [0, %lld)", (long long)start, (long long)n);
     /* Squared distance to the chosen set, in double whatever real is: the
-     * order must not flip on rounding. */
+     * order must not flip on rounding. near[i]: the selection step of the
+     * centre mind[i] was computed against (see mvs_prune_bound). */
     double *mind = malloc((size_t)n * sizeof(double));
-    if (!mind) return mv_error("coreset: out of memory for %lld distances", (long long)n);
+    int32_t *near = malloc((size_t)n * sizeof(int32_t));
+    if (!mind || !near) {
+        free(mind); free(near);
+        return mv_error("coreset: out of memory for %lld distances", (long long)n);
+    }
     for (int64_t i = 0; i < n; i++) mind[i] = INFINITY;
     selected[0] = start;
+    int prune = dim <= MVS_PRUNE_MAX_DIM && m <= INT32_MAX;
     /* Threads only when a pass is worth a barrier: small problems run on one
      * thread (a barrier on a loaded machine can cost a scheduler slice). The
      * order does not depend on the thread count either way. */
@@ -91,16 +99,25 @@ int SFX(mvs_coreset_greedy)(const real *x, int64_t n, int64_t dim, int64_t m, in
      * pass suffices: nobody overwrites a slot another thread may still read. */
     double *thread_max = malloc((size_t)(2 * max_threads) * sizeof(double));
     int64_t *thread_arg = malloc((size_t)(2 * max_threads) * sizeof(int64_t));
-    if (!thread_max || !thread_arg) {
-        free(mind); free(thread_max); free(thread_arg);
+    int64_t *thread_nd = calloc((size_t)max_threads, sizeof(int64_t));
+    /* Per thread: the distance from the newest centre to centre j, computed
+     * when one of the thread's points first needs it in a pass (cc_pass[j]
+     * says in which), so no barrier is spent on it. */
+    double *cc = prune ? malloc((size_t)max_threads * (size_t)m * sizeof(double)) : NULL;
+    int32_t *cc_pass = prune ? malloc((size_t)max_threads * (size_t)m * sizeof(int32_t)) : NULL;
+    if (!thread_max || !thread_arg || !thread_nd || (prune && (!cc || !cc_pass))) {
+        free(mind); free(near); free(thread_max); free(thread_arg); free(thread_nd); free(cc); free(cc_pass);
         return mv_error("coreset: out of memory");
     }
+    SFX(mvs_sqdist_fn) sqdist = SFX(mvs_sqdist_pick)();
 
     /* One parallel region for the whole loop: each thread owns a fixed
      * contiguous range, updates it with the newest centre and reports its
      * first maximum; after the barrier every thread combines the reports in
      * thread order (the same answer everywhere), so the global result is the
-     * first maximum for any thread count. */
+     * first maximum for any thread count. Pruned points keep their distance,
+     * which is what the full update would have left (mvs_prune_bound), so the
+     * pruning changes no bit of the order or of the distances. */
 #pragma omp parallel num_threads(max_threads)
     {
         int nt = 1, t = 0;
@@ -108,17 +125,58 @@ int SFX(mvs_coreset_greedy)(const real *x, int64_t n, int64_t dim, int64_t m, in
         nt = omp_get_num_threads();
         t = omp_get_thread_num();
 #endif
-        int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
+        int64_t lo = n * t / nt, hi = n * (t + 1) / nt, nd = 0;
+        double *my_cc = prune ? cc + (size_t)t * (size_t)m : NULL;
+        int32_t *my_pass = prune ? cc_pass + (size_t)t * (size_t)m : NULL;
+        if (prune)
+            for (int64_t j = 0; j < m; j++) my_pass[j] = -1;
+        /* Pruning pays when it skips more rows than the centre-centre
+         * distances it computes; a thread where it did not (iid features in
+         * high dimension) tries again after 2, 4, ... CORESET_PRUNE_BACKOFF
+         * passes, using meanwhile only the free test against gfar. This
+         * changes what is computed, never the result. */
+        int64_t next_try = 2, backoff = 1;
         int64_t newest = start;
+        /* gbest of the last pass: the newest centre's own squared distance
+         * to every earlier centre is at least this (it was the farthest). */
+        double gfar = -1.0;
         for (int64_t s = 1; s <= m; s++) {
             const real *c = x + newest * dim;
             double best = -1.0;
             int64_t arg = lo;
+            int32_t step = (int32_t)(s - 1); /* selected[step] == newest */
+            int try_cc = prune && s >= next_try;
+            int64_t n_skip = 0, n_cc = 0;
             for (int64_t i = lo; i < hi; i++) {
-                double acc = SFX(mvs_sqdist)(x + i * dim, c, dim);
-                double d = mind[i] < acc ? mind[i] : acc;
+                double d = mind[i];
+                if (s > 1 && prune) {
+                    double bound = mvs_prune_bound(d);
+                    int skip = bound < gfar; /* every centre is >= gfar from the newest */
+                    if (!skip && try_cc) {
+                        int32_t j = near[i];
+                        if (my_pass[j] != step) {
+                            my_cc[j] = sqdist(x + selected[j] * dim, c, dim);
+                            my_pass[j] = step;
+                            n_cc++;
+                        }
+                        skip = my_cc[j] > bound;
+                    }
+                    if (skip) {
+                        n_skip++;
+                        if (d > best) { best = d; arg = i; }
+                        continue;
+                    }
+                }
+                double acc = sqdist(x + i * dim, c, dim);
+                nd++;
+                if (!(d < acc)) { d = acc; near[i] = step; } /* d = min(d, acc), as before */
                 mind[i] = d;
                 if (d > best) { best = d; arg = i; }
+            }
+            nd += n_cc;
+            if (try_cc) {
+                backoff = n_skip > n_cc ? 1 : (2 * backoff < CORESET_PRUNE_BACKOFF ? 2 * backoff : CORESET_PRUNE_BACKOFF);
+                next_try = s + backoff;
             }
             if (s == m) break; /* last pass only finalises the distances */
             int slot = (int)(s & 1) * nt;
@@ -128,13 +186,24 @@ int SFX(mvs_coreset_greedy)(const real *x, int64_t n, int64_t dim, int64_t m, in
             double gbest = -1.0;
             for (int u = 0; u < nt; u++)
                 if (thread_max[slot + u] > gbest) { gbest = thread_max[slot + u]; newest = thread_arg[slot + u]; }
-            if (t == 0) selected[s] = newest;
+            gfar = gbest;
+            if (t == 0) selected[s] = newest; /* read by the others from pass s + 2 on */
         }
+        thread_nd[t] = nd;
     }
     if (min_dist)
         for (int64_t i = 0; i < n; i++) min_dist[i] = (real)sqrt(mind[i]);
-    free(mind); free(thread_max); free(thread_arg);
+    if (n_dist) {
+        *n_dist = 0;
+        for (int u = 0; u < max_threads; u++) *n_dist += thread_nd[u];
+    }
+    free(mind); free(near); free(thread_max); free(thread_arg); free(thread_nd); free(cc); free(cc_pass);
     return 0;
+}
+
+int SFX(mvs_coreset_greedy)(const real *x, int64_t n, int64_t dim, int64_t m, int64_t start,
+                            int64_t *selected, real *min_dist) {
+    return SFX(mvs_coreset_greedy_stats)(x, n, dim, m, start, selected, min_dist, NULL);
 }
 
 int SFX(mvs_coreset_projected)(const real *x, int64_t n, int64_t dim, int64_t proj_dim,

@@ -8,7 +8,10 @@
  * index) maximum. A min-distance array makes each step O(n * dim), parallel
  * over n with static partitions; the order is independent of OMP_NUM_THREADS.
  * Distances are computed from difference vectors (accumulated in double), not
- * via GEMM, so the order matches a direct reference.
+ * via GEMM, so the order matches a direct reference. A pass skips the rows
+ * that the triangle inequality proves cannot come closer to the new centre
+ * (sqdist_tmpl.h: with a margin for rounding), which changes no bit of the
+ * result; on clustered features most rows are skipped.
  *
  * Projected mode (approximate, faster for large dim): features are projected
  * with a seeded Gaussian random matrix (dim -> proj_dim, by GEMM) and the
@@ -35,6 +38,13 @@ int mvs_coreset_greedy_f64(const double *x, int64_t n, int64_t dim, int64_t m, i
                            int64_t *selected, double *min_dist);
 int mvs_coreset_greedy_f32(const float *x, int64_t n, int64_t dim, int64_t m, int64_t start,
                            int64_t *selected, float *min_dist);
+
+/* The same, and *n_dist (may be NULL) gets the number of distances computed
+ * (point-centre and centre-centre): n * m without any pruning. */
+int mvs_coreset_greedy_stats_f64(const double *x, int64_t n, int64_t dim, int64_t m, int64_t start,
+                                 int64_t *selected, double *min_dist, int64_t *n_dist);
+int mvs_coreset_greedy_stats_f32(const float *x, int64_t n, int64_t dim, int64_t m, int64_t start,
+                                 int64_t *selected, float *min_dist, int64_t *n_dist);
 
 /* Approximate greedy on a random Gaussian projection to proj_dim dimensions
  * (proj_dim >= dim runs the exact mode). Indices refer to rows of x. */

@@ -51,20 +51,44 @@ static int kmeans_check(int64_t n, int64_t dim, int64_t k) {
 #include "mvead/scoring/sqdist_tmpl.h"
 
 
-/* mind2 (n) = min(mind2, ||x_i - c||^2), differences accumulated in double. */
-static void SFX(kmeans_update_mind)(const real *x, int64_t n, int64_t dim, const real *c, double *mind2) {
-#pragma omp parallel for schedule(static) if (n * dim >= KMEANS_MIN_PARALLEL_WORK)
+/* mind2 (n) = min(mind2, ||x_i - centers[c]||^2), differences accumulated in
+ * double; near (n) the centre each mind2 was computed against, cc (c) the
+ * squared distances from centre c to the earlier ones. A point whose nearest
+ * centre is far enough from the new one keeps its distance without reading
+ * its row (mvs_prune_bound in sqdist_tmpl.h: exactly what the update would
+ * have left). Returns the number of point-centre distances computed. */
+static int64_t SFX(kmeans_update_mind)(const real *x, int64_t n, int64_t dim, const real *centers, int64_t c,
+                                       double *mind2, int32_t *near, const double *cc,
+                                       SFX(mvs_sqdist_fn) sqdist) {
+    const real *cen = centers + c * dim;
+    int prune = c > 0 && near;
+    int64_t nd = 0;
+#pragma omp parallel for schedule(static) reduction(+ : nd) if (n * dim >= KMEANS_MIN_PARALLEL_WORK)
     for (int64_t i = 0; i < n; i++) {
-        double acc = SFX(mvs_sqdist)(x + i * dim, c, dim);
-        if (acc < mind2[i]) mind2[i] = acc;
+        if (prune && cc[near[i]] > mvs_prune_bound(mind2[i])) continue;
+        double acc = sqdist(x + i * dim, cen, dim);
+        nd++;
+        if (acc < mind2[i]) {
+            mind2[i] = acc;
+            if (near) near[i] = (int32_t)c;
+        }
     }
+    return nd;
 }
 
-int SFX(mvs_kmeanspp_init)(const real *x, int64_t n, int64_t dim, int64_t k, uint64_t seed,
-                           real *centers) {
+int SFX(mvs_kmeanspp_init_stats)(const real *x, int64_t n, int64_t dim, int64_t k, uint64_t seed,
+                                 real *centers, int64_t *n_dist) {
     if (kmeans_check(n, dim, k)) return -1;
+    int prune = dim <= MVS_PRUNE_MAX_DIM && k <= INT32_MAX && k > 1;
     double *mind2 = malloc((size_t)n * sizeof(double));
-    if (!mind2) return mv_error("kmeans++: out of memory for %lld distances", (long long)n);
+    int32_t *near = prune ? calloc((size_t)n, sizeof(int32_t)) : NULL;
+    double *cc = prune ? malloc((size_t)k * sizeof(double)) : NULL;
+    if (!mind2 || (prune && (!near || !cc))) {
+        free(mind2); free(near); free(cc);
+        return mv_error("kmeans++: out of memory for %lld distances", (long long)n);
+    }
+    SFX(mvs_sqdist_fn) sqdist = SFX(mvs_sqdist_pick)();
+    int64_t nd = 0;
     for (int64_t i = 0; i < n; i++) mind2[i] = INFINITY;
     uint64_t st = seed;
     int64_t pick = (int64_t)(kmeans_uniform(&st) * (double)n);
@@ -93,10 +117,22 @@ int SFX(mvs_kmeanspp_init)(const real *x, int64_t n, int64_t dim, int64_t k, uin
             }
         }
         memcpy(centers + c * dim, x + pick * dim, (size_t)dim * sizeof(real));
-        if (c + 1 < k) SFX(kmeans_update_mind)(x, n, dim, centers + c * dim, mind2);
+        if (c + 1 < k) {
+            if (prune) { /* c dim, next to the n dim update */
+                for (int64_t j = 0; j < c; j++) cc[j] = sqdist(centers + j * dim, centers + c * dim, dim);
+                nd += c;
+            }
+            nd += SFX(kmeans_update_mind)(x, n, dim, centers, c, mind2, near, cc, sqdist);
+        }
     }
-    free(mind2);
+    if (n_dist) *n_dist = nd;
+    free(mind2); free(near); free(cc);
     return 0;
+}
+
+int SFX(mvs_kmeanspp_init)(const real *x, int64_t n, int64_t dim, int64_t k, uint64_t seed,
+                           real *centers) {
+    return SFX(mvs_kmeanspp_init_stats)(x, n, dim, k, seed, centers, NULL);
 }
 
 int SFX(mvs_kmeans_assign)(const real *x, int64_t n, int64_t dim, const real *centers, int64_t k,

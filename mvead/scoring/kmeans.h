@@ -25,6 +25,15 @@ int mvs_kmeanspp_init_f64(const double *x, int64_t n, int64_t dim, int64_t k, ui
 int mvs_kmeanspp_init_f32(const float *x, int64_t n, int64_t dim, int64_t k, uint64_t seed,
                           float *centers);
 
+/* The same, and *n_dist (may be NULL) gets the number of distances computed
+ * (point-centre and centre-centre): n (k - 1) without pruning. The update
+ * after each centre skips the points the triangle inequality proves it
+ * cannot move (sqdist_tmpl.h), which changes no bit of the result. */
+int mvs_kmeanspp_init_stats_f64(const double *x, int64_t n, int64_t dim, int64_t k, uint64_t seed,
+                                double *centers, int64_t *n_dist);
+int mvs_kmeanspp_init_stats_f32(const float *x, int64_t n, int64_t dim, int64_t k, uint64_t seed,
+                                float *centers, int64_t *n_dist);
+
 /* Nearest centre of every point: assign (n) and, optionally, dist2 (n) the
  * squared distance from the GEMM expansion (clamped at 0). */
 int mvs_kmeans_assign_f64(const double *x, int64_t n, int64_t dim, const double *centers, int64_t k,
