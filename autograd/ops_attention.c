@@ -6,7 +6,7 @@
  * nearly all of its dense cost on scores the softmax then throws away, and
  * holds B heads T^2 probabilities for the backward. Here the query rows are
  * cut in blocks of MVA_ATTN_QBLOCK; the index lists, per block, the union of
- * the keys any of its rows keeps, plus the exact keep bits of each row. A
+ * the keys any of its rows keeps, plus each row's exact mask as an additive bias. A
  * block's keys are gathered into one contiguous [nk, d] panel per head, so
  * the scores and the products stay GEMM-shaped (QB x nk x d). Nothing of
  * size T^2 is stored: the forward keeps the log-sum-exp of each row and the
@@ -32,9 +32,11 @@
  * An I64 tensor (so it is refcounted and a node can keep it in saved[]):
  *   [0] magic  [1] S masks  [2] T  [3] QB  [4] nqb blocks  [5] kept pairs  [6] computed pairs
  *   [7] largest nk
- *   then S * nqb records of 4: key offset (in int64 words), nk, bits offset (bytes from the
- *   start of the data), flags (1: every bit set, 2: the keys are 0..T-1)
- *   then the key lists (int64), then the bits (QB * nk bytes per block, row-major). */
+ *   then S * nqb records of 4: key offset (in int64 words), nk, bias offset (bytes from the
+ *   start of the data), flags (1: every key of the union kept by every row, 2: the keys are 0..T-1)
+ *   then the key lists (int64), then the biases (QB * nk floats per block, row-major: 0 where
+ *   the row keeps the key, -inf where not; a score block starts from them, so the mask costs
+ *   no pass of its own). */
 #define IDX_MAGIC 0x4d56414958303031LL
 #define IDX_HDR 8
 #define IDX_REC 4
@@ -76,13 +78,13 @@ mvt_tensor *mva_attn_index(const mvt_tensor *mask) {
             total_bits += QB * c;
             if (c > maxnk) maxnk = c;
         }
-    int64_t words = IDX_HDR + IDX_REC * nrec + total_keys + (total_bits + 7) / 8;
+    int64_t words = IDX_HDR + IDX_REC * nrec + total_keys + (total_bits * (int64_t)sizeof(float) + 7) / 8;
     mvt_tensor *idx = mvt_zeros(MVT_I64, 1, &words);
     int64_t *w = mvt_i64(idx);
     uint8_t *bytes = (uint8_t *)w;
     w[0] = IDX_MAGIC; w[1] = S; w[2] = T; w[3] = QB; w[4] = nqb; w[5] = kept; w[6] = total_bits; w[7] = maxnk;
     int64_t koff = IDX_HDR + IDX_REC * nrec, boff = (koff + total_keys) * 8;
-    /* pass 2: the key lists and the bits */
+    /* pass 2: the key lists and the biases */
     for (int64_t s = 0; s < S; s++)
         for (int64_t qb = 0; qb < nqb; qb++) {
             int64_t *rec = w + IDX_HDR + IDX_REC * (s * nqb + qb), c = nk[s * nqb + qb];
@@ -94,12 +96,12 @@ mvt_tensor *mva_attn_index(const mvt_tensor *mask) {
             int64_t *keys = w + koff, n = 0;
             for (int64_t j = 0; j < T; j++)
                 if (in[j]) keys[n++] = j;
-            uint8_t *bits = bytes + boff;
+            float *bias = (float *)(bytes + boff);
             int64_t ones = 0;
             for (int64_t r = r0; r < r1; r++)
                 for (int64_t i = 0; i < c; i++) {
-                    uint8_t b = keep_at(m, dt, (s * T + r) * T + keys[i]);
-                    bits[(r - r0) * c + i] = b;
+                    bool b = keep_at(m, dt, (s * T + r) * T + keys[i]);
+                    bias[(r - r0) * c + i] = b ? 0.0f : -INFINITY;
                     ones += b;
                 }
             bool full = ones == (r1 - r0) * c;
@@ -108,7 +110,7 @@ mvt_tensor *mva_attn_index(const mvt_tensor *mask) {
             rec[2] = boff;
             rec[3] = (full ? FLAG_FULL : 0) | (c == T ? FLAG_ALLKEYS : 0);
             koff += c;
-            boff += QB * c;
+            boff += QB * c * (int64_t)sizeof(float);
         }
     free(nk);
     free(in);
@@ -172,27 +174,37 @@ static inline const int64_t *block_rec(const attn_geom *g, int64_t b, int64_t qb
     return g->w + IDX_HDR + IDX_REC * (s * g->w[4] + qb);
 }
 
-/* Row softmax of the scores sr [nk] over the kept keys (bits NULL: all kept), in
- * place; returns the row's log-sum-exp (0 for a row with no kept key, whose
- * probabilities are all zero). f32 runs on the vecmath kernels (SLEEF exp, sums
- * in double) like mvt_softmax; f64 on libm. */
-static float row_softmax_f32(float *sr, const uint8_t *bits, int64_t nk) {
-    if (bits)
-        for (int64_t i = 0; i < nk; i++) sr[i] = bits[i] ? sr[i] : -INFINITY;
+/* The score block S [m, nk] starts as the block's bias (0 kept, -inf masked) and
+ * the GEMM adds scale Q K^T on top (beta 1); a block every row of which keeps
+ * its whole union needs no bias (beta 0). */
+#define DEF_SCORE_INIT(NAME, T_)                                                                     \
+    static double NAME(T_ *S, const float *bias, bool full, int64_t m, int64_t nk) {                 \
+        if (full) return 0.0;                                                                        \
+        for (int64_t i = 0; i < m * nk; i++) S[i] = (T_)bias[i];                                     \
+        return 1.0;                                                                                  \
+    }
+DEF_SCORE_INIT(score_init_f32, float)
+DEF_SCORE_INIT(score_init_f64, double)
+
+/* Row softmax of the scores sr [nk] (masked keys at -inf), in place; returns
+ * the row's log-sum-exp (0 for a row with no kept key, whose probabilities are
+ * all zero). f32 runs on the vecmath kernels (SLEEF exp, sums in double) like
+ * mvt_softmax; f64 on libm. */
+static float row_softmax_f32(float *sr, int64_t nk) {
     double l = mvv_get()->softmax_row_lse(sr, nk);
     return l == -INFINITY ? 0.0f : (float)l;
 }
-static double row_softmax_f64(double *sr, const uint8_t *bits, int64_t nk) {
+static double row_softmax_f64(double *sr, int64_t nk) {
     double mx = -INFINITY;
     for (int64_t i = 0; i < nk; i++)
-        if ((!bits || bits[i]) && sr[i] > mx) mx = sr[i];
+        if (sr[i] > mx) mx = sr[i];
     if (mx == -INFINITY) { /* no kept key: zero row, never NaN */
         for (int64_t i = 0; i < nk; i++) sr[i] = 0;
         return 0;
     }
     double sum = 0;
     for (int64_t i = 0; i < nk; i++) {
-        double e = (!bits || bits[i]) ? exp(sr[i] - mx) : 0.0;
+        double e = exp(sr[i] - mx);
         sr[i] = e;
         sum += e;
     }
@@ -200,14 +212,21 @@ static double row_softmax_f64(double *sr, const uint8_t *bits, int64_t nk) {
     for (int64_t i = 0; i < nk; i++) sr[i] *= inv;
     return mx + log(sum);
 }
-/* P = exp(S - lse) over the kept keys, zero elsewhere (the forward's probabilities). */
-static void row_probs_f32(float *sr, const uint8_t *bits, float l, int64_t nk) {
-    for (int64_t i = 0; i < nk; i++) sr[i] = (!bits || bits[i]) ? sr[i] - l : -INFINITY;
-    mvv_get()->vexp(sr, sr, nk);
+/* P = exp(S - lse) (masked keys at -inf give 0): the forward's probabilities. */
+static void row_probs_f32(float *sr, float l, int64_t nk) { mvv_get()->sub_exp(sr, sr, l, nk); }
+static void row_probs_f64(double *sr, double l, int64_t nk) {
+    for (int64_t i = 0; i < nk; i++) sr[i] = exp(sr[i] - l);
 }
-static void row_probs_f64(double *sr, const uint8_t *bits, double l, int64_t nk) {
-    for (int64_t i = 0; i < nk; i++) sr[i] = (!bits || bits[i]) ? exp(sr[i] - l) : 0.0;
+/* dS = P (dP - s) in place of dP, and dst += src */
+static void row_ds_f32(float *dp, const float *p, float s, int64_t nk) { mvv_get()->mul_sub(dp, p, s, nk); }
+static void row_ds_f64(double *dp, const double *p, double s, int64_t nk) {
+    for (int64_t i = 0; i < nk; i++) dp[i] = p[i] * (dp[i] - s);
 }
+static void add_to_f32(float *dst, const float *src, int64_t n) { mvv_get()->add_to(dst, src, n); }
+static void add_to_f64(double *dst, const double *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
 /* sum_c a_c b_c over one head's d columns, in double, four chains in a fixed order */
 #define DEF_ROWDOT(NAME, T_)                                                                         \
     static double NAME(const T_ *a, const T_ *b, int64_t d) {                                        \
@@ -232,8 +251,8 @@ DEF_ROWDOT(rowdot_f64, double)
 
 /* Forward of one (sample, head group): O rows and the log-sum-exp of every row.
  * Per block: S = scale Q_blk K_u^T over the union u (gathered panel), keep
- * bits, row softmax (sums in double), O_blk = P V_u, head by head. */
-#define DEF_ATTN_FWD(NAME, T_, GEMM, ROW_SOFTMAX)                                                    \
+ * bias, row softmax (sums in double), O_blk = P V_u, head by head. */
+#define DEF_ATTN_FWD(NAME, T_, GEMM, SCORE_INIT, ROW_SOFTMAX)                                        \
     static void NAME(const attn_geom *g, int64_t b, int64_t hg, const T_ *q, const T_ *k, const T_ *v, \
                      T_ *o, T_ *lse, T_ *ws) {                                                        \
         int64_t T = g->T, D = g->D, d = g->d, G = g->G, W = G * d, QB = g->w[3], nqb = g->w[4];       \
@@ -246,7 +265,7 @@ DEF_ROWDOT(rowdot_f64, double)
             const int64_t *rec = block_rec(g, b, qb);                                                \
             int64_t r0 = qb * QB, m = T - r0 < QB ? T - r0 : QB, nk = rec[1];                        \
             const int64_t *keys = g->w + rec[0];                                                     \
-            const uint8_t *bits = g->bytes + rec[2];                                                 \
+            const float *bias = (const float *)(g->bytes + rec[2]);                                  \
             if (nk == 0) {                                                                           \
                 for (int64_t r = 0; r < m; r++) {                                                    \
                     memset(ob0 + (r0 + r) * D, 0, sizeof(T_) * (size_t)W);                          \
@@ -264,9 +283,9 @@ DEF_ROWDOT(rowdot_f64, double)
             bool full = rec[3] & FLAG_FULL;                                                          \
             for (int64_t h = 0; h < G; h++) {                                                        \
                 T_ *lseb = lse + (b * g->H + hg * G + h) * T;                                        \
-                GEMM(false, true, m, nk, d, g->scale, qb0 + r0 * D + h * d, D, Kp + h * d, ld, 0.0, S, nk); \
-                for (int64_t r = 0; r < m; r++)                                                      \
-                    lseb[r0 + r] = ROW_SOFTMAX(S + r * nk, full ? NULL : bits + r * nk, nk);        \
+                double beta = SCORE_INIT(S, bias, full, m, nk);                                      \
+                GEMM(false, true, m, nk, d, g->scale, qb0 + r0 * D + h * d, D, Kp + h * d, ld, beta, S, nk); \
+                for (int64_t r = 0; r < m; r++) lseb[r0 + r] = ROW_SOFTMAX(S + r * nk, nk);          \
                 GEMM(false, false, m, d, nk, 1.0, S, nk, Vp + h * d, ld, 0.0, ob0 + r0 * D + h * d, D); \
             }                                                                                        \
         }                                                                                            \
@@ -276,7 +295,7 @@ DEF_ROWDOT(rowdot_f64, double)
  *   dP = dO_blk V_u^T,  dS = P (dP - rowsum(dO O)),  dQ_blk += scale dS K_u,
  *   dK_u += scale dS^T Q_blk,  dV_u += P^T dO_blk  (the group's panels, scattered
  *   back to the union's rows once per block). */
-#define DEF_ATTN_BWD(NAME, T_, GEMM, ROW_PROBS, ROWDOT)                                              \
+#define DEF_ATTN_BWD(NAME, T_, GEMM, SCORE_INIT, ROW_PROBS, ROW_DS, ROWDOT, ADD_TO)               \
     static void NAME(const attn_geom *g, int64_t b, int64_t hg, const T_ *q, const T_ *k, const T_ *v, \
                      const T_ *o, const T_ *lse, const T_ *dy, T_ *dq, T_ *dk, T_ *dv, T_ *ws) {       \
         int64_t T = g->T, D = g->D, d = g->d, G = g->G, W = G * d, QB = g->w[3], nqb = g->w[4];       \
@@ -289,7 +308,7 @@ DEF_ROWDOT(rowdot_f64, double)
             int64_t r0 = qb * QB, m = T - r0 < QB ? T - r0 : QB, nk = rec[1];                        \
             if (nk == 0) continue;                                                                   \
             const int64_t *keys = g->w + rec[0];                                                     \
-            const uint8_t *bits = g->bytes + rec[2];                                                 \
+            const float *bias = (const float *)(g->bytes + rec[2]);                                  \
             bool allk = rec[3] & FLAG_ALLKEYS, full = rec[3] & FLAG_FULL;                            \
             const T_ *Kp = k + off, *Vp = v + off;                                                   \
             int64_t ld = D;                                                                          \
@@ -305,13 +324,14 @@ DEF_ROWDOT(rowdot_f64, double)
                 const T_ *lseb = lse + (b * g->H + hg * G + h) * T;                                  \
                 int64_t hc = h * d;                                                                  \
                 const T_ *Qb = q + off + r0 * D + hc, *dOb = dy + off + r0 * D + hc;                 \
-                GEMM(false, true, m, nk, d, g->scale, Qb, D, Kp + hc, ld, 0.0, S, nk);               \
+                double sbeta = SCORE_INIT(S, bias, full, m, nk);                                     \
+                GEMM(false, true, m, nk, d, g->scale, Qb, D, Kp + hc, ld, sbeta, S, nk);             \
                 GEMM(false, true, m, nk, d, 1.0, dOb, D, Vp + hc, ld, 0.0, dP, nk);                  \
                 for (int64_t r = 0; r < m; r++) {                                                    \
                     T_ *sr = S + r * nk, *pr = dP + r * nk;                                          \
                     T_ s = (T_)ROWDOT(o + off + (r0 + r) * D + hc, dOb + r * D, d);                 \
-                    ROW_PROBS(sr, full ? NULL : bits + r * nk, lseb[r0 + r], nk);   /* S: P */      \
-                    for (int64_t i = 0; i < nk; i++) pr[i] = sr[i] * (pr[i] - s);   /* dP: dS */     \
+                    ROW_PROBS(sr, lseb[r0 + r], nk);   /* S: P */                                    \
+                    ROW_DS(pr, sr, s, nk);             /* dP: dS */                                  \
                 }                                                                                    \
                 if (dq) GEMM(false, false, m, d, nk, g->scale, dP, nk, Kp + hc, ld, 1.0, dq + off + r0 * D + hc, D); \
                 if (dKp) GEMM(true, false, nk, d, m, g->scale, dP, nk, Qb, D, beta, dKp + hc, ldg);  \
@@ -319,24 +339,16 @@ DEF_ROWDOT(rowdot_f64, double)
             }                                                                                        \
             if (allk) continue;                                                                      \
             for (int64_t i = 0; i < nk; i++) {                                                       \
-                if (dk) {                                                                            \
-                    T_ *dst = dk + off + keys[i] * D;                                                \
-                    const T_ *src = dKg + i * W;                                                     \
-                    for (int64_t c = 0; c < W; c++) dst[c] += src[c];                                \
-                }                                                                                    \
-                if (dv) {                                                                            \
-                    T_ *dst = dv + off + keys[i] * D;                                                \
-                    const T_ *src = dVg + i * W;                                                     \
-                    for (int64_t c = 0; c < W; c++) dst[c] += src[c];                                \
-                }                                                                                    \
+                if (dk) ADD_TO(dk + off + keys[i] * D, dKg + i * W, W);                              \
+                if (dv) ADD_TO(dv + off + keys[i] * D, dVg + i * W, W);                              \
             }                                                                                        \
         }                                                                                            \
     }
 
-DEF_ATTN_FWD(attn_fwd_f32, float, gemm_f32, row_softmax_f32)
-DEF_ATTN_FWD(attn_fwd_f64, double, gemm_f64, row_softmax_f64)
-DEF_ATTN_BWD(attn_bwd_f32, float, gemm_f32, row_probs_f32, rowdot_f32)
-DEF_ATTN_BWD(attn_bwd_f64, double, gemm_f64, row_probs_f64, rowdot_f64)
+DEF_ATTN_FWD(attn_fwd_f32, float, gemm_f32, score_init_f32, row_softmax_f32)
+DEF_ATTN_FWD(attn_fwd_f64, double, gemm_f64, score_init_f64, row_softmax_f64)
+DEF_ATTN_BWD(attn_bwd_f32, float, gemm_f32, score_init_f32, row_probs_f32, row_ds_f32, rowdot_f32, add_to_f32)
+DEF_ATTN_BWD(attn_bwd_f64, double, gemm_f64, score_init_f64, row_probs_f64, row_ds_f64, rowdot_f64, add_to_f64)
 
 /* Workspace elements of one task (forward needs a prefix of it). */
 static int64_t ws_elems(const attn_geom *g) {

@@ -22,6 +22,10 @@ typedef struct {
     /* the same, returning the row's log-sum-exp max + log(sum exp(y - max)) (-inf for an all -inf row) */
     double (*softmax_row_lse)(float *y, int64_t n);
     void (*softmax_bwd_row)(const float *y, const float *dy, float *dx, int64_t n);
+    /* the block-sparse attention's row passes: y = exp(x - c) (y may be x), d = p (d - s), dst += src */
+    void (*sub_exp)(float *y, const float *x, float c, int64_t n);
+    void (*mul_sub)(float *d, const float *p, float s, int64_t n);
+    void (*add_to)(float *dst, const float *src, int64_t n);
     /* x, y [n], w, b [n] or NULL; f64 row statistics out */
     void (*ln_row)(const float *x, const float *w, const float *b, float *y, int64_t n, double eps, double *mean,
                    double *rstd);

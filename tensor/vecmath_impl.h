@@ -151,6 +151,29 @@ static double FN(softmax_row_lse)(float *y, int64_t n) {
 }
 static void FN(softmax_row)(float *y, int64_t n) { (void)FN(softmax_row_lse)(y, n); }
 
+/* y = exp(x - c) (x may be y; -inf gives 0): attention probabilities from a row's log-sum-exp */
+static void FN(sub_exp)(float *y, const float *x_, float c, int64_t n) {
+    vf vc = FN(splat)(c);
+    int64_t i = 0;
+    for (; i + V_W <= n; i += V_W) FN(st)(y + i, V_EXP(FN(ld)(x_ + i) - vc));
+    if (i < n) FN(st_part)(y + i, V_EXP(FN(ld_part)(x_ + i, n - i, -INFINITY) - vc), n - i);
+}
+
+/* d = p (d - s): the softmax backward of a row whose sum(dy y) is s */
+static void FN(mul_sub)(float *d, const float *p, float s, int64_t n) {
+    vf vs = FN(splat)(s);
+    int64_t i = 0;
+    for (; i + V_W <= n; i += V_W) FN(st)(d + i, FN(ld)(p + i) * (FN(ld)(d + i) - vs));
+    for (; i < n; i++) d[i] = p[i] * (d[i] - s);
+}
+
+/* dst += src */
+static void FN(add_to)(float *dst, const float *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + V_W <= n; i += V_W) FN(st)(dst + i, FN(ld)(dst + i) + FN(ld)(src + i));
+    for (; i < n; i++) dst[i] += src[i];
+}
+
 /* sum_j a_j b_j in f64 */
 static double FN(dot)(const float *a, const float *b, int64_t n) {
     vd s0 = {0}, s1 = {0};
@@ -292,6 +315,9 @@ static const mvv_table FN(table) = {
     .softmax_row = FN(softmax_row),
     .softmax_row_lse = FN(softmax_row_lse),
     .softmax_bwd_row = FN(softmax_bwd_row),
+    .sub_exp = FN(sub_exp),
+    .mul_sub = FN(mul_sub),
+    .add_to = FN(add_to),
     .ln_row = FN(ln_row),
     .ln_bwd_row = FN(ln_bwd_row),
     .ln_dwdb_row = FN(ln_dwdb_row),

@@ -92,6 +92,21 @@ START_TEST(test_unary) {
             report(&ag, t->name);
             report(&ab, t->name);
             report(&ay, t->name);
+            /* the attention's row passes: exp(x - c), p (d - s) (both against f64), d += s exactly */
+            acc as = {.what = "sub_exp"}, am = {.what = "mul_sub"};
+            t->sub_exp(y, x + off, 1.5f, m);
+            for (int64_t i = 0; i < m; i++) check_one(&as, x[off + i], y[i], exp((double)(x[off + i] - 1.5f)));
+            for (int64_t i = 0; i < m; i++) yg[i] = g[off + i];
+            t->mul_sub(yg, x + off, 0.25f, m);
+            for (int64_t i = 0; i < m; i++)
+                check_one(&am, x[off + i], yg[i], (double)x[off + i] * (double)(g[off + i] - 0.25f));
+            for (int64_t i = 0; i < m; i++) y[i] = g[off + i];
+            t->add_to(y, x + off, m);
+            for (int64_t i = 0; i < m; i++)
+                ck_assert_msg(isnan(x[off + i]) ? isnan(y[i]) : y[i] == g[off + i] + x[off + i],
+                              "add_to [%s]: element %lld", t->name, (long long)i);
+            report(&as, t->name);
+            report(&am, t->name);
         }
     }
     free(x);
