@@ -356,24 +356,6 @@ static int64_t ws_elems(const attn_geom *g) {
     return 4 * nk * g->G * g->d + 2 * QB * nk;
 }
 
-/* BLAS must not thread inside a task (it would change the bits; see tensor/blas.c). */
-static int blas_single(void) {
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-    int prev = openblas_get_num_threads();
-    if (prev != 1) openblas_set_num_threads(1);
-    return prev;
-#else
-    return 1;
-#endif
-}
-static void blas_restore(int prev) {
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-    if (prev != 1) openblas_set_num_threads(prev);
-#else
-    (void)prev;
-#endif
-}
-
 /* ---- the op -------------------------------------------------------------------------------- */
 /* q, k, v [B, T, H d] -> y [B, T, H d]; saved: [0] the index, [1] lse [B, H, T]. */
 mva_var *mva_sparse_attention(mva_var *q, mva_var *k, mva_var *v, const mvt_tensor *index, int heads, double scale) {
@@ -419,7 +401,7 @@ static attn_geom geom_of(const mva_node *n, const mvt_tensor *Q, const mvt_tenso
 #define PTR(T_, x) ((x) ? (T_ *)mvt_data(x) : NULL)
 static void run_tasks(const attn_geom *g, bool bwd, mvt_tensor *const *t) {
     int64_t ngroups = g->H / g->G, ntask = g->B * ngroups, wsz = ws_elems(g);
-    int prev = blas_single();
+    int prev = mvt_blas_threads_single();   /* BLAS must not thread inside a task */
     bool f32 = t[0]->dtype == MVT_F32;
     /* dynamic: tasks differ in cost (each view's bands), and a task's outputs depend on
      * nothing but its inputs, so which thread runs it cannot change a bit */
@@ -440,7 +422,7 @@ static void run_tasks(const attn_geom *g, bool bwd, mvt_tensor *const *t) {
                           PTR(double, t[8]), ws);
         free(ws);
     }
-    blas_restore(prev);
+    mvt_blas_threads_restore(prev);
 }
 
 mvt_tensor *mva_fwd_sparse_attention(mva_node *n, mvt_tensor *const *x) {

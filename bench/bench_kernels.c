@@ -18,6 +18,7 @@
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 
@@ -185,7 +186,17 @@ static void row_bytes(const char *name, const char *shape, double bytes, double 
            bytes / t * 1e-9, "", "", 100 * bytes / t / g_copy_bytes);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    /* The raw-cblas reference runs OpenBLAS's own worker threads between our
+     * runs; after each call they spin for about 2^28 cycles and slow whatever
+     * runs next (measured: our matmul rows 0.65-1.67x raw cblas from one run to
+     * the next, 0.57-0.95x with a short timeout). OpenBLAS reads the timeout
+     * when it loads, hence the re-exec. */
+    if (!getenv("OPENBLAS_THREAD_TIMEOUT")) {
+        setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
+        execv("/proc/self/exe", argv);   /* returns only on failure: then measure as is */
+    }
     const char *quick = getenv("MVEAD_BENCH_QUICK");
     if (quick && atoi(quick) != 0) g_reps = 2;
     g_cputime = env_flag("MVEAD_BENCH_CPUTIME");

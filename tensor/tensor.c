@@ -65,6 +65,32 @@ void mvt_set_num_threads(int n) {
 #endif
 }
 
+int mvt_thread_num(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+int mvt_blas_threads_single(void) {
+#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
+    int prev = openblas_get_num_threads();
+    if (prev != 1) openblas_set_num_threads(1);
+    return prev;
+#else
+    return 1;
+#endif
+}
+
+void mvt_blas_threads_restore(int prev) {
+#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
+    if (prev != 1) openblas_set_num_threads(prev);
+#else
+    (void)prev;
+#endif
+}
+
 int mvt_get_num_threads(void) {
     if (g_num_threads > 0) return g_num_threads;
 #ifdef _OPENMP

@@ -62,6 +62,15 @@ void mvt_panic(const char *file, int line, const char *fmt, ...)
  * one single-threaded BLAS call, spread over OpenMP threads. */
 void mvt_set_num_threads(int n);
 int mvt_get_num_threads(void);
+/* For code that calls cblas itself from OpenMP threads (kNN tiles, k-means,
+ * the sparse attention's blocks): BLAS to one thread, returning the count to
+ * give back to mvt_blas_threads_restore. A threaded call would change bits
+ * with its partition and leave OpenBLAS workers spinning against the next
+ * OpenMP region. */
+/* The calling OpenMP thread's number (0 outside a parallel region), for per-thread scratch. */
+int mvt_thread_num(void);
+int mvt_blas_threads_single(void);
+void mvt_blas_threads_restore(int prev);
 
 /* ---- creation / lifetime ---------------------------------------------- */
 mvt_tensor *mvt_empty(mvt_dtype dt, int ndim, const int64_t *shape);   /* uninitialised */

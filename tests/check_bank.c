@@ -34,6 +34,13 @@ static float *to_f32(const double *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = (float)x[i];
     return y;
 }
+
+/* to_f32, freeing the f64 original */
+static float *to_f32_free(double *x, int64_t n) {
+    float *y = to_f32(x, n);
+    free(x);
+    return y;
+}
 static double *to_f64(const float *x, int64_t n) {
     double *y = malloc((size_t)n * sizeof(double));
     for (int64_t i = 0; i < n; i++) y[i] = x[i];
@@ -157,7 +164,7 @@ END_TEST
 /* ---------------- naive references on random data ---------------- */
 
 START_TEST(test_knn_vs_naive) {
-    /* sizes cross the query (1024) and bank (4096) block edges */
+    /* sizes cross the query (256) and bank (2048) block edges */
     rng_state = 99;
     int64_t nq = 1100, nb = 4500, d = 13;
     double *q = random_f64(nq * d, -1, 1), *b = random_f64(nb * d, -1, 1);
@@ -193,6 +200,35 @@ START_TEST(test_knn_vs_naive) {
     ck_assert_int_eq(mvs_knn_f64(q, 1, b, 0, d, dist, idx), -1);
     ck_assert_ptr_nonnull(strstr(mv_error_last(), "bank"));
     free(q); free(b); free(dist); free(idx); free(q32); free(b32); free(dist32); free(idx32);
+}
+END_TEST
+
+/* kNN tiles and k-means assignment blocks are single-threaded GEMMs spread over
+ * threads: 1 and 2 threads give the same bits (a threaded BLAS call would not). */
+START_TEST(test_knn_kmeans_thread_count_independent) {
+    rng_state = 321;
+    int64_t nq = 1029, nb = 4133, d = 77, k = 7;
+    float *q = to_f32_free(random_f64(nq * d, -1, 1), nq * d), *b = to_f32_free(random_f64(nb * d, -1, 1), nb * d);
+    float *dist[2], *c = malloc((size_t)(k * d) * sizeof(float)), *d2[2];
+    int64_t *idx[2], *as[2];
+    memcpy(c, b, (size_t)(k * d) * sizeof(float));
+    int saved = mvt_get_num_threads();
+    for (int t = 0; t < 2; t++) {
+        mvt_set_num_threads(t + 1);
+        dist[t] = malloc((size_t)nq * sizeof(float));
+        idx[t] = malloc((size_t)nq * sizeof(int64_t));
+        d2[t] = malloc((size_t)nb * sizeof(float));
+        as[t] = malloc((size_t)nb * sizeof(int64_t));
+        ck_assert_int_eq(mvs_knn_f32(q, nq, b, nb, d, dist[t], idx[t]), 0);
+        ck_assert_int_eq(mvs_kmeans_assign_f32(b, nb, d, c, k, as[t], d2[t]), 0);
+    }
+    mvt_set_num_threads(saved);
+    ck_assert_msg(memcmp(dist[0], dist[1], (size_t)nq * sizeof(float)) == 0, "knn distances differ between 1 and 2 threads");
+    ck_assert_msg(memcmp(idx[0], idx[1], (size_t)nq * sizeof(int64_t)) == 0, "knn indices differ between 1 and 2 threads");
+    ck_assert_msg(memcmp(as[0], as[1], (size_t)nb * sizeof(int64_t)) == 0, "k-means assignment differs between 1 and 2 threads");
+    ck_assert_msg(memcmp(d2[0], d2[1], (size_t)nb * sizeof(float)) == 0, "k-means distances differ between 1 and 2 threads");
+    for (int t = 0; t < 2; t++) { free(dist[t]); free(idx[t]); free(d2[t]); free(as[t]); }
+    free(q); free(b); free(c);
 }
 END_TEST
 
@@ -580,6 +616,7 @@ static Suite *bank_suite(void) {
     tcase_add_test(tc, test_knn_fixture);
     tcase_add_test(tc, test_anomaly_map_fixture);
     tcase_add_test(tc, test_knn_vs_naive);
+    tcase_add_test(tc, test_knn_kmeans_thread_count_independent);
     tcase_add_test(tc, test_score_per_view_banks);
     tcase_add_test(tc, test_coreset_vs_naive);
     tcase_add_test(tc, test_kmeanspp);

@@ -228,11 +228,15 @@ int SFX(mvs_coreset_projected)(const real *x, int64_t n, int64_t dim, int64_t pr
     free(g64);
     /* proj (n, proj_dim) = x (n, dim) g^T (dim, proj_dim), in row blocks:
      * one call over all rows made OpenBLAS hold ~2.5x the output extra. */
-    for (int64_t r0 = 0; r0 < n; r0 += CORESET_PROJ_BLOCK) {
-        int64_t rn = n - r0 < CORESET_PROJ_BLOCK ? n - r0 : CORESET_PROJ_BLOCK;
+    int64_t nblk = (n + CORESET_PROJ_BLOCK - 1) / CORESET_PROJ_BLOCK;
+    int prev = mvt_blas_threads_single();   /* fixed blocks, one BLAS thread each: thread-count independent */
+#pragma omp parallel for schedule(dynamic, 1) if (nblk > 1)
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        int64_t r0 = blk * CORESET_PROJ_BLOCK, rn = n - r0 < CORESET_PROJ_BLOCK ? n - r0 : CORESET_PROJ_BLOCK;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rn, (int)proj_dim, (int)dim, (real)1.0, x + r0 * dim,
              (int)dim, g, (int)dim, (real)0.0, proj + r0 * proj_dim, (int)proj_dim);
     }
+    mvt_blas_threads_restore(prev);
     free(g);
     int rc = SFX(mvs_coreset_greedy)(proj, n, proj_dim, m, start, selected, NULL);
     free(proj);

@@ -8,9 +8,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* Rows per GEMM assignment block: fixed, so results do not depend on threads. */
-#define KMEANS_ROW_BLOCK 4096
+#define KMEANS_ROW_BLOCK 1024
 /* Fixed row chunks of the centre sums (partials added in chunk order). */
 #define KMEANS_SUM_CHUNKS 8
 /* Multiply-adds below which a loop runs on one thread (not worth a fork/join). */
@@ -139,25 +142,32 @@ int SFX(mvs_kmeans_assign)(const real *x, int64_t n, int64_t dim, const real *ce
                            int64_t *assign, real *dist2) {
     if (kmeans_check(n, dim, 1)) return -1;
     if (k < 1) return mv_error("kmeans: no centres to assign to");
-    int64_t rb = n < KMEANS_ROW_BLOCK ? n : KMEANS_ROW_BLOCK;
-    real *tile = malloc((size_t)rb * (size_t)k * sizeof(real));
+    int64_t rb = n < KMEANS_ROW_BLOCK ? n : KMEANS_ROW_BLOCK, nblk = (n + KMEANS_ROW_BLOCK - 1) / KMEANS_ROW_BLOCK;
+    int nt = 1;
+#ifdef _OPENMP
+    nt = omp_get_max_threads();
+#endif
+    real *tiles = malloc((size_t)nt * (size_t)rb * (size_t)k * sizeof(real));
     real *csq = malloc((size_t)k * sizeof(real));
-    if (!tile || !csq) {
-        free(tile); free(csq);
-        return mv_error("kmeans: out of memory for a %lld x %lld distance tile", (long long)rb, (long long)k);
+    if (!tiles || !csq) {
+        free(tiles); free(csq);
+        return mv_error("kmeans: out of memory for %d %lld x %lld distance tiles", nt, (long long)rb, (long long)k);
     }
     for (int64_t j = 0; j < k; j++) {
         double s = 0.0;
         for (int64_t d = 0; d < dim; d++) s += (double)centers[j * dim + d] * (double)centers[j * dim + d];
         csq[j] = (real)s;
     }
-    for (int64_t r0 = 0; r0 < n; r0 += KMEANS_ROW_BLOCK) {
-        int64_t rn = n - r0 < KMEANS_ROW_BLOCK ? n - r0 : KMEANS_ROW_BLOCK;
+    /* one single-threaded GEMM per fixed row block, blocks over OpenMP threads:
+     * the bits do not depend on the thread count */
+    int prev = mvt_blas_threads_single();
+#pragma omp parallel for schedule(dynamic, 1) if (nblk > 1)
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        int64_t r0 = blk * KMEANS_ROW_BLOCK, rn = n - r0 < KMEANS_ROW_BLOCK ? n - r0 : KMEANS_ROW_BLOCK;
+        real *tile = tiles + (size_t)mvt_thread_num() * (size_t)rb * (size_t)k;
         /* tile (rn, k) = -2 x c^T */
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rn, (int)k, (int)dim, (real)-2.0, x + r0 * dim,
              (int)dim, centers, (int)dim, (real)0.0, tile, (int)k);
-        /* Serial scan (1/dim of the GEMM): an OpenMP region between OpenBLAS
-         * calls makes the two thread pools spin against each other. */
         for (int64_t i = 0; i < rn; i++) {
             const real *t = tile + i * k;
             real best = csq[0] + t[0];
@@ -176,7 +186,8 @@ int SFX(mvs_kmeans_assign)(const real *x, int64_t n, int64_t dim, const real *ce
             }
         }
     }
-    free(tile); free(csq);
+    mvt_blas_threads_restore(prev);
+    free(tiles); free(csq);
     return 0;
 }
 

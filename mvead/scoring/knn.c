@@ -4,16 +4,24 @@
 #ifndef MVS_KNN_TEMPLATE
 #include "mvead/scoring/knn.h"
 #include "tensor/error.h"
+#include "tensor/tensor.h"
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Block sizes: a query block x bank block GEMM tile is big enough to run
- * OpenBLAS near peak (6 GFLOP at dim 768) and small enough (16 MB in f32)
- * to stay out of the way. Fixed sizes keep results thread-count independent. */
-#define KNN_QUERY_BLOCK 1024
-#define KNN_BANK_BLOCK 4096
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Block sizes: a query block x bank block tile is one single-threaded GEMM
+ * (0.8 GFLOP at dim 768: near OpenBLAS's one-thread peak, 2 MB of f32 tile),
+ * and the tiles are spread over OpenMP threads. Fixed sizes and one BLAS
+ * thread per tile keep every bit independent of the thread count (a threaded
+ * OpenBLAS call changes bits with its partition), and no OpenBLAS worker is
+ * left spinning against the next OpenMP region. */
+#define KNN_QUERY_BLOCK 256
+#define KNN_BANK_BLOCK 2048
 
 #define MVS_KNN_TEMPLATE
 #define real double
@@ -34,9 +42,9 @@
 
 #else /* ---------------- template body: real, SFX, GEMM ---------------- */
 
-/* rows (n, dim) -> sqnorm (n), accumulated in double. Serial: see the tile
- * scan below for why no OpenMP region sits next to the GEMMs. */
+/* rows (n, dim) -> sqnorm (n), accumulated in double (each row on its own). */
 static void SFX(row_sqnorms)(const real *rows, int64_t n, int64_t dim, real *sqnorm) {
+#pragma omp parallel for schedule(static) if (n * dim >= (1 << 18))
     for (int64_t i = 0; i < n; i++) {
         const real *r = rows + i * dim;
         double s = 0.0;
@@ -51,61 +59,69 @@ int SFX(mvs_knn)(const real *queries, int64_t n_queries, const real *bank, int64
         return mv_error("knn: need a non-empty bank and dim > 0 (got %lld queries, %lld bank rows, dim %lld)",
                         (long long)n_queries, (long long)n_bank, (long long)dim);
     if (n_queries == 0) return 0;
+    int64_t nqb = (n_queries + KNN_QUERY_BLOCK - 1) / KNN_QUERY_BLOCK, nbb = (n_bank + KNN_BANK_BLOCK - 1) / KNN_BANK_BLOCK;
     int64_t qb_max = n_queries < KNN_QUERY_BLOCK ? n_queries : KNN_QUERY_BLOCK;
     int64_t bb_max = n_bank < KNN_BANK_BLOCK ? n_bank : KNN_BANK_BLOCK;
+    int nt = 1;
+#ifdef _OPENMP
+    nt = omp_get_max_threads();
+#endif
     real *bank_sq = malloc((size_t)n_bank * sizeof(real));
-    real *tile = malloc((size_t)qb_max * (size_t)bb_max * sizeof(real));
-    real *best_val = malloc((size_t)qb_max * sizeof(real));
-    int64_t *best_idx = malloc((size_t)qb_max * sizeof(int64_t));
-    if (!bank_sq || !tile || !best_val || !best_idx) {
-        free(bank_sq); free(tile); free(best_val); free(best_idx);
-        return mv_error("knn: out of memory for a %lld x %lld distance tile", (long long)qb_max,
+    real *tiles = malloc((size_t)nt * (size_t)qb_max * (size_t)bb_max * sizeof(real));
+    /* per (bank block, query): the block's best ||b||^2 - 2 q.b and its index */
+    real *part_val = malloc((size_t)nbb * (size_t)n_queries * sizeof(real));
+    int64_t *part_idx = malloc((size_t)nbb * (size_t)n_queries * sizeof(int64_t));
+    if (!bank_sq || !tiles || !part_val || !part_idx) {
+        free(bank_sq); free(tiles); free(part_val); free(part_idx);
+        return mv_error("knn: out of memory for %d %lld x %lld distance tiles", nt, (long long)qb_max,
                         (long long)bb_max);
     }
     SFX(row_sqnorms)(bank, n_bank, dim, bank_sq);
-
-    for (int64_t q0 = 0; q0 < n_queries; q0 += KNN_QUERY_BLOCK) {
+    int prev = mvt_blas_threads_single();
+    int64_t ntask = nqb * nbb;
+#pragma omp parallel for schedule(dynamic, 1) if (ntask > 1)
+    for (int64_t task = 0; task < ntask; task++) {
+        int64_t qi = task / nbb, bi = task % nbb, q0 = qi * KNN_QUERY_BLOCK, b0 = bi * KNN_BANK_BLOCK;
         int64_t qn = n_queries - q0 < KNN_QUERY_BLOCK ? n_queries - q0 : KNN_QUERY_BLOCK;
-        const real *qblk = queries + q0 * dim;
-        for (int64_t i = 0; i < qn; i++) { best_val[i] = (real)INFINITY; best_idx[i] = 0; }
-        for (int64_t b0 = 0; b0 < n_bank; b0 += KNN_BANK_BLOCK) {
-            int64_t bn = n_bank - b0 < KNN_BANK_BLOCK ? n_bank - b0 : KNN_BANK_BLOCK;
-            /* tile (qn, bn) = -2 q b^T; OpenBLAS threads this itself. */
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qn, (int)bn, (int)dim, (real)-2.0, qblk,
-                 (int)dim, bank + b0 * dim, (int)dim, (real)0.0, tile, (int)bn);
-            /* ||q||^2 is constant per row, so the argmin needs only ||b||^2 - 2 q.b.
-             * Strict '<' over increasing j keeps the lowest index on ties.
-             * Serial on purpose: it costs 1/dim of the GEMM, and an OpenMP
-             * region between OpenBLAS calls makes the two thread pools spin
-             * against each other (measured 5-10x slowdowns on a loaded box). */
-            for (int64_t i = 0; i < qn; i++) {
-                const real *t = tile + i * bn;
-                const real *bs = bank_sq + b0;
-                real bv = best_val[i];
-                int64_t bi = best_idx[i];
-                for (int64_t j = 0; j < bn; j++) {
-                    real d = bs[j] + t[j];
-                    if (d < bv) { bv = d; bi = b0 + j; }
-                }
-                best_val[i] = bv;
-                best_idx[i] = bi;
-            }
-        }
-        /* Exact distance to the winner from the difference vector: no
-         * cancellation. Serial for the same reason (1/n_bank of the GEMM). */
+        int64_t bn = n_bank - b0 < KNN_BANK_BLOCK ? n_bank - b0 : KNN_BANK_BLOCK;
+        real *tile = tiles + (size_t)mvt_thread_num() * (size_t)qb_max * (size_t)bb_max;
+        /* tile (qn, bn) = -2 q b^T */
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qn, (int)bn, (int)dim, (real)-2.0, queries + q0 * dim,
+             (int)dim, bank + b0 * dim, (int)dim, (real)0.0, tile, (int)bn);
+        /* ||q||^2 is constant per row, so the argmin needs only ||b||^2 - 2 q.b.
+         * Strict '<' over increasing j keeps the lowest index on ties. */
         for (int64_t i = 0; i < qn; i++) {
-            const real *q = qblk + i * dim;
-            const real *b = bank + best_idx[i] * dim;
-            double s = 0.0;
-            for (int64_t k = 0; k < dim; k++) {
-                double diff = (double)q[k] - (double)b[k];
-                s += diff * diff;
+            const real *t = tile + i * bn;
+            const real *bs = bank_sq + b0;
+            real bv = (real)INFINITY;
+            int64_t bix = b0;
+            for (int64_t j = 0; j < bn; j++) {
+                real d = bs[j] + t[j];
+                if (d < bv) { bv = d; bix = b0 + j; }
             }
-            min_dist[q0 + i] = (real)sqrt(s);
-            if (min_index) min_index[q0 + i] = best_idx[i];
+            part_val[bi * n_queries + q0 + i] = bv;
+            part_idx[bi * n_queries + q0 + i] = bix;
         }
     }
-    free(bank_sq); free(tile); free(best_val); free(best_idx);
+    mvt_blas_threads_restore(prev);
+    /* the blocks' winners in bank order (strict '<': the lowest index among equal values, as one
+     * scan would give), then the exact distance to the winner from the difference vector */
+#pragma omp parallel for schedule(static) if (n_queries * dim >= (1 << 18))
+    for (int64_t i = 0; i < n_queries; i++) {
+        real bv = part_val[i];
+        int64_t bix = part_idx[i];
+        for (int64_t bi = 1; bi < nbb; bi++)
+            if (part_val[bi * n_queries + i] < bv) { bv = part_val[bi * n_queries + i]; bix = part_idx[bi * n_queries + i]; }
+        const real *q = queries + i * dim, *b = bank + bix * dim;
+        double s = 0.0;
+        for (int64_t k = 0; k < dim; k++) {
+            double diff = (double)q[k] - (double)b[k];
+            s += diff * diff;
+        }
+        min_dist[i] = (real)sqrt(s);
+        if (min_index) min_index[i] = bix;
+    }
+    free(bank_sq); free(tiles); free(part_val); free(part_idx);
     return 0;
 }
 
