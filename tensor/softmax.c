@@ -55,8 +55,8 @@ static void softmax_f32(const float *x, float *y, int64_t R, int64_t N, double s
     for (int64_t r = 0; r < R; r++) {
         const float *xr = x + r * N;
         float *yr = y + r * N;
+        if (!mask && scale > 0.0f) { vm->softmax_row_scaled(yr, xr, scale, N); continue; }   /* one read of x */
         if (mask) masked_logits_f32(xr, yr, N, scale, mp, mdt, mvt_offset_of(mnd - 1, mshape, mstride, r), msl);
-        else if (scale == 1.0f) memcpy(yr, xr, (size_t)N * sizeof *yr);
         else for (int64_t j = 0; j < N; j++) yr[j] = xr[j] * scale;
         vm->softmax_row(yr, N);
     }

@@ -21,6 +21,8 @@ typedef struct {
     void (*softmax_row)(float *y, int64_t n);
     /* the same, returning the row's log-sum-exp max + log(sum exp(y - max)) (-inf for an all -inf row) */
     double (*softmax_row_lse)(float *y, int64_t n);
+    /* y = softmax(scale x) of an unmasked row, scale > 0 (x and y distinct) */
+    void (*softmax_row_scaled)(float *y, const float *x, float scale, int64_t n);
     void (*softmax_bwd_row)(const float *y, const float *dy, float *dx, int64_t n);
     /* the block-sparse attention's row passes: y = exp(x - c) (y may be x), d = p (d - s), dst += src */
     void (*sub_exp)(float *y, const float *x, float c, int64_t n);

@@ -174,6 +174,40 @@ static void FN(add_to)(float *dst, const float *src, int64_t n) {
     for (; i < n; i++) dst[i] += src[i];
 }
 
+/* y = softmax(scale x) of one row (scale > 0, no mask), read straight from x:
+ * max(scale x) = scale max(x) as rounding is monotone, so the max pass needs
+ * no product; the exp pass writes y. Row semantics as softmax_row. */
+static void FN(softmax_row_scaled)(float *y, const float *x, float scale, int64_t n) {
+    vf m = FN(splat)(-INFINITY);
+    int64_t i = 0;
+    for (; i + V_W <= n; i += V_W) { vf v = FN(ld)(x + i); m = FN(sel)(v > m, v, m); }
+    if (i < n) { vf v = FN(ld_part)(x + i, n - i, -INFINITY); m = FN(sel)(v > m, v, m); }
+    float mx = -INFINITY;
+    for (int l = 0; l < V_W; l++) mx = m[l] > mx ? m[l] : mx;
+    if (mx == -INFINITY) { memset(y, 0, (size_t)n * sizeof *y); return; }
+    vd s0 = {0}, s1 = {0};
+    vf vs = FN(splat)(scale), vm = FN(splat)(mx * scale);
+    for (i = 0; i + V_W <= n; i += V_W) {
+        vf z = FN(ld)(x + i) * vs;
+        __asm__("" : "+x"(z));   /* the logit rounded to f32 first, as the masked path stores it: no FMA */
+        vf e = V_EXP(z - vm);
+        FN(st)(y + i, e);
+        s0 += FN(lo)(e);
+        s1 += FN(hi)(e);
+    }
+    if (i < n) {
+        vf z = FN(ld_part)(x + i, n - i, -INFINITY) * vs;
+        __asm__("" : "+x"(z));
+        vf e = V_EXP(z - vm);   /* padding: exp(-inf) = 0 */
+        FN(st_part)(y + i, e, n - i);
+        s0 += FN(lo)(e);
+        s1 += FN(hi)(e);
+    }
+    vf inv = FN(splat)((float)(1.0 / (FN(hsum)(s0) + FN(hsum)(s1))));
+    for (i = 0; i + V_W <= n; i += V_W) FN(st)(y + i, FN(ld)(y + i) * inv);
+    if (i < n) FN(st_part)(y + i, FN(ld_part)(y + i, n - i, 0) * inv, n - i);
+}
+
 /* sum_j a_j b_j in f64 */
 static double FN(dot)(const float *a, const float *b, int64_t n) {
     vd s0 = {0}, s1 = {0};
@@ -314,6 +348,7 @@ static const mvv_table FN(table) = {
     .gelu_bwd_y = FN(gelu_bwd_y),
     .softmax_row = FN(softmax_row),
     .softmax_row_lse = FN(softmax_row_lse),
+    .softmax_row_scaled = FN(softmax_row_scaled),
     .softmax_bwd_row = FN(softmax_bwd_row),
     .sub_exp = FN(sub_exp),
     .mul_sub = FN(mul_sub),

@@ -147,7 +147,7 @@ START_TEST(test_softmax_rows) {
     double p[1000];
     for (int l = 0; l < g_nlv; l++) {
         const mvv_table *t = g_lv[l];
-        acc af = {.what = "softmax_row"}, ab = {.what = "softmax_bwd_row"};
+        acc af = {.what = "softmax_row"}, ab = {.what = "softmax_bwd_row"}, asc = {.what = "softmax_row_scaled"};
         mvt_rng r;
         mvt_rng_seed(&r, 5);
         for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
@@ -158,6 +158,16 @@ START_TEST(test_softmax_rows) {
                 memcpy(y, z, (size_t)n * sizeof *y);
                 t->softmax_row(y, n);
                 for (int64_t j = 0; j < n; j++) check_one(&af, z[j], y[j], p[j]);
+                /* the scaled variant reads z itself: against the f64 softmax of the f32 products */
+                {
+                    float zs[1000];
+                    double ps[1000];
+                    for (int64_t j = 0; j < n; j++) zs[j] = z[j] * 0.37f;
+                    softmax_ref(zs, ps, n);
+                    t->softmax_row_scaled(dx, z, 0.37f, n);
+                    for (int64_t j = 0; j < n; j++) check_one(&asc, z[j], dx[j], ps[j]);
+                    if (kind == 2) for (int64_t j = 0; j < n; j++) ck_assert(dx[j] == 0.0f);
+                }
                 /* the log-sum-exp variant: the same bits, and lse = max + log sum exp(z - max) */
                 memcpy(dx, z, (size_t)n * sizeof *dx);
                 double lse = t->softmax_row_lse(dx, n);
@@ -180,6 +190,7 @@ START_TEST(test_softmax_rows) {
         }
         report(&af, t->name);
         report(&ab, t->name);
+        report(&asc, t->name);
     }
 }
 END_TEST
@@ -283,9 +294,9 @@ START_TEST(test_public) {
     mvt_fill_uniform(x, &r, -30, 30);
     mvt_tensor *x64 = mvt_to_dtype(x, MVT_F64);
     const mvt_dtype mdts[3] = {MVT_F32, MVT_F64, MVT_I64};
-    for (int k = 0; k < 3; k++) {
-        mvt_tensor *mask = mvt_empty(mdts[k], 2, (int64_t[]){37, 257});   /* broadcast over the batch */
-        for (int64_t i = 0; i < 37; i++)
+    for (int k = 0; k < 4; k++) {   /* k = 3: no mask (the ViT's scaled rows, read straight from x) */
+        mvt_tensor *mask = k == 3 ? NULL : mvt_empty(mdts[k], 2, (int64_t[]){37, 257});   /* broadcast over the batch */
+        for (int64_t i = 0; mask && i < 37; i++)
             for (int64_t j = 0; j < 257; j++) mvt_set(mask, (int64_t[]){i, j}, i == 5 ? 0 : (i + j) % 4 != 0);
         mvt_tensor *want = mvt_ref_softmax_scaled(x64, 0.125, mask);
         mvt_set_num_threads(1);
@@ -294,7 +305,7 @@ START_TEST(test_public) {
         mvt_tensor *y2 = mvt_softmax_scaled(x, 0.125, mask);
         check_tensor("softmax_scaled", y1, want);
         ck_assert_msg(same_bits(y1, y2), "softmax: 1 and 2 threads differ");
-        for (int64_t j = 0; j < 257; j++) ck_assert(mvt_get(y1, (int64_t[]){2, 5, j}) == 0.0);   /* masked row */
+        for (int64_t j = 0; mask && j < 257; j++) ck_assert(mvt_get(y1, (int64_t[]){2, 5, j}) == 0.0);   /* masked row */
         mvt_release(mask); mvt_release(want); mvt_release(y1); mvt_release(y2);
     }
     int64_t ls[2] = {300, 768};
