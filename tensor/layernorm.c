@@ -1,14 +1,16 @@
 /* LayerNorm over the last axis with saved mean/rstd, and its accumulating
- * backward. Statistics are computed per row in f64; dw/db are reduced over
- * rows by column chunks, each owned by one thread, rows in order, so results
- * do not depend on the thread count. f32 rows go through tensor/vecmath.h:
- * one pass for mean and variance (shifted sums), one for normalise + affine;
- * f64 keeps the two-pass loops below. */
+ * backward. Statistics are computed per row in f64, and no sum depends on
+ * the thread count. f32 rows go through tensor/vecmath.h: one pass for mean
+ * and variance (shifted sums), one for normalise + affine; its backward takes
+ * each row once for dx, dw and db, dw/db summed by fixed row blocks (see
+ * ln_bwd_f32). f64 keeps the loops below: dw/db by column chunks, each owned
+ * by one thread, rows in order. */
 #include "config.h"
 #include "tensor/tensor.h"
 #include "tensor/vecmath.h"
 
 #include <math.h>
+#include <string.h>
 
 #define CHUNK 128   /* dw/db column chunks: 768 columns make 6, an even split over 2 or 3 threads */
 
@@ -40,16 +42,29 @@ static mvt_tensor *row_stat_tensor(const mvt_tensor *x) {
         }                                                                                          \
     }
 
+/* p [n] as f64, or NULL: the row kernels take w and b in f64 so that no row converts them again */
+static mvt_tensor *f64_copy(const float *p, int64_t n) {
+    if (!p) return NULL;
+    mvt_tensor *t = mvt_empty(MVT_F64, 1, &n);
+    double *d = mvt_f64(t);
+    for (int64_t j = 0; j < n; j++) d[j] = p[j];
+    return t;
+}
+
 static void ln_fwd_f32(const float *x, const float *w, const float *b, float *y, float *mean, float *rstd,
                        int64_t R, int64_t D, double eps) {
     const mvv_table *vm = mvv_get();
+    mvt_tensor *wt = f64_copy(w, D), *bt = f64_copy(b, D);
+    const double *wd = wt ? mvt_f64(wt) : NULL, *bd = bt ? mvt_f64(bt) : NULL;
 #pragma omp parallel for schedule(static) if (R * D > 16384)
     for (int64_t r = 0; r < R; r++) {
         double mu, rs;
-        vm->ln_row(x + r * D, w, b, y + r * D, D, eps, &mu, &rs);
+        vm->ln_row(x + r * D, wd, bd, y + r * D, D, eps, &mu, &rs);
         if (mean) mean[r] = (float)mu;
         if (rstd) rstd[r] = (float)rs;
     }
+    mvt_release(wt);
+    mvt_release(bt);
 }
 DEF_LN_FWD(ln_fwd_f64, double)
 
@@ -130,27 +145,48 @@ mvt_tensor *mvt_layernorm(const mvt_tensor *x_in, const mvt_tensor *w_in, const 
         }                                                                                          \
     }
 
+/* f32: one call per row does dx and the row's share of dw/db while the row
+ * is in L1. dw/db are summed in f64 per block of rows, the blocks fixed by R
+ * alone (at most MAX_BLOCKS of them), then block by block in order: the bits
+ * do not depend on the thread count. */
+#define MIN_BLOCK_ROWS 64
+#define MAX_BLOCKS 256
 static void ln_bwd_f32(const float *dy, const float *x, const float *w, const float *mean, const float *rstd,
                        float *dx, float *dw, float *db, int64_t R, int64_t D) {
     const mvv_table *vm = mvv_get();
-    if (dx) {
+    mvt_tensor *wt = f64_copy(w, D);
+    const double *wd = wt ? mvt_f64(wt) : NULL;
+    int64_t rows = (R + MAX_BLOCKS - 1) / MAX_BLOCKS;
+    if (rows < MIN_BLOCK_ROWS) rows = MIN_BLOCK_ROWS;
+    int64_t nblk = (R + rows - 1) / rows;
+    int want = (dw ? 1 : 0) + (db ? 1 : 0);
+    int64_t pshape[2] = {nblk, (int64_t)want * D};
+    mvt_tensor *pt = want ? mvt_empty(MVT_F64, 2, pshape) : NULL;
+    double *part = pt ? mvt_f64(pt) : NULL;
 #pragma omp parallel for schedule(static) if (R * D > 16384)
-        for (int64_t r = 0; r < R; r++) vm->ln_bwd_row(dy + r * D, x + r * D, w, mean[r], rstd[r], dx + r * D, D);
+    for (int64_t k = 0; k < nblk; k++) {
+        double *aw = NULL, *ab = NULL;
+        if (part) {
+            double *p = part + k * want * D;
+            memset(p, 0, (size_t)(want * D) * sizeof *p);
+            aw = dw ? p : NULL;
+            ab = db ? p + (dw ? D : 0) : NULL;
+        }
+        int64_t r1 = (k + 1) * rows < R ? (k + 1) * rows : R;
+        for (int64_t r = k * rows; r < r1; r++)
+            vm->ln_bwd_row(dy + r * D, x + r * D, wd, mean[r], rstd[r], dx ? dx + r * D : NULL, aw, ab, D);
     }
-    if (dw || db) {
-        int64_t nchunks = (D + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static) if (R * D > 16384)
-        for (int64_t c = 0; c < nchunks; c++) {
-            int64_t j0 = c * CHUNK, j1 = j0 + CHUNK < D ? j0 + CHUNK : D;
-            double aw[CHUNK] = {0}, ab[CHUNK] = {0};
-            for (int64_t r = 0; r < R; r++)
-                vm->ln_dwdb_row(dy + r * D + j0, x + r * D + j0, mean[r], rstd[r], aw, ab, j1 - j0);
-            for (int64_t j = j0; j < j1; j++) {
-                if (dw) dw[j] += (float)aw[j - j0];
-                if (db) db[j] += (float)ab[j - j0];
-            }
+    if (part) {
+#pragma omp parallel for schedule(static) if (nblk * D > 16384)
+        for (int64_t j = 0; j < want * D; j++) {
+            double s = 0;
+            for (int64_t k = 0; k < nblk; k++) s += part[k * want * D + j];
+            if (dw && j < D) dw[j] += (float)s;
+            else db[j - (dw ? D : 0)] += (float)s;
         }
     }
+    mvt_release(wt);
+    mvt_release(pt);
 }
 DEF_LN_BWD(ln_bwd_f64, double)
 

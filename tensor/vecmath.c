@@ -28,8 +28,12 @@
 #define ISA_END _Pragma("GCC pop_options")
 #endif
 
-ISA_BEGIN_AVX512
+/* The intrinsics' header comes first, outside every target pragma: included
+ * under the AVX-512 target, its functions would carry that target and GCC
+ * would refuse to inline them into the AVX2 build. */
 #include <immintrin.h>
+
+ISA_BEGIN_AVX512
 #include <sleef.h>
 #ifndef __AVX512F__
 __m512 Sleef_expf16_u10avx512f(__m512);
@@ -53,6 +57,13 @@ ISA_BEGIN_AVX512
 #define V_ERF(v) Sleef_erff16_u10avx512f(v)
 #define V_ERFC(v) Sleef_erfcf16_u15avx512f(v)
 #define V_TANH(v) Sleef_tanhf16_u10avx512f(v)
+#define V_LO(v) _mm512_cvtps_pd(_mm512_castps512_ps256((__m512)(v)))
+#define V_HI(v) _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd((__m512)(v)), 1)))
+#define V_NARROW(l, h)                                                                             \
+    _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(_mm512_cvtpd_ps((__m512d)(l)))), \
+                                        _mm256_castps_pd(_mm512_cvtpd_ps((__m512d)(h))), 1))
+#define V_LD_PART(p, n, pad) _mm512_mask_loadu_ps(_mm512_set1_ps(pad), (__mmask16)((1u << (n)) - 1), (p))
+#define V_ST_PART(p, v, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1), (__m512)(v))
 #include "tensor/vecmath_impl.h"
 ISA_END
 
@@ -64,6 +75,10 @@ ISA_BEGIN_AVX2
 #define V_ERF(v) Sleef_erff8_u10avx2(v)
 #define V_ERFC(v) Sleef_erfcf8_u15avx2(v)
 #define V_TANH(v) Sleef_tanhf8_u10avx2(v)
+#define V_LO(v) _mm256_cvtps_pd(_mm256_castps256_ps128((__m256)(v)))
+#define V_HI(v) _mm256_cvtps_pd(_mm256_extractf128_ps((__m256)(v), 1))
+#define V_NARROW(l, h) \
+    _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps((__m256d)(l))), _mm256_cvtpd_ps((__m256d)(h)), 1)
 #include "tensor/vecmath_impl.h"
 ISA_END
 
@@ -75,6 +90,9 @@ ISA_END
 #define V_ERF(v) Sleef_erff4_u10sse2(v)
 #define V_ERFC(v) Sleef_erfcf4_u15sse2(v)
 #define V_TANH(v) Sleef_tanhf4_u10sse2(v)
+#define V_LO(v) _mm_cvtps_pd((__m128)(v))
+#define V_HI(v) _mm_cvtps_pd(_mm_movehl_ps((__m128)(v), (__m128)(v)))
+#define V_NARROW(l, h) _mm_movelh_ps(_mm_cvtpd_ps((__m128d)(l)), _mm_cvtpd_ps((__m128d)(h)))
 #include "tensor/vecmath_impl.h"
 
 int mvv_levels(const mvv_table **out) {

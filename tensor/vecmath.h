@@ -28,11 +28,12 @@ typedef struct {
     void (*sub_exp)(float *y, const float *x, float c, int64_t n);
     void (*mul_sub)(float *d, const float *p, float s, int64_t n);
     void (*add_to)(float *dst, const float *src, int64_t n);
-    /* x, y [n], w, b [n] or NULL; f64 row statistics out */
-    void (*ln_row)(const float *x, const float *w, const float *b, float *y, int64_t n, double eps, double *mean,
+    /* LayerNorm of a row: x, y [n]; w, b [n] in f64 (converted once per call) or NULL; f64 statistics out */
+    void (*ln_row)(const float *x, const double *w, const double *b, float *y, int64_t n, double eps, double *mean,
                    double *rstd);
-    void (*ln_bwd_row)(const float *dy, const float *x, const float *w, double mu, double rs, float *dx, int64_t n);
-    void (*ln_dwdb_row)(const float *dy, const float *x, double mu, double rs, double *aw, double *ab, int64_t n);
+    /* its backward: dx [n] += (NULL: skipped); aw += dy xh, ab += dy: f64 partial sums of dw, db (NULL: skipped) */
+    void (*ln_bwd_row)(const float *dy, const float *x, const double *w, double mu, double rs, float *dx, double *aw,
+                       double *ab, int64_t n);
 } mvv_table;
 
 /* The kernels for this CPU (the widest ISA it runs). */

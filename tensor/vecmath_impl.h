@@ -1,6 +1,8 @@
 /* One ISA's f32 vector kernels, included by vecmath.c once per ISA under a
  * `#pragma GCC target` with V_W (floats per vector), FN(name) (suffixes the
  * ISA), V_EXP, V_ERF, V_ERFC, V_TANH (SLEEF's lane-wise functions of that width),
+ * V_LO, V_HI, V_NARROW (f32 <-> f64 halves, the ISA's conversions), and
+ * optionally V_LD_PART, V_ST_PART (masked tail moves),
  * V_NAME; it undefines them at its end, ready for the next ISA.
  * Written with GCC vector extensions so that one text serves every width.
  * A tail shorter than a vector goes through the same lane-wise function on a
@@ -18,38 +20,37 @@ typedef double FN(vd) __attribute__((vector_size(V_W * 4)));   /* V_W / 2 double
 
 static inline vf FN(ld)(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
 static inline void FN(st)(float *p, vf v) { memcpy(p, &v, sizeof v); }
-/* first n (< V_W) elements of p, the other lanes = pad */
+/* first n (< V_W) elements of p, the other lanes = pad; V_LD_PART and
+ * V_ST_PART, where the ISA has masked moves, touch no byte past p[n - 1]
+ * (the generic form costs a failed store-to-load forwarding per row tail) */
 static inline vf FN(ld_part)(const float *p, int64_t n, float pad) {
+#ifdef V_LD_PART
+    return (vf)V_LD_PART(p, n, pad);
+#else
     float b[V_W];
     for (int i = 0; i < V_W; i++) b[i] = i < n ? p[i] : pad;
     return FN(ld)(b);
+#endif
 }
 static inline void FN(st_part)(float *p, vf v, int64_t n) {
+#ifdef V_ST_PART
+    V_ST_PART(p, v, n);
+#else
     float b[V_W];
     memcpy(b, &v, sizeof b);
     memcpy(p, b, (size_t)n * sizeof *p);
+#endif
 }
 static inline vf FN(splat)(float a) { return (vf){0} + a; }
 static inline vf FN(sel)(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
-/* lanes 0..V_H-1 and V_H..V_W-1 of v as doubles, and back */
-typedef float FN(hf) __attribute__((vector_size(V_W * 2)));
-static inline vd FN(lo)(vf v) {
-    FN(hf) h;
-    memcpy(&h, &v, sizeof h);
-    return __builtin_convertvector(h, vd);
-}
-static inline vd FN(hi)(vf v) {
-    FN(hf) h;
-    memcpy(&h, (const char *)&v + sizeof h, sizeof h);
-    return __builtin_convertvector(h, vd);
-}
-static inline vf FN(narrow)(vd lo, vd hi) {
-    FN(hf) l = __builtin_convertvector(lo, FN(hf)), h = __builtin_convertvector(hi, FN(hf));
-    vf r;
-    memcpy(&r, &l, sizeof l);
-    memcpy((char *)&r + sizeof l, &h, sizeof h);
-    return r;
-}
+/* lanes 0..V_H-1 and V_H..V_W-1 of v as doubles, and back: one conversion
+ * each (V_LO, V_HI, V_NARROW are the ISA's intrinsics, from vecmath.c). The
+ * generic form (__builtin_convertvector on a memcpy'd half) made GCC 12 build
+ * the narrowed vector on the stack, a failed store-to-load forwarding per
+ * vector that cost LayerNorm half its time. */
+static inline vd FN(lo)(vf v) { return (vd)V_LO(v); }
+static inline vd FN(hi)(vf v) { return (vd)V_HI(v); }
+static inline vf FN(narrow)(vd lo, vd hi) { return (vf)V_NARROW(lo, hi); }
 static inline double FN(hsum)(vd v) {
     double s = 0;
     for (int i = 0; i < V_H; i++) s += v[i];
@@ -233,11 +234,15 @@ static void FN(softmax_bwd_row)(const float *y, const float *dy, float *dx, int6
     if (i < n) FN(st_part)(dx + i, FN(ld_part)(y + i, n - i, 0) * (FN(ld_part)(dy + i, n - i, 0) - st), n - i);
 }
 
+static inline vd FN(ld_d)(const double *p) { vd v; memcpy(&v, p, sizeof v); return v; }
+static inline void FN(st_d)(double *p, vd v) { memcpy(p, &v, sizeof v); }
+
 /* LayerNorm of one row, one pass for the statistics: sums of x - x[0] and of
  * its square in f64 (the shift keeps the variance formula free of
  * cancellation when |mean| >> std), then one pass y = (x - mu) rs w + b in
- * f64, rounded once. w, b may be NULL. */
-static void FN(ln_row)(const float *x, const float *w, const float *b, float *y, int64_t n, double eps,
+ * f64, rounded once. w, b (f64, converted once per call by the caller) may be
+ * NULL. */
+static void FN(ln_row)(const float *x, const double *w, const double *b, float *y, int64_t n, double eps,
                        double *mean, double *rstd) {
     vd c = FN(lo)(FN(splat)(x[0]));
     vd a0 = {0}, a1 = {0}, q0 = {0}, q1 = {0};
@@ -260,82 +265,90 @@ static void FN(ln_row)(const float *x, const float *w, const float *b, float *y,
     double mu = (double)x[0] + m1, rs = 1.0 / sqrt(var + eps);
     *mean = mu;
     *rstd = rs;
-    vd z = {0}, vmu = z + mu, vrs = z + rs;
-    for (i = 0; i < n; i += V_W) {
-        int64_t k = n - i < V_W ? n - i : V_W;
-        vf v = k == V_W ? FN(ld)(x + i) : FN(ld_part)(x + i, k, 0);
+    vd z = {0}, vmu = z + mu, vrs = z + rs, one = z + 1;
+    for (i = 0; i + V_W <= n; i += V_W) {
+        vf v = FN(ld)(x + i);
         vd o0 = (FN(lo)(v) - vmu) * vrs, o1 = (FN(hi)(v) - vmu) * vrs;
-        if (w) {
-            vf wv = k == V_W ? FN(ld)(w + i) : FN(ld_part)(w + i, k, 0);
-            o0 *= FN(lo)(wv); o1 *= FN(hi)(wv);
-        }
-        if (b) {
-            vf bv = k == V_W ? FN(ld)(b + i) : FN(ld_part)(b + i, k, 0);
-            o0 += FN(lo)(bv); o1 += FN(hi)(bv);
-        }
-        if (k == V_W) FN(st)(y + i, FN(narrow)(o0, o1));
-        else FN(st_part)(y + i, FN(narrow)(o0, o1), k);
+        vd w0 = w ? FN(ld_d)(w + i) : one, w1 = w ? FN(ld_d)(w + i + V_H) : one;
+        vd b0 = b ? FN(ld_d)(b + i) : z, b1 = b ? FN(ld_d)(b + i + V_H) : z;
+        FN(st)(y + i, FN(narrow)(o0 * w0 + b0, o1 * w1 + b1));
+    }
+    for (; i < n; i++) {   /* the same f64 operations per element */
+        double o = ((double)x[i] - mu) * rs;
+        y[i] = (float)(o * (w ? w[i] : 1.0) + (b ? b[i] : 0.0));
     }
 }
 
-/* LayerNorm backward of one row into dx (accumulating):
- * g = dy w, xh = (x - mu) rs, dx += rs (g - mean(g) - xh mean(g xh)). */
-static void FN(ln_bwd_row)(const float *dy, const float *x, const float *w, double mu, double rs, float *dx,
-                           int64_t n) {
-    vd z = {0}, vmu = z + mu, vrs = z + rs;
-    vd g0s = z, g1s = z, h0s = z, h1s = z;
-    for (int64_t i = 0; i < n; i += V_W) {
-        int64_t k = n - i < V_W ? n - i : V_W;
-        vf g = k == V_W ? FN(ld)(dy + i) : FN(ld_part)(dy + i, k, 0);
-        vf v = k == V_W ? FN(ld)(x + i) : FN(ld_part)(x + i, k, (float)mu);
-        vd g0 = FN(lo)(g), g1 = FN(hi)(g);
-        if (w) {
-            vf wv = k == V_W ? FN(ld)(w + i) : FN(ld_part)(w + i, k, 0);
-            g0 *= FN(lo)(wv); g1 *= FN(hi)(wv);
+/* LayerNorm backward of one row, with g = dy w and xh = (x - mu) rs:
+ * dx += rs (g - mean(g) - xh mean(g xh)) (dx NULL: not wanted), and the f64
+ * partial sums of dw and db: aw += dy xh, ab += dy (NULL: not wanted). One
+ * pass for the two means, one for the rest, both over a row in L1. The first
+ * pass keeps dy and xh in f64 for the second (rows up to LN_ROW_BUF), which
+ * then converts nothing: the same values, so the same bits either way. */
+#ifndef LN_ROW_BUF
+#define LN_ROW_BUF 1024
+#endif
+static void FN(ln_bwd_row)(const float *dy, const float *x, const double *w, double mu, double rs, float *dx,
+                           double *aw, double *ab, int64_t n) {
+    vd z = {0}, vmu = z + mu, vrs = z + rs, one = z + 1;
+    double m1 = 0, m2 = 0;
+    double dbuf[LN_ROW_BUF] __attribute__((aligned(64))), hbuf[LN_ROW_BUF] __attribute__((aligned(64)));
+    const int buf = dx && n <= LN_ROW_BUF;
+    int64_t i;
+    if (dx) {
+        vd g0s = z, g1s = z, h0s = z, h1s = z;
+        for (i = 0; i + V_W <= n; i += V_W) {
+            vf gv = FN(ld)(dy + i), v = FN(ld)(x + i);
+            vd d0 = FN(lo)(gv), d1 = FN(hi)(gv);
+            vd h0 = (FN(lo)(v) - vmu) * vrs, h1 = (FN(hi)(v) - vmu) * vrs;
+            if (buf) {
+                FN(st_d)(dbuf + i, d0); FN(st_d)(dbuf + i + V_H, d1);
+                FN(st_d)(hbuf + i, h0); FN(st_d)(hbuf + i + V_H, h1);
+            }
+            vd g0 = d0 * (w ? FN(ld_d)(w + i) : one), g1 = d1 * (w ? FN(ld_d)(w + i + V_H) : one);
+            g0s += g0; g1s += g1;
+            h0s += g0 * h0;
+            h1s += g1 * h1;
         }
-        g0s += g0; g1s += g1;
-        h0s += g0 * ((FN(lo)(v) - vmu) * vrs);
-        h1s += g1 * ((FN(hi)(v) - vmu) * vrs);
+        m1 = FN(hsum)(g0s) + FN(hsum)(g1s);
+        m2 = FN(hsum)(h0s) + FN(hsum)(h1s);
+        for (; i < n; i++) {
+            double g = (double)dy[i] * (w ? w[i] : 1.0);
+            m1 += g;
+            m2 += g * (((double)x[i] - mu) * rs);
+        }
+        m1 /= (double)n;
+        m2 /= (double)n;
     }
-    double m1 = (FN(hsum)(g0s) + FN(hsum)(g1s)) / (double)n, m2 = (FN(hsum)(h0s) + FN(hsum)(h1s)) / (double)n;
     vd vm1 = z + m1, vm2 = z + m2;
-    for (int64_t i = 0; i < n; i += V_W) {
-        int64_t k = n - i < V_W ? n - i : V_W;
-        vf g = k == V_W ? FN(ld)(dy + i) : FN(ld_part)(dy + i, k, 0);
-        vf v = k == V_W ? FN(ld)(x + i) : FN(ld_part)(x + i, k, 0);
-        vf o = k == V_W ? FN(ld)(dx + i) : FN(ld_part)(dx + i, k, 0);
-        vd g0 = FN(lo)(g), g1 = FN(hi)(g);
-        if (w) {
-            vf wv = k == V_W ? FN(ld)(w + i) : FN(ld_part)(w + i, k, 0);
-            g0 *= FN(lo)(wv); g1 *= FN(hi)(wv);
+    for (i = 0; i + V_W <= n; i += V_W) {
+        vd d0, d1, h0, h1;
+        if (buf) {
+            d0 = FN(ld_d)(dbuf + i); d1 = FN(ld_d)(dbuf + i + V_H);
+            h0 = FN(ld_d)(hbuf + i); h1 = FN(ld_d)(hbuf + i + V_H);
+        } else {
+            vf gv = FN(ld)(dy + i), v = FN(ld)(x + i);
+            d0 = FN(lo)(gv); d1 = FN(hi)(gv);
+            h0 = (FN(lo)(v) - vmu) * vrs; h1 = (FN(hi)(v) - vmu) * vrs;
         }
-        vd d0 = vrs * (g0 - vm1 - ((FN(lo)(v) - vmu) * vrs) * vm2);
-        vd d1 = vrs * (g1 - vm1 - ((FN(hi)(v) - vmu) * vrs) * vm2);
-        vf r = o + FN(narrow)(d0, d1);
-        if (k == V_W) FN(st)(dx + i, r);
-        else FN(st_part)(dx + i, r, k);
+        if (dx) {
+            vd g0 = d0 * (w ? FN(ld_d)(w + i) : one), g1 = d1 * (w ? FN(ld_d)(w + i + V_H) : one);
+            FN(st)(dx + i, FN(ld)(dx + i) + FN(narrow)(vrs * (g0 - vm1 - h0 * vm2), vrs * (g1 - vm1 - h1 * vm2)));
+        }
+        if (aw) {
+            FN(st_d)(aw + i, FN(ld_d)(aw + i) + d0 * h0);
+            FN(st_d)(aw + i + V_H, FN(ld_d)(aw + i + V_H) + d1 * h1);
+        }
+        if (ab) {
+            FN(st_d)(ab + i, FN(ld_d)(ab + i) + d0);
+            FN(st_d)(ab + i + V_H, FN(ld_d)(ab + i + V_H) + d1);
+        }
     }
-}
-
-/* dw/db partial sums of one row over columns [0, n): aw += dy xh, ab += dy (f64) */
-static void FN(ln_dwdb_row)(const float *dy, const float *x, double mu, double rs, double *aw, double *ab,
-                            int64_t n) {
-    vd z = {0}, vmu = z + mu, vrs = z + rs;
-    int64_t i = 0;
-    for (; i + V_W <= n; i += V_W) {
-        vf g = FN(ld)(dy + i), v = FN(ld)(x + i);
-        vd w0, w1, b0, b1;
-        memcpy(&w0, aw + i, sizeof w0); memcpy(&w1, aw + i + V_H, sizeof w1);
-        memcpy(&b0, ab + i, sizeof b0); memcpy(&b1, ab + i + V_H, sizeof b1);
-        w0 += FN(lo)(g) * ((FN(lo)(v) - vmu) * vrs);
-        w1 += FN(hi)(g) * ((FN(hi)(v) - vmu) * vrs);
-        b0 += FN(lo)(g); b1 += FN(hi)(g);
-        memcpy(aw + i, &w0, sizeof w0); memcpy(aw + i + V_H, &w1, sizeof w1);
-        memcpy(ab + i, &b0, sizeof b0); memcpy(ab + i + V_H, &b1, sizeof b1);
-    }
-    for (; i < n; i++) {   /* scalar tail: the same operations per column */
-        aw[i] += (double)dy[i] * (((double)x[i] - mu) * rs);
-        ab[i] += dy[i];
+    for (; i < n; i++) {   /* the same f64 operations per element */
+        double d = dy[i], h = ((double)x[i] - mu) * rs;
+        if (dx) dx[i] += (float)(rs * (d * (w ? w[i] : 1.0) - m1 - h * m2));
+        if (aw) aw[i] += d * h;
+        if (ab) ab[i] += d;
     }
 }
 
@@ -355,7 +368,6 @@ static const mvv_table FN(table) = {
     .add_to = FN(add_to),
     .ln_row = FN(ln_row),
     .ln_bwd_row = FN(ln_bwd_row),
-    .ln_dwdb_row = FN(ln_dwdb_row),
 };
 
 #undef vf
@@ -369,3 +381,8 @@ static const mvv_table FN(table) = {
 #undef V_ERF
 #undef V_ERFC
 #undef V_TANH
+#undef V_LO
+#undef V_HI
+#undef V_NARROW
+#undef V_LD_PART
+#undef V_ST_PART

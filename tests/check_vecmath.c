@@ -195,16 +195,17 @@ START_TEST(test_softmax_rows) {
 }
 END_TEST
 
-/* LayerNorm of rows with awkward statistics, against two-pass f64 */
+/* LayerNorm of rows with awkward statistics, against two-pass f64 (n = 1100:
+ * past the backward's row buffer, LN_ROW_BUF) */
 START_TEST(test_layernorm_rows) {
-    enum { N = 800 };
-    const int64_t lens[] = {1, 5, 16, 17, 100, 768, N};
-    float x[N], w[N], b[N], y[N], dy[N], dx[N];
-    double aw[N], ab[N];
+    enum { N = 1100 };
+    const int64_t lens[] = {1, 5, 16, 17, 100, 768, 800, N};
+    float x[N], w[N], b[N], y[N], dy[N], dx[N], dx2[N];
+    double aw[N], ab[N], aw2[N], ab2[N], wd[N], bd[N];
     for (int l = 0; l < g_nlv; l++) {
         const mvv_table *t = g_lv[l];
-        acc af = {.what = "ln_row"}, ad = {.what = "ln_bwd_row"}, aw_ = {.what = "ln_dwdb_row dw"},
-            ab_ = {.what = "ln_dwdb_row db"};
+        acc af = {.what = "ln_row"}, ad = {.what = "ln_bwd_row"}, aw_ = {.what = "ln_bwd_row dw"},
+            ab_ = {.what = "ln_bwd_row db"};
         mvt_rng r;
         mvt_rng_seed(&r, 9);
         for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
@@ -226,7 +227,8 @@ START_TEST(test_layernorm_rows) {
                 double mu = s / (double)n;
                 for (int64_t j = 0; j < n; j++) v += ((double)x[j] - mu) * ((double)x[j] - mu);
                 double rs = 1.0 / sqrt(v / (double)n + eps), gmu, grs;
-                t->ln_row(x, w, b, y, n, eps, &gmu, &grs);
+                for (int64_t j = 0; j < n; j++) { wd[j] = w[j]; bd[j] = b[j]; }
+                t->ln_row(x, wd, bd, y, n, eps, &gmu, &grs);
                 for (int64_t j = 0; j < n; j++) check_one(&af, x[j], y[j], ((double)x[j] - mu) * rs * w[j] + b[j]);
                 if (isfinite(mu)) {
                     ck_assert_msg(fabs(gmu - mu) <= 1e-12 * fabs(mu) + 1e-14 && fabs(grs - rs) <= 1e-10 * rs,
@@ -243,20 +245,42 @@ START_TEST(test_layernorm_rows) {
                 m1 /= (double)n;
                 m2 /= (double)n;
                 memset(dx, 0, sizeof dx);
-                t->ln_bwd_row(dy, x, w, mu, rs, dx, n);
+                memset(aw, 0, sizeof aw);
+                memset(ab, 0, sizeof ab);
+                t->ln_bwd_row(dy, x, wd, mu, rs, dx, aw, ab, n);
+                t->ln_bwd_row(dy, x, wd, mu, rs, NULL, aw, ab, n);   /* accumulates; dx not wanted */
                 for (int64_t j = 0; j < n; j++) {
                     double xh = ((double)x[j] - mu) * rs;
                     check_one(&ad, x[j], dx[j], rs * ((double)dy[j] * w[j] - m1 - xh * m2));
-                }
-                memset(aw, 0, sizeof aw);
-                memset(ab, 0, sizeof ab);
-                t->ln_dwdb_row(dy, x, mu, rs, aw, ab, n);
-                t->ln_dwdb_row(dy, x, mu, rs, aw, ab, n);   /* accumulates */
-                for (int64_t j = 0; j < n; j++) {
-                    double xh = ((double)x[j] - mu) * rs;
                     check_one(&aw_, x[j], (float)aw[j], 2 * dy[j] * xh);
                     check_one(&ab_, x[j], (float)ab[j], 2.0 * dy[j]);
                 }
+                /* each output alone gives the same bits as all three together */
+                memset(dx2, 0, sizeof dx2);
+                memset(aw2, 0, sizeof aw2);
+                memset(ab2, 0, sizeof ab2);
+                t->ln_bwd_row(dy, x, wd, mu, rs, dx2, NULL, NULL, n);
+                t->ln_bwd_row(dy, x, wd, mu, rs, NULL, aw2, NULL, n);
+                t->ln_bwd_row(dy, x, wd, mu, rs, NULL, aw2, NULL, n);
+                t->ln_bwd_row(dy, x, wd, mu, rs, NULL, NULL, ab2, n);
+                t->ln_bwd_row(dy, x, wd, mu, rs, NULL, NULL, ab2, n);
+                ck_assert_msg(memcmp(dx, dx2, (size_t)n * sizeof *dx) == 0 &&
+                                  memcmp(aw, aw2, (size_t)n * sizeof *aw) == 0 &&
+                                  memcmp(ab, ab2, (size_t)n * sizeof *ab) == 0,
+                              "ln_bwd_row [%s] n %lld: an output alone differs from all three together", t->name,
+                              (long long)n);
+                /* without a weight: g = dy */
+                double n1 = 0, n2 = 0;
+                for (int64_t j = 0; j < n; j++) {
+                    n1 += dy[j];
+                    n2 += dy[j] * ((double)x[j] - mu) * rs;
+                }
+                n1 /= (double)n;
+                n2 /= (double)n;
+                memset(dx2, 0, sizeof dx2);
+                t->ln_bwd_row(dy, x, NULL, mu, rs, dx2, NULL, NULL, n);
+                for (int64_t j = 0; j < n; j++)
+                    check_one(&ad, x[j], dx2[j], rs * ((double)dy[j] - n1 - ((double)x[j] - mu) * rs * n2));
             }
         }
         report(&af, t->name);
