@@ -42,29 +42,17 @@ static mvt_tensor *row_stat_tensor(const mvt_tensor *x) {
         }                                                                                          \
     }
 
-/* p [n] as f64, or NULL: the row kernels take w and b in f64 so that no row converts them again */
-static mvt_tensor *f64_copy(const float *p, int64_t n) {
-    if (!p) return NULL;
-    mvt_tensor *t = mvt_empty(MVT_F64, 1, &n);
-    double *d = mvt_f64(t);
-    for (int64_t j = 0; j < n; j++) d[j] = p[j];
-    return t;
-}
-
-static void ln_fwd_f32(const float *x, const float *w, const float *b, float *y, float *mean, float *rstd,
+/* f32 rows; w, b in f64 (the caller converts them once, not each row) or NULL */
+static void ln_fwd_f32(const float *x, const double *w, const double *b, float *y, float *mean, float *rstd,
                        int64_t R, int64_t D, double eps) {
     const mvv_table *vm = mvv_get();
-    mvt_tensor *wt = f64_copy(w, D), *bt = f64_copy(b, D);
-    const double *wd = wt ? mvt_f64(wt) : NULL, *bd = bt ? mvt_f64(bt) : NULL;
 #pragma omp parallel for schedule(static) if (R * D > 16384)
     for (int64_t r = 0; r < R; r++) {
         double mu, rs;
-        vm->ln_row(x + r * D, wd, bd, y + r * D, D, eps, &mu, &rs);
+        vm->ln_row(x + r * D, w, b, y + r * D, D, eps, &mu, &rs);
         if (mean) mean[r] = (float)mu;
         if (rstd) rstd[r] = (float)rs;
     }
-    mvt_release(wt);
-    mvt_release(bt);
 }
 DEF_LN_FWD(ln_fwd_f64, double)
 
@@ -84,10 +72,13 @@ mvt_tensor *mvt_layernorm(const mvt_tensor *x_in, const mvt_tensor *w_in, const 
     int64_t D = x->shape[x->ndim - 1], R = D > 0 ? mvt_numel(x) / D : 0;
     mvt_tensor *y = mvt_empty_like(x);
     mvt_tensor *mt = mean ? row_stat_tensor(x) : NULL, *rt = rstd ? row_stat_tensor(x) : NULL;
-    if (x->dtype == MVT_F32)
-        ln_fwd_f32(mvt_f32(x), w ? mvt_f32(w) : NULL, b ? mvt_f32(b) : NULL, mvt_f32(y), mt ? mvt_f32(mt) : NULL,
-                   rt ? mvt_f32(rt) : NULL, R, D, eps);
-    else
+    if (x->dtype == MVT_F32) {
+        mvt_tensor *w64 = w ? mvt_to_dtype(w, MVT_F64) : NULL, *b64 = b ? mvt_to_dtype(b, MVT_F64) : NULL;
+        ln_fwd_f32(mvt_f32(x), w64 ? mvt_f64(w64) : NULL, b64 ? mvt_f64(b64) : NULL, mvt_f32(y),
+                   mt ? mvt_f32(mt) : NULL, rt ? mvt_f32(rt) : NULL, R, D, eps);
+        mvt_release(w64);
+        mvt_release(b64);
+    } else
         ln_fwd_f64(mvt_f64(x), w ? mvt_f64(w) : NULL, b ? mvt_f64(b) : NULL, mvt_f64(y), mt ? mvt_f64(mt) : NULL,
                    rt ? mvt_f64(rt) : NULL, R, D, eps);
     mvt_release(x);
@@ -151,11 +142,9 @@ mvt_tensor *mvt_layernorm(const mvt_tensor *x_in, const mvt_tensor *w_in, const 
  * do not depend on the thread count. */
 #define MIN_BLOCK_ROWS 64
 #define MAX_BLOCKS 256
-static void ln_bwd_f32(const float *dy, const float *x, const float *w, const float *mean, const float *rstd,
+static void ln_bwd_f32(const float *dy, const float *x, const double *w, const float *mean, const float *rstd,
                        float *dx, float *dw, float *db, int64_t R, int64_t D) {
     const mvv_table *vm = mvv_get();
-    mvt_tensor *wt = f64_copy(w, D);
-    const double *wd = wt ? mvt_f64(wt) : NULL;
     int64_t rows = (R + MAX_BLOCKS - 1) / MAX_BLOCKS;
     if (rows < MIN_BLOCK_ROWS) rows = MIN_BLOCK_ROWS;
     int64_t nblk = (R + rows - 1) / rows;
@@ -174,7 +163,7 @@ static void ln_bwd_f32(const float *dy, const float *x, const float *w, const fl
         }
         int64_t r1 = (k + 1) * rows < R ? (k + 1) * rows : R;
         for (int64_t r = k * rows; r < r1; r++)
-            vm->ln_bwd_row(dy + r * D, x + r * D, wd, mean[r], rstd[r], dx ? dx + r * D : NULL, aw, ab, D);
+            vm->ln_bwd_row(dy + r * D, x + r * D, w, mean[r], rstd[r], dx ? dx + r * D : NULL, aw, ab, D);
     }
     if (part) {
 #pragma omp parallel for schedule(static) if (nblk * D > 16384)
@@ -185,7 +174,6 @@ static void ln_bwd_f32(const float *dy, const float *x, const float *w, const fl
             else db[j - (dw ? D : 0)] += (float)s;
         }
     }
-    mvt_release(wt);
     mvt_release(pt);
 }
 DEF_LN_BWD(ln_bwd_f64, double)
@@ -215,10 +203,12 @@ void mvt_layernorm_backward(const mvt_tensor *dy_in, const mvt_tensor *x_in, con
     MVT_ASSERT(mvt_numel(mean) == R && mvt_numel(rstd) == R && mean->dtype == x->dtype && rstd->dtype == x->dtype,
                "layernorm_backward: mean/rstd must have one entry per row");
     if (R > 0 && D > 0) {
-        if (x->dtype == MVT_F32)
-            ln_bwd_f32(mvt_f32(dy), mvt_f32(x), w ? mvt_f32(w) : NULL, mvt_f32(mean), mvt_f32(rstd),
+        if (x->dtype == MVT_F32) {
+            mvt_tensor *w64 = w ? mvt_to_dtype(w, MVT_F64) : NULL;
+            ln_bwd_f32(mvt_f32(dy), mvt_f32(x), w64 ? mvt_f64(w64) : NULL, mvt_f32(mean), mvt_f32(rstd),
                        dx ? mvt_f32(dx) : NULL, dw ? mvt_f32(dw) : NULL, db ? mvt_f32(db) : NULL, R, D);
-        else
+            mvt_release(w64);
+        } else
             ln_bwd_f64(mvt_f64(dy), mvt_f64(x), w ? mvt_f64(w) : NULL, mvt_f64(mean), mvt_f64(rstd),
                        dx ? mvt_f64(dx) : NULL, dw ? mvt_f64(dw) : NULL, db ? mvt_f64(db) : NULL, R, D);
     }

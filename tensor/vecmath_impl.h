@@ -273,7 +273,7 @@ static void FN(ln_row)(const float *x, const double *w, const double *b, float *
         vd b0 = b ? FN(ld_d)(b + i) : z, b1 = b ? FN(ld_d)(b + i + V_H) : z;
         FN(st)(y + i, FN(narrow)(o0 * w0 + b0, o1 * w1 + b1));
     }
-    for (; i < n; i++) {   /* the same f64 operations per element */
+    for (; i < n; i++) {   /* scalar tail: its columns are fixed by n, so no split of rows moves them */
         double o = ((double)x[i] - mu) * rs;
         y[i] = (float)(o * (w ? w[i] : 1.0) + (b ? b[i] : 0.0));
     }
@@ -344,7 +344,7 @@ static void FN(ln_bwd_row)(const float *dy, const float *x, const double *w, dou
             FN(st_d)(ab + i + V_H, FN(ld_d)(ab + i + V_H) + d1);
         }
     }
-    for (; i < n; i++) {   /* the same f64 operations per element */
+    for (; i < n; i++) {   /* scalar tail: its columns are fixed by n, so no split of rows moves them */
         double d = dy[i], h = ((double)x[i] - mu) * rs;
         if (dx) dx[i] += (float)(rs * (d * (w ? w[i] : 1.0) - m1 - h * m2));
         if (aw) aw[i] += d * h;
