@@ -11,3 +11,6 @@ EXTRA_DIST += bench/run.sh bench/README.md bench/peers/collect.py bench/peers/co
 	bench/peers/torch_kernels.py bench/peers/torch_vit.py bench/peers/eam.py \
 	bench/peers/torch_bank.py bench/peers/faiss_flat.py bench/peers/faiss_flat.cpp
 EXTRA_DIST += bench/bench_util.h
+# collect.py's target checks on a made-up run (no timings: the verdicts only)
+TESTS += tests/bench_collect_test.sh
+EXTRA_DIST += tests/bench_collect_test.sh

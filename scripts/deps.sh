@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(build-essential autoconf automake libtool pkg-config libopenblas-dev libsleef-dev libhdf5-dev zlib1g-dev
       check libjson-c-dev libjpeg62-turbo-dev libpng-dev libopenmpi-dev openmpi-bin hdf5-tools
-      chromium)  # chromium renders the report page headless in tests/cli_test.sh
+      chromium   # renders the report page headless in tests/cli_test.sh
+      python3)   # bench/peers/collect.py: make bench's joined table, checked by tests/bench_collect_test.sh
 pkgs+=("$@")
 missing=()
 for p in "${pkgs[@]}"; do
