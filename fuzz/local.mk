@@ -34,7 +34,7 @@ fuzz:
 fuzz-vars:
 	@echo 'FZ_SOURCES = $(filter %.c,$(libmvead_la_SOURCES))'
 	@echo 'FZ_CPPFLAGS = $(DEFS) -I$(abs_top_srcdir) -I$(abs_top_builddir) $(BLAS_CFLAGS) $(SLEEF_CFLAGS) $(HDF5_CFLAGS) $(ZLIB_CFLAGS) $(JSONC_CFLAGS) $(PNG_CFLAGS) $(JPEG_CFLAGS) $(MPI_CFLAGS)'
-	@echo 'FZ_LIBS = $(BLAS_LIBS) $(SLEEF_LIBS) $(HDF5_LIBS) $(ZLIB_LIBS) $(JSONC_LIBS) $(PNG_LIBS) $(JPEG_LIBS) $(MPI_LIBS) -lm'
+	@echo 'FZ_LIBS = $(BLAS_LIBS) $(SLEEF_LIBS) $(MVEC_LIBS) $(HDF5_LIBS) $(ZLIB_LIBS) $(JSONC_LIBS) $(PNG_LIBS) $(JPEG_LIBS) $(MPI_LIBS) -lm'
 
 clean-local: clean-fuzz
 clean-fuzz:

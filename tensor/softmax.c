@@ -169,10 +169,22 @@ mvt_tensor *mvt_ref_softmax_scaled(const mvt_tensor *x, double scale, const mvt_
         }                                                                                          \
     }
 
+/* Each row is read twice (its dot, then dx) and the second read hits L1, so
+ * the pass streams y and dy once and is bound by that stream: a variant
+ * without the dot took the same time. Asking for the next row's lines while
+ * this one computes took 3 % off at 1 thread (257-wide rows from L3, four
+ * alternated pairs, every pair faster); it changes no value. */
 static void softmax_bwd_f32(const float *y, const float *dy, float *dx, int64_t R, int64_t N) {
     const mvv_table *vm = mvv_get();
 #pragma omp parallel for schedule(static) if (R * N > 16384)
-    for (int64_t r = 0; r < R; r++) vm->softmax_bwd_row(y + r * N, dy + r * N, dx + r * N, N);
+    for (int64_t r = 0; r < R; r++) {
+        if (r + 1 < R && N <= 4096)
+            for (int64_t j = 0; j < N; j += 16) {
+                __builtin_prefetch(y + (r + 1) * N + j);
+                __builtin_prefetch(dy + (r + 1) * N + j);
+            }
+        vm->softmax_bwd_row(y + r * N, dy + r * N, dx + r * N, N);
+    }
 }
 DEF_SOFTMAX_BWD(softmax_bwd_f64, double)
 

@@ -1,5 +1,6 @@
 /* vecmath: vecmath_impl.h compiled once per x86 ISA level (AVX-512F,
- * AVX2+FMA, SSE2) with SLEEF's functions of that width, and the run-time
+ * AVX2+FMA, SSE2) with SLEEF's functions of that width (and, where glibc
+ * has it, libmvec's erfcf of that width for GELU), and the run-time
  * choice of the widest one the CPU supports. The choice never depends on the
  * thread count, so neither do the results. */
 #include "config.h"
@@ -47,7 +48,16 @@ __m256 Sleef_erff8_u10avx2(__m256);
 __m256 Sleef_erfcf8_u15avx2(__m256);
 __m256 Sleef_tanhf8_u10avx2(__m256);
 #endif
+#ifdef HAVE_LIBMVEC_ERFC
+/* glibc's libmvec, by its vector-ABI names (math.h declares them only for
+ * `omp declare simd` builds): e = AVX-512, d = AVX2, b = SSE2 */
+__m512 _ZGVeN16v_erfcf(__m512);
+__m256 _ZGVdN8v_erfcf(__m256);
+#endif
 ISA_END
+#ifdef HAVE_LIBMVEC_ERFC
+__m128 _ZGVbN4v_erfcf(__m128);
+#endif
 
 ISA_BEGIN_AVX512
 #define V_W 16
@@ -57,6 +67,9 @@ ISA_BEGIN_AVX512
 #define V_ERF(v) Sleef_erff16_u10avx512f(v)
 #define V_ERFC(v) Sleef_erfcf16_u15avx512f(v)
 #define V_TANH(v) Sleef_tanhf16_u10avx512f(v)
+#ifdef HAVE_LIBMVEC_ERFC
+#define V_ERFC_ALL(v) _ZGVeN16v_erfcf(v)
+#endif
 #define V_LO(v) _mm512_cvtps_pd(_mm512_castps512_ps256((__m512)(v)))
 #define V_HI(v) _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd((__m512)(v)), 1)))
 #define V_NARROW(l, h)                                                                             \
@@ -75,6 +88,9 @@ ISA_BEGIN_AVX2
 #define V_ERF(v) Sleef_erff8_u10avx2(v)
 #define V_ERFC(v) Sleef_erfcf8_u15avx2(v)
 #define V_TANH(v) Sleef_tanhf8_u10avx2(v)
+#ifdef HAVE_LIBMVEC_ERFC
+#define V_ERFC_ALL(v) _ZGVdN8v_erfcf(v)
+#endif
 #define V_LO(v) _mm256_cvtps_pd(_mm256_castps256_ps128((__m256)(v)))
 #define V_HI(v) _mm256_cvtps_pd(_mm256_extractf128_ps((__m256)(v), 1))
 #define V_NARROW(l, h) \
@@ -90,6 +106,9 @@ ISA_END
 #define V_ERF(v) Sleef_erff4_u10sse2(v)
 #define V_ERFC(v) Sleef_erfcf4_u15sse2(v)
 #define V_TANH(v) Sleef_tanhf4_u10sse2(v)
+#ifdef HAVE_LIBMVEC_ERFC
+#define V_ERFC_ALL(v) _ZGVbN4v_erfcf(v)
+#endif
 #define V_LO(v) _mm_cvtps_pd((__m128)(v))
 #define V_HI(v) _mm_cvtps_pd(_mm_movehl_ps((__m128)(v), (__m128)(v)))
 #define V_NARROW(l, h) _mm_movelh_ps(_mm_cvtpd_ps((__m128d)(l)), _mm_cvtpd_ps((__m128d)(h)))

@@ -1,6 +1,7 @@
 /* One ISA's f32 vector kernels, included by vecmath.c once per ISA under a
  * `#pragma GCC target` with V_W (floats per vector), FN(name) (suffixes the
  * ISA), V_EXP, V_ERF, V_ERFC, V_TANH (SLEEF's lane-wise functions of that width),
+ * optionally V_ERFC_ALL (libmvec's erfcf of that width, for GELU's Phi),
  * V_LO, V_HI, V_NARROW (f32 <-> f64 halves, the ISA's conversions), and
  * optionally V_LD_PART, V_ST_PART (masked tail moves),
  * V_NAME; it undefines them at its end, ready for the next ISA.
@@ -57,18 +58,26 @@ static inline double FN(hsum)(vd v) {
     return s;
 }
 
-/* gelu(x) = x Phi(x), Phi(x) = 0.5 (1 + erf(x / sqrt 2)). SLEEF's erf costs
+/* gelu(x) = x Phi(x), Phi(x) = 0.5 (1 + erf(x / sqrt 2)). Without libmvec:
+ * SLEEF's erf costs
  * ~8 exps and its erfc ~12, so erf carries the bulk; its absolute error
  * (about 1 ulp of 1) times |x| / 2 stays under 1e-7 only for x >= -3. Below,
  * 1 + erf has cancelled and Phi(x) = 0.5 erfc(-x / sqrt 2) takes over, lane
  * by lane (a vector pays for erfc only when one of its lanes needs it). */
 static inline vf FN(phi2_v)(vf x) {   /* 2 Phi(x) */
+#ifdef V_ERFC_ALL
+    /* 2 Phi(x) = erfc(-x / sqrt 2) on every lane: for x > 0 erfc lies in
+     * [1, 2], for x < 0 it is the tail itself, so no cancellation anywhere
+     * and one call; libmvec's erfcf costs less than SLEEF's erf alone */
+    return V_ERFC_ALL(x * -0.70710678118654752f);
+#else
     vf p = 1.0f + V_ERF(x * 0.70710678118654752f);
     vi tail = x < -3.0f;
     int any = 0;
     for (int l = 0; l < V_W; l++) any |= tail[l];
     if (any) p = FN(sel)(tail, V_ERFC(x * -0.70710678118654752f), p);
     return p;
+#endif
 }
 static inline vf FN(gelu_v)(vf x) { return 0.5f * x * FN(phi2_v)(x); }
 /* gelu'(x) = Phi(x) + x phi(x) */
@@ -380,6 +389,7 @@ static const mvv_table FN(table) = {
 #undef V_EXP
 #undef V_ERF
 #undef V_ERFC
+#undef V_ERFC_ALL
 #undef V_TANH
 #undef V_LO
 #undef V_HI
