@@ -173,7 +173,10 @@ mvt_tensor *mvt_ref_softmax_scaled(const mvt_tensor *x, double scale, const mvt_
  * the pass streams y and dy once and is bound by that stream: a variant
  * without the dot took the same time. Asking for the next row's lines while
  * this one computes took 3 % off at 1 thread (257-wide rows from L3, four
- * alternated pairs, every pair faster); it changes no value. */
+ * alternated pairs, every pair faster); it changes no value. Past 4096
+ * floats the next row's lines (over 2 x 16 KB) would crowd L1, so longer rows
+ * are left to the hardware prefetcher (a bound chosen, not measured: only
+ * 257-wide rows were timed). The step of 16 floats is a 64-byte line. */
 static void softmax_bwd_f32(const float *y, const float *dy, float *dx, int64_t R, int64_t N) {
     const mvv_table *vm = mvv_get();
 #pragma omp parallel for schedule(static) if (R * N > 16384)

@@ -58,9 +58,9 @@ static inline double FN(hsum)(vd v) {
     return s;
 }
 
-/* gelu(x) = x Phi(x), Phi(x) = 0.5 (1 + erf(x / sqrt 2)). Without libmvec:
- * SLEEF's erf costs
- * ~8 exps and its erfc ~12, so erf carries the bulk; its absolute error
+/* gelu(x) = x Phi(x), Phi(x) = 0.5 (1 + erf(x / sqrt 2)). Without libmvec's
+ * erfcf (below): SLEEF's erf costs ~8 exps and its erfc ~12, so erf carries
+ * the bulk; its absolute error
  * (about 1 ulp of 1) times |x| / 2 stays under 1e-7 only for x >= -3. Below,
  * 1 + erf has cancelled and Phi(x) = 0.5 erfc(-x / sqrt 2) takes over, lane
  * by lane (a vector pays for erfc only when one of its lanes needs it). */

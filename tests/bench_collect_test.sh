@@ -39,18 +39,15 @@ EOF
 # bench_eam at 2 threads, two sizes: only the largest is the issue's size.
 # N 256: step 5x (met), fwd+bwd 2x (missed), step RSS 700 MB (met); the
 # N 64 figures (1x) must not be checked.
-cat >"$O/ours_bench_eam_n64_t2.txt" <<'EOF'
-@bench key=eam_fwdbwd impl=ours threads=2 size=B8xN64 time_s=1.0 flops=1e11 held_mb=100 rss_mb=150
-@bench key=eam_step impl=ours threads=2 size=B8xN64 time_s=1.0 flops=1e11 held_mb=100 rss_mb=150
-@bench key=eam_fwdbwd_dense impl=ours threads=2 size=B8xN64 time_s=1.0 flops=1e11 held_mb=100 rss_mb=350
-@bench key=eam_step_dense impl=ours threads=2 size=B8xN64 time_s=1.0 flops=1e11 held_mb=100 rss_mb=350
-EOF
-cat >"$O/ours_bench_eam_n256_t2.txt" <<'EOF'
-@bench key=eam_fwdbwd impl=ours threads=2 size=B8xN256 time_s=1.0 flops=2.6e11 held_mb=828 rss_mb=540
-@bench key=eam_step impl=ours threads=2 size=B8xN256 time_s=1.0 flops=5.3e11 held_mb=1674 rss_mb=700
-@bench key=eam_fwdbwd_dense impl=ours threads=2 size=B8xN256 time_s=2.0 flops=2.6e11 held_mb=828 rss_mb=3200
-@bench key=eam_step_dense impl=ours threads=2 size=B8xN256 time_s=5.0 flops=5.3e11 held_mb=1674 rss_mb=4800
-EOF
+eam_records() {   # N, dense fwd+bwd s, dense step s, sparse step RSS MB (sparse times: 1 s)
+    local s="size=B8xN$1"
+    echo "@bench key=eam_fwdbwd impl=ours threads=2 $s time_s=1.0 flops=1e11 held_mb=100 rss_mb=150"
+    echo "@bench key=eam_step impl=ours threads=2 $s time_s=1.0 flops=1e11 held_mb=100 rss_mb=$4"
+    echo "@bench key=eam_fwdbwd_dense impl=ours threads=2 $s time_s=$2 flops=1e11 held_mb=100 rss_mb=3200"
+    echo "@bench key=eam_step_dense impl=ours threads=2 $s time_s=$3 flops=1e11 held_mb=100 rss_mb=4800"
+}
+eam_records 64 1.0 1.0 150 >"$O/ours_bench_eam_n64_t2.txt"
+eam_records 256 2.0 5.0 700 >"$O/ours_bench_eam_n256_t2.txt"
 : >"$O/skipped.txt"
 
 if "$PY" "$SRC/bench/peers/collect.py" "$O" "$T/results.md" "$T/results.csv" >"$T/stdout" 2>"$T/stderr"; then
